@@ -1,0 +1,185 @@
+"""Configuration: frozen dataclasses with units in their names, loaded from a TOML file, the environment and the
+command line, with precedence (command line > environment > file) resolved in ``ServerConfig.load`` alone."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+PYTHON_RUNTIMES = ("python3.11", "python3.12", "python3.13")
+RUNTIMES = (*PYTHON_RUNTIMES, "provided", "provided.al2", "provided.al2023")
+DEFAULT_TIMEOUT_S = 3.0
+DEFAULT_MEMORY_MB = 128
+INIT_TIMEOUT_S = 10.0  # Lambda's limit for the INIT phase of on-demand environments
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+# Variables Lambda sets itself; a function may not override them.
+RESERVED_ENV = frozenset(
+    {
+        "_HANDLER",
+        "_X_AMZN_TRACE_ID",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "AWS_EXECUTION_ENV",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_LAMBDA_RUNTIME_API",
+        "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
+    }
+)
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    name: str
+    code_dir: Path
+    handler: str
+    runtime: str = "python3.11"
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    memory_mb: int = DEFAULT_MEMORY_MB
+    env: Mapping[str, str] = field(default_factory=dict)
+    init_timeout_s: float = INIT_TIMEOUT_S
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ConfigError(f"function name {self.name!r}: use 1-64 letters, digits, '-' or '_'")
+        if self.runtime not in RUNTIMES:
+            raise ConfigError(f"function {self.name}: unknown runtime {self.runtime!r}; choose one of {', '.join(RUNTIMES)}")
+        if not self.code_dir.is_dir():
+            raise ConfigError(f"function {self.name}: code directory {self.code_dir} does not exist")
+        if not 1 <= self.timeout_s <= 900:
+            raise ConfigError(f"function {self.name}: timeout must be 1-900 seconds, not {self.timeout_s}")
+        if not 128 <= self.memory_mb <= 10240:
+            raise ConfigError(f"function {self.name}: memory must be 128-10240 MB, not {self.memory_mb}")
+        if self.init_timeout_s <= 0:
+            raise ConfigError(f"function {self.name}: init timeout must be positive")
+        if not self.handler and self.runtime in PYTHON_RUNTIMES:
+            raise ConfigError(f"function {self.name}: a handler (module.function) is required for {self.runtime}")
+        reserved = sorted(set(self.env) & RESERVED_ENV)
+        if reserved:
+            raise ConfigError(f"function {self.name}: {', '.join(reserved)} are reserved by Lambda and cannot be set")
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account_id}:function:{self.name}"
+
+    @classmethod
+    def from_mapping(cls, name: str, data: Mapping[str, Any], *, base_dir: Path, where: str) -> FunctionConfig:
+        known = {"code_dir", "handler", "runtime", "timeout", "memory", "env", "init_timeout"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        if "code_dir" not in data:
+            raise ConfigError(f"{where}: 'code_dir' is required")
+        env = data.get("env", {})
+        if not isinstance(env, dict) or not all(isinstance(v, (str, int, float, bool)) for v in env.values()):
+            raise ConfigError(f"{where}: 'env' must be a table of strings")
+        try:
+            return cls(
+                name=name,
+                code_dir=(base_dir / str(data["code_dir"])).resolve(),
+                handler=str(data.get("handler", "")),
+                runtime=str(data.get("runtime", "python3.11")),
+                timeout_s=float(data.get("timeout", DEFAULT_TIMEOUT_S)),
+                memory_mb=int(data.get("memory", DEFAULT_MEMORY_MB)),
+                env={str(k): str(v) for k, v in env.items()},
+                init_timeout_s=float(data.get("init_timeout", INIT_TIMEOUT_S)),
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    freezer: str = "auto"
+    functions: tuple[FunctionConfig, ...] = ()
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        file: Path | None = None,
+        cli: Mapping[str, Any] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> ServerConfig:
+        """Resolve the settings: command line over ``LAMBDA_FREEZE_*`` variables over the TOML file."""
+        environ = os.environ if environ is None else environ
+        settings: dict[str, Any] = {}
+        functions: list[FunctionConfig] = []
+        if file is not None:
+            file_settings, functions = _read_toml(file)
+            settings.update(file_settings)
+        for key, parse in (("host", str), ("port", int), ("freezer", str)):
+            value = environ.get(f"LAMBDA_FREEZE_{key.upper()}")
+            if value:
+                try:
+                    settings[key] = parse(value)
+                except ValueError:
+                    raise ConfigError(f"LAMBDA_FREEZE_{key.upper()}={value!r} is not a valid {key}") from None
+        for key, value in (cli or {}).items():
+            if value is not None:
+                settings[key] = value
+        extra = (cli or {}).get("functions")
+        if extra:
+            functions.extend(extra)
+        settings.pop("functions", None)
+        names = [f.name for f in functions]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ConfigError(f"function(s) defined twice: {', '.join(duplicates)}")
+        return cls(**settings, functions=tuple(functions))
+
+    def replace(self, **changes: Any) -> ServerConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _read_toml(file: Path) -> tuple[dict[str, Any], list[FunctionConfig]]:
+    try:
+        data = tomllib.loads(file.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {file} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: {exc}") from None
+    unknown = sorted(set(data) - {"server", "functions"})
+    if unknown:
+        raise ConfigError(f"{file}: unknown table(s) {', '.join(unknown)}; expected [server] and [functions.NAME]")
+    server = data.get("server", {})
+    unknown = sorted(set(server) - {"host", "port", "freezer"})
+    if unknown:
+        raise ConfigError(f"{file}: [server] has unknown key(s) {', '.join(unknown)}")
+    functions = [
+        FunctionConfig.from_mapping(name, spec, base_dir=file.parent.resolve(), where=f"{file}: [functions.{name}]")
+        for name, spec in data.get("functions", {}).items()
+    ]
+    return dict(server), functions
+
+
+def parse_env_pairs(pairs: list[str] | None) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--env {pair!r}: expected KEY=VALUE")
+        env[key] = value
+    return env

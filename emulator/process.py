@@ -1,0 +1,148 @@
+"""The runtime process: spawned in its own process group, placed in its cgroup before it execs, dying with the
+emulator (parent-death signal), its stdout and stderr read from one pipe, its exit seen through a pidfd."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import errno
+import os
+import signal
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+_READ_CHUNK = 64 * 1024
+_READ_PER_WAKEUP = 16  # chunks read per readiness callback, so a flooding runtime cannot starve the loop
+
+
+def describe_exit(returncode: int) -> str:
+    """How Lambda words a runtime's end: ``exit status 1``, ``signal: killed``, ..."""
+    if returncode >= 0:
+        return f"exit status {returncode}"
+    try:
+        name = signal.strsignal(-returncode) or f"signal {-returncode}"
+    except ValueError:
+        name = f"signal {-returncode}"
+    return f"signal: {name.lower()}"
+
+
+def _child_setup(attach_paths: Sequence[bytes], parent_pid: int) -> Callable[[], None]:
+    def setup() -> None:  # runs in the child between fork and exec: keep it to plain syscalls
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the emulator died before prctl took effect
+            os._exit(1)
+        for path in attach_paths:  # "0" is the writing process; its future children follow it
+            fd = os.open(path, os.O_WRONLY)
+            os.write(fd, b"0")
+            os.close(fd)
+
+    return setup
+
+
+class RuntimeProcess:
+    """One runtime process. ``on_output`` gets raw bytes as they arrive; ``on_exit`` the return code, once."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        cwd: Path,
+        attach_paths: Sequence[Path],
+        on_output: Callable[[bytes], None],
+        on_exit: Callable[[int], None],
+    ):
+        self._argv = list(argv)
+        self._env = dict(env)
+        self._cwd = cwd
+        self._attach_paths = [os.fsencode(p) for p in attach_paths]
+        self._on_output = on_output
+        self._on_exit = on_exit
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._out_fd: int | None = None
+        self._pidfd: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.returncode: int | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._popen.pid if self._popen else None
+
+    def start(self) -> int:
+        """Start the process; raises OSError (e.g. ENOENT, EACCES) when it cannot be executed."""
+        self._loop = asyncio.get_running_loop()
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        try:
+            self._popen = subprocess.Popen(
+                self._argv,
+                env=self._env,
+                cwd=self._cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=write_fd,
+                stderr=write_fd,
+                process_group=0,
+                preexec_fn=_child_setup(self._attach_paths, os.getpid()),
+            )
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        os.set_blocking(read_fd, False)
+        self._out_fd = read_fd
+        self._loop.add_reader(read_fd, self._read_available, _READ_PER_WAKEUP)
+        self._pidfd = os.pidfd_open(self._popen.pid)
+        self._loop.add_reader(self._pidfd, self._reap)
+        return self._popen.pid
+
+    def _read_available(self, max_chunks: int) -> None:
+        fd = self._out_fd
+        for _ in range(max_chunks):
+            if fd is None:
+                return
+            try:
+                data = os.read(fd, _READ_CHUNK)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno == errno.EINTR:
+                    continue
+                data = b""
+            if not data:  # every writer is gone
+                self._close_output()
+                return
+            self._on_output(data)
+
+    def drain_output(self) -> None:
+        """Read everything the runtime has written so far (before a START/END line is placed)."""
+        self._read_available(10_000)
+
+    def _close_output(self) -> None:
+        if self._out_fd is not None and self._loop is not None:
+            self._loop.remove_reader(self._out_fd)
+            os.close(self._out_fd)
+            self._out_fd = None
+
+    def _reap(self) -> None:
+        assert self._popen is not None and self._loop is not None
+        returncode = self._popen.poll()
+        if returncode is None:
+            return
+        if self._pidfd is not None:
+            self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        self.drain_output()
+        self.returncode = returncode
+        self._on_exit(returncode)
+
+    def close(self) -> None:
+        """Stop reading; the process must already have been killed."""
+        self._close_output()
+        if self._pidfd is not None and self._loop is not None:
+            self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None

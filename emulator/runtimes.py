@@ -1,0 +1,97 @@
+"""How each runtime is launched: its command line and Lambda's reserved environment variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sys
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+
+from .config import PYTHON_RUNTIMES, FunctionConfig
+from .errors import ConfigError
+
+# Lambda's PATH, with the host's after it so a local interpreter and tools are found.
+_LAMBDA_PATH = "/usr/local/bin:/usr/bin/:/bin:/opt/bin"
+
+
+@cache
+def python_for(runtime: str) -> str:
+    """The interpreter for ``python3.X``: this one when the versions match, else ``python3.X`` on PATH."""
+    wanted = runtime.removeprefix("python")
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == wanted:
+        return sys.executable
+    found = shutil.which(f"python{wanted}")
+    if found is None:
+        raise ConfigError(
+            f"runtime {runtime} needs a python{wanted} interpreter with awslambdaric installed "
+            f"(python{wanted} -m pip install awslambdaric); none is on PATH"
+        )
+    return found
+
+
+def command(config: FunctionConfig) -> list[str]:
+    if config.runtime in PYTHON_RUNTIMES:
+        return [python_for(config.runtime), "-m", "awslambdaric", config.handler]
+    return [str(config.code_dir / "bootstrap")]
+
+
+def bootstrap_problem(config: FunctionConfig) -> str | None:
+    """Why a ``provided`` function cannot start (Lambda's ``Runtime.InvalidEntrypoint``), or None."""
+    if config.runtime in PYTHON_RUNTIMES:
+        return None
+    bootstrap = config.code_dir / "bootstrap"
+    if not bootstrap.is_file():
+        return f"Couldn't find valid bootstrap(s): [{bootstrap}]"
+    if not os.access(bootstrap, os.X_OK):
+        return f"bootstrap {bootstrap} is not executable (chmod +x)"
+    return None
+
+
+def log_stream_name(version: str = "$LATEST") -> str:
+    return f"{datetime.now(UTC):%Y/%m/%d}/[{version}]{secrets.token_hex(16)}"
+
+
+def environment(
+    config: FunctionConfig,
+    *,
+    runtime_api: str,
+    initialization_type: str = "on-demand",
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The process environment Lambda gives a runtime: the function's own variables, then the reserved set.
+
+    Nothing else of the emulator's environment leaks in except ``PATH`` (after Lambda's) and ``LANG``.
+    """
+    env = dict(config.env)
+    host_path = os.environ.get("PATH", "")
+    python_dir = str(Path(sys.executable).parent)
+    env.update(
+        {
+            "_HANDLER": config.handler,
+            "AWS_REGION": config.region,
+            "AWS_DEFAULT_REGION": config.region,
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.runtime}",
+            "AWS_LAMBDA_FUNCTION_NAME": config.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": initialization_type,
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": log_stream_name(),
+            "AWS_LAMBDA_RUNTIME_API": runtime_api,
+            "AWS_ACCESS_KEY_ID": "lambda-freeze-local",
+            "AWS_SECRET_ACCESS_KEY": "lambda-freeze-local",
+            "AWS_SESSION_TOKEN": "lambda-freeze-local",
+            "LAMBDA_TASK_ROOT": str(config.code_dir),
+            "LAMBDA_RUNTIME_DIR": str(Path(__file__).parent),
+            "TZ": ":UTC",
+            "LANG": "en_US.UTF-8",
+            "PATH": ":".join(p for p in (_LAMBDA_PATH, python_dir, host_path) if p),
+        }
+    )
+    if config.runtime in PYTHON_RUNTIMES:
+        env["PYTHONPATH"] = str(config.code_dir)
+    env.update(extra or {})
+    return env

@@ -1,0 +1,152 @@
+"""The emulator: functions and their environments behind the Invoke API; implements ``runtime_api.InvokeBackend``.
+
+Lifecycle: ``await start()`` → serve → ``await stop()`` (every environment killed, every cgroup removed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import uuid
+from collections.abc import Mapping, Sequence
+
+from aiohttp import web
+
+from runtime_api import InvokeRequest, InvokeResult, RuntimeApiServer, create_invoke_app
+
+from .config import FunctionConfig, ServerConfig
+from .errors import ConfigError, FunctionNotFound, LambdaFreezeError
+from .freezer import FreezerBackend, create_freezer
+from .function import FunctionPool
+from .invocation import Invocation, decode_client_context
+from .logs import LogSink, StreamSink
+
+log = logging.getLogger("lambda_freeze")
+
+
+class Emulator:
+    def __init__(self, config: ServerConfig, *, sink: LogSink | None = None):
+        self.config = config
+        self.sink: LogSink = sink or StreamSink(prefix=len(config.functions) > 1)
+        self.freezer: FreezerBackend | None = None
+        self.functions: dict[str, FunctionPool] = {}
+        self._runtime_server = RuntimeApiServer()
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+        self._started = False
+
+    # ------------------------------------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        if self._started:
+            raise RuntimeError("Emulator.start() was already awaited")
+        self.freezer = create_freezer(self.config.freezer)
+        await self._runtime_server.start()
+        for function in self.config.functions:
+            self.add_function(function)
+        self._runner = web.AppRunner(
+            create_invoke_app(self), handle_signals=False, access_log=None, shutdown_timeout=1.0
+        )
+        await self._runner.setup()
+        sock = socket.socket(socket.AF_INET6 if ":" in self.config.host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.config.host, self.config.port))
+        except OSError as exc:
+            sock.close()
+            await self._cleanup()
+            raise ConfigError(
+                f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror} "
+                "(choose another --port, or 0 for any free port)"
+            ) from None
+        self.port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock).start()
+        self._started = True
+        if self.config.host not in ("127.0.0.1", "::1", "localhost"):
+            log.warning(
+                "the Invoke API listens on %s, reachable from other machines: anyone who reaches it runs your "
+                "functions", self.config.host,
+            )
+
+    @property
+    def endpoint_url(self) -> str:
+        if self.port is None:
+            raise RuntimeError("Emulator.start() must be awaited before endpoint_url is known")
+        host = self.config.host if self.config.host not in ("0.0.0.0", "::") else "127.0.0.1"
+        return f"http://{host}:{self.port}"
+
+    def add_function(self, config: FunctionConfig) -> FunctionPool:
+        if self.freezer is None:
+            raise RuntimeError("Emulator.start() must be awaited before add_function()")
+        if config.name in self.functions:
+            raise ConfigError(f"function {config.name} is already defined")
+        pool = FunctionPool(config, freezer=self.freezer, runtime_server=self._runtime_server, sink=self.sink)
+        self.functions[config.name] = pool
+        return pool
+
+    async def remove_function(self, name: str) -> None:
+        pool = self.functions.pop(name)
+        await pool.close()
+
+    async def stop(self) -> None:
+        """Stop serving; kill every environment and remove every cgroup. Idempotent."""
+        await self._cleanup()
+        self._started = False
+
+    async def _cleanup(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await asyncio.gather(*(pool.close() for pool in self.functions.values()))
+        await self._runtime_server.close()
+        if self.freezer is not None:
+            self.freezer.close()
+
+    # ---------------------------------------------------------------------------------------- InvokeBackend
+    def resolve(self, name: str, qualifier: str | None = None) -> FunctionPool:
+        """A function by name, partial ARN (``123456789012:function:name``) or ARN, with an optional qualifier."""
+        parts = name.split(":")
+        if name.startswith("arn:") and len(parts) in (7, 8) and parts[5] == "function":
+            function, version = parts[6], parts[7] if len(parts) == 8 else None
+        elif len(parts) in (3, 4) and parts[1] == "function":
+            function, version = parts[2], parts[3] if len(parts) == 4 else None
+        elif len(parts) in (1, 2):
+            function, version = parts[0], parts[1] if len(parts) == 2 else None
+        else:
+            raise FunctionNotFound(f"Function not found: {name}")
+        version = version or qualifier
+        pool = self.functions.get(function)
+        if pool is None and function == "function" and len(self.functions) == 1:
+            pool = next(iter(self.functions.values()))  # RIE's URL: /2015-03-31/functions/function/invocations
+        if pool is None or version not in (None, "$LATEST"):
+            arn = pool.config.arn if pool else f"arn:aws:lambda:us-east-1:000000000000:function:{function}"
+            raise FunctionNotFound(f"Function not found: {arn}{':' + version if version else ''}")
+        return pool
+
+    async def invoke(self, request: InvokeRequest) -> InvokeResult:
+        pool = self.resolve(request.function, request.qualifier)
+        if request.invocation_type == "DryRun":
+            return InvokeResult(request_id=str(uuid.uuid4()), status=204)
+        if request.invocation_type == "Event":
+            raise LambdaFreezeError(
+                "asynchronous invocation (InvocationType=Event) is not served by this version of lambda-freeze"
+            )
+        invocation = Invocation(
+            request.payload, pool.config.arn, client_context=decode_client_context(request.client_context)
+        )
+        outcome = await pool.invoke(invocation)
+        tail = None
+        if request.log_type == "Tail":
+            # The tail ends with END and REPORT, written once the runtime is back in `next` (or timed out).
+            await asyncio.shield(invocation.finished)
+            tail = invocation.log.tail()
+        return InvokeResult(
+            request_id=invocation.request_id,
+            payload=outcome.payload,
+            function_error=None if outcome.ok else "Unhandled",
+            log_tail=tail,
+            content_type=outcome.content_type,
+        )
+
+    def environments(self) -> Sequence[Mapping[str, object]]:
+        return [env.describe() for pool in self.functions.values() for env in pool.environments.values()]

@@ -1,0 +1,33 @@
+"""HTTP surfaces of lambda-freeze: the Runtime API, the Invoke API and the inspection API.
+
+This package declares what it needs from the engine (``protocol``) and never imports ``emulator``.
+"""
+
+from .invoke import create_invoke_app
+from .protocol import (
+    MAX_ASYNC_PAYLOAD_BYTES,
+    MAX_RESPONSE_BYTES,
+    MAX_SYNC_PAYLOAD_BYTES,
+    ApiError,
+    InvokeBackend,
+    InvokeRequest,
+    InvokeResult,
+    NextEvent,
+    RuntimeBackend,
+)
+from .runtime import RuntimeApiServer, RuntimeEndpoint
+
+__all__ = [
+    "MAX_ASYNC_PAYLOAD_BYTES",
+    "MAX_RESPONSE_BYTES",
+    "MAX_SYNC_PAYLOAD_BYTES",
+    "ApiError",
+    "InvokeBackend",
+    "InvokeRequest",
+    "InvokeResult",
+    "NextEvent",
+    "RuntimeApiServer",
+    "RuntimeBackend",
+    "RuntimeEndpoint",
+    "create_invoke_app",
+]

@@ -1,0 +1,145 @@
+"""The Invoke API 2015-03-31 (what boto3, the AWS CLI and curl call) and the inspection API beside it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import uuid
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from .errors import HttpApiError, aws_error
+from .protocol import MAX_ASYNC_PAYLOAD_BYTES, MAX_SYNC_PAYLOAD_BYTES, ApiError, InvokeBackend, InvokeRequest
+
+log = logging.getLogger("lambda_freeze.invoke_api")
+
+INVOCATION_TYPES = frozenset({"RequestResponse", "Event", "DryRun"})
+_backend_key = web.AppKey("backend", InvokeBackend)  # type: ignore[type-abstract]
+
+
+def _validate_payload(payload: bytes, invocation_type: str) -> bytes:
+    limit = MAX_ASYNC_PAYLOAD_BYTES if invocation_type == "Event" else MAX_SYNC_PAYLOAD_BYTES
+    if len(payload) > limit:
+        raise HttpApiError(
+            413,
+            "RequestTooLargeException",
+            f"Request must be smaller than {limit} bytes for the InvokeFunction operation",
+        )
+    if not payload.strip():
+        return b"{}"
+    try:
+        json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HttpApiError(
+            400,
+            "InvalidRequestContentException",
+            f"Could not parse request body into json: Could not parse payload into json: {exc}",
+        ) from None
+    return payload
+
+
+async def _read_payload(request: web.Request, invocation_type: str) -> bytes:
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raw = None
+    if raw is None:
+        limit = MAX_ASYNC_PAYLOAD_BYTES if invocation_type == "Event" else MAX_SYNC_PAYLOAD_BYTES
+        raise HttpApiError(
+            413,
+            "RequestTooLargeException",
+            f"Request must be smaller than {limit} bytes for the InvokeFunction operation",
+        )
+    return _validate_payload(raw, invocation_type)
+
+
+async def _invoke(request: web.Request) -> web.StreamResponse:
+    invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+    if invocation_type not in INVOCATION_TYPES:
+        raise HttpApiError(
+            400,
+            "InvalidParameterValueException",
+            f"1 validation error detected: Value '{invocation_type}' at 'invocationType' failed to satisfy "
+            "constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]",
+        )
+    log_type = request.headers.get("X-Amz-Log-Type")
+    if log_type not in (None, "None", "Tail"):
+        raise HttpApiError(
+            400,
+            "InvalidParameterValueException",
+            f"1 validation error detected: Value '{log_type}' at 'logType' failed to satisfy constraint: "
+            "Member must satisfy enum value set: [Tail, None]",
+        )
+    client_context = request.headers.get("X-Amz-Client-Context")
+    if client_context is not None:
+        try:
+            json.loads(base64.b64decode(client_context, validate=True))
+        except ValueError:
+            raise HttpApiError(
+                400, "InvalidRequestContentException", "Client context must be a valid Base64-encoded JSON object."
+            ) from None
+    payload = await _read_payload(request, invocation_type)
+    result = await request.app[_backend_key].invoke(
+        InvokeRequest(
+            function=unquote(request.match_info["name"]),
+            qualifier=request.query.get("Qualifier"),
+            payload=payload,
+            invocation_type=invocation_type,
+            log_type="Tail" if log_type == "Tail" else None,
+            client_context=client_context,
+        )
+    )
+    headers = {"x-amzn-RequestId": result.request_id, **result.headers}
+    if result.status == 200:
+        headers["X-Amz-Executed-Version"] = result.executed_version
+    if result.function_error:
+        headers["X-Amz-Function-Error"] = result.function_error
+    if result.log_tail is not None:
+        headers["X-Amz-Log-Result"] = base64.b64encode(result.log_tail).decode()
+    if result.status == 204:
+        return web.Response(status=204, headers=headers)
+    return web.Response(status=result.status, body=result.payload, headers=headers, content_type=result.content_type)
+
+
+async def _environments(request: web.Request) -> web.StreamResponse:
+    return web.json_response(list(request.app[_backend_key].environments()))
+
+
+@web.middleware
+async def _aws_errors(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    """Every failure leaves in AWS's shape, so botocore raises the matching exception class."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        return aws_error(
+            404,
+            "UnknownOperationException",
+            f"No operation matches {request.method} {request.path}",
+            request_id=str(uuid.uuid4()),
+        )
+    except web.HTTPMethodNotAllowed:
+        return aws_error(
+            405,
+            "UnknownOperationException",
+            f"{request.method} is not allowed on {request.path}",
+            request_id=str(uuid.uuid4()),
+        )
+    except web.HTTPException:
+        raise
+    except Exception as exc:
+        if isinstance(exc, (HttpApiError, ApiError)):
+            return aws_error(exc.status, exc.error_type, exc.message, request_id=str(uuid.uuid4()), extra=exc.extra)
+        log.exception("unexpected error serving %s %s", request.method, request.path)
+        return aws_error(500, "ServiceException", f"{type(exc).__name__}: {exc}", request_id=str(uuid.uuid4()))
+
+
+def create_invoke_app(backend: InvokeBackend) -> web.Application:
+    """The Invoke API and ``GET /_lambda-freeze/environments`` on one application."""
+    # One byte over the sync limit so an oversize body is told apart from a full one.
+    app = web.Application(client_max_size=MAX_SYNC_PAYLOAD_BYTES + 1, middlewares=[_aws_errors])
+    app[_backend_key] = backend
+    app.router.add_post("/2015-03-31/functions/{name}/invocations", _invoke)
+    app.router.add_get("/_lambda-freeze/environments", _environments)
+    return app

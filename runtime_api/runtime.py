@@ -1,0 +1,163 @@
+"""The Runtime API 2018-06-01: one endpoint (its own 127.0.0.1 port) per execution environment.
+
+All endpoints share one aiohttp application; the listening port a request arrived on says which environment it
+belongs to, so a runtime can only ever reach its own environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from .errors import runtime_error
+from .protocol import MAX_RESPONSE_BYTES, ApiError, NextEvent, RuntimeBackend
+
+log = logging.getLogger("lambda_freeze.runtime_api")
+
+PREFIX = "/2018-06-01/runtime"
+ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
+
+_backends_key = web.AppKey("backends", dict)
+
+
+def _backend(request: web.Request) -> RuntimeBackend:
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    backend = request.app[_backends_key].get(sockname[1]) if sockname else None
+    if backend is None:
+        raise web.HTTPGone(text="this execution environment has ended")
+    return backend
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _rendering_api_errors(handler: Handler) -> Handler:
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except Exception as exc:
+            if isinstance(exc, ApiError):
+                return runtime_error(exc.status, exc.error_type, exc.message)
+            raise
+
+    return wrapped
+
+
+def _next_response(event: NextEvent) -> web.Response:
+    headers = {
+        "Lambda-Runtime-Aws-Request-Id": event.request_id,
+        "Lambda-Runtime-Deadline-Ms": str(event.deadline_ms),
+        "Lambda-Runtime-Invoked-Function-Arn": event.function_arn,
+        "Lambda-Runtime-Trace-Id": event.trace_id,
+    }
+    if event.client_context is not None:
+        headers["Lambda-Runtime-Client-Context"] = event.client_context
+    if event.cognito_identity is not None:
+        headers["Lambda-Runtime-Cognito-Identity"] = event.cognito_identity
+    return web.Response(body=event.payload, headers=headers, content_type="application/json")
+
+
+_ACCEPTED = b'{"status":"OK"}'
+
+
+def _accepted() -> web.Response:
+    return web.Response(status=202, body=_ACCEPTED, content_type="application/json")
+
+
+@_rendering_api_errors
+async def _next(request: web.Request) -> web.StreamResponse:
+    event = await _backend(request).next_invocation()
+    return _next_response(event)
+
+
+@_rendering_api_errors
+async def _response(request: web.Request) -> web.StreamResponse:
+    backend = _backend(request)
+    request_id = request.match_info["request_id"]
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        backend.post_response_too_large(request_id, request.content_length)
+        return runtime_error(
+            413,
+            "RequestEntityTooLarge",
+            f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
+        )
+    backend.post_response(request_id, body, request.headers.get("Content-Type"))
+    return _accepted()
+
+
+@_rendering_api_errors
+async def _error(request: web.Request) -> web.StreamResponse:
+    backend = _backend(request)
+    body = await request.read()
+    backend.post_error(request.match_info["request_id"], body, request.headers.get(ERROR_TYPE_HEADER))
+    return _accepted()
+
+
+@_rendering_api_errors
+async def _init_error(request: web.Request) -> web.StreamResponse:
+    backend = _backend(request)
+    body = await request.read()
+    backend.post_init_error(body, request.headers.get(ERROR_TYPE_HEADER))
+    return _accepted()
+
+
+class RuntimeEndpoint:
+    """One environment's listening socket; ``address`` is what ``AWS_LAMBDA_RUNTIME_API`` is set to."""
+
+    def __init__(self, server: RuntimeApiServer, site: web.SockSite, port: int, host: str):
+        self._server = server
+        self._site = site
+        self.port = port
+        self.address = f"{host}:{port}"
+
+    async def close(self) -> None:
+        """Stop accepting the runtime's connections; requests already in flight answer 410."""
+        self._server._app[_backends_key].pop(self.port, None)
+        await self._site.stop()
+
+
+class RuntimeApiServer:
+    """Serves every environment's Runtime API endpoint from one aiohttp application.
+
+    Lifecycle: ``await start()`` → ``await open_endpoint(backend)`` per environment → ``await close()``.
+    """
+
+    def __init__(self, host: str = "127.0.0.1"):
+        self._host = host
+        self._app = web.Application(client_max_size=MAX_RESPONSE_BYTES)
+        self._app[_backends_key] = {}
+        self._app.router.add_get(f"{PREFIX}/invocation/next", _next)
+        self._app.router.add_post(f"{PREFIX}/invocation/{{request_id}}/response", _response)
+        self._app.router.add_post(f"{PREFIX}/invocation/{{request_id}}/error", _error)
+        self._app.router.add_post(f"{PREFIX}/init/error", _init_error)
+        self._runner = web.AppRunner(self._app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
+        self._started = False
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        self._started = True
+
+    async def open_endpoint(self, backend: RuntimeBackend) -> RuntimeEndpoint:
+        if not self._started:
+            raise RuntimeError("RuntimeApiServer.start() must be awaited before open_endpoint()")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self._host, 0))
+        port = sock.getsockname()[1]
+        site = web.SockSite(self._runner, sock)
+        await site.start()
+        self._app[_backends_key][port] = backend
+        return RuntimeEndpoint(self, site, port, self._host)
+
+    async def close(self) -> None:
+        if self._started:
+            self._app[_backends_key].clear()
+            await self._runner.cleanup()
+            self._started = False
