@@ -13,7 +13,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .config import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, INIT_TIMEOUT_S, RUNTIMES, FunctionConfig, ServerConfig, parse_env_pairs
+from .config import (
+    DEFAULT_MEMORY_MB,
+    DEFAULT_TIMEOUT_S,
+    INIT_TIMEOUT_S,
+    RUNTIMES,
+    FunctionConfig,
+    ServerConfig,
+    parse_env_pairs,
+)
 from .errors import LambdaFreezeError
 from .freezer import CHOICES
 from .server import Emulator

@@ -15,7 +15,8 @@ from typing import Any
 from .errors import ConfigError
 
 PYTHON_RUNTIMES = ("python3.11", "python3.12", "python3.13")
-RUNTIMES = (*PYTHON_RUNTIMES, "provided", "provided.al2", "provided.al2023")
+NODE_RUNTIMES = ("nodejs20.x", "nodejs22.x")  # under npm aws-lambda-ric; nodejs22.x needs Node 22 on PATH
+RUNTIMES = (*PYTHON_RUNTIMES, *NODE_RUNTIMES, "provided", "provided.al2", "provided.al2023")
 DEFAULT_TIMEOUT_S = 3.0
 DEFAULT_MEMORY_MB = 128
 INIT_TIMEOUT_S = 10.0  # Lambda's limit for the INIT phase of on-demand environments
@@ -63,7 +64,9 @@ class FunctionConfig:
         if not _NAME.match(self.name):
             raise ConfigError(f"function name {self.name!r}: use 1-64 letters, digits, '-' or '_'")
         if self.runtime not in RUNTIMES:
-            raise ConfigError(f"function {self.name}: unknown runtime {self.runtime!r}; choose one of {', '.join(RUNTIMES)}")
+            raise ConfigError(
+                f"function {self.name}: unknown runtime {self.runtime!r}; choose one of {', '.join(RUNTIMES)}"
+            )
         if not self.code_dir.is_dir():
             raise ConfigError(f"function {self.name}: code directory {self.code_dir} does not exist")
         if not 1 <= self.timeout_s <= 900:
@@ -72,7 +75,7 @@ class FunctionConfig:
             raise ConfigError(f"function {self.name}: memory must be 128-10240 MB, not {self.memory_mb}")
         if self.init_timeout_s <= 0:
             raise ConfigError(f"function {self.name}: init timeout must be positive")
-        if not self.handler and self.runtime in PYTHON_RUNTIMES:
+        if not self.handler and self.runtime in (*PYTHON_RUNTIMES, *NODE_RUNTIMES):
             raise ConfigError(f"function {self.name}: a handler (module.function) is required for {self.runtime}")
         reserved = sorted(set(self.env) & RESERVED_ENV)
         if reserved:

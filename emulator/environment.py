@@ -205,7 +205,9 @@ class Environment:
 
     def post_init_error(self, body: bytes, error_type: str | None) -> None:
         if self.lifecycle.state is not State.INITIALIZING:
-            raise InvalidStateTransition(f"init/error is only allowed during INIT, not while {self.lifecycle.state.value}")
+            raise InvalidStateTransition(
+                f"init/error is only allowed during INIT, not while {self.lifecycle.state.value}"
+            )
         self._fail_init(Outcome.from_runtime_error(body, error_type), "error")
 
     def _answerable(self, request_id: str) -> Invocation:
@@ -220,7 +222,9 @@ class Environment:
     def assign(self, invocation: Invocation) -> None:
         """Give this environment its next invocation (the owner checked ``can_take``)."""
         if not self.can_take():
-            raise InvalidStateTransition(f"environment {self.id} cannot take an invocation while {self.lifecycle.state.value}")
+            raise InvalidStateTransition(
+                f"environment {self.id} cannot take an invocation while {self.lifecycle.state.value}"
+            )
         self.pending = invocation
         invocation.env_id = self.id
         waiter = self._next_waiter
@@ -405,7 +409,7 @@ class Environment:
             self._end_invocation(
                 retry,
                 status="timeout" if status == "timeout" else "error",
-                error_type="Sandbox.Timedout" if status == "timeout" else outcome.error_type,
+                error_type="Sandbox.Timedout" if status == "timeout" else outcome.error_type or "Unhandled",
             )
             failure = None
         else:
@@ -431,7 +435,9 @@ class Environment:
             self.lifecycle.on_shutdown()
             if invocation is not None:
                 invocation.resolve(
-                    Outcome.error("Runtime.ExitError", f"environment shut down ({reason})", request_id=invocation.request_id)
+                    Outcome.error(
+                        "Runtime.ExitError", f"environment shut down ({reason})", request_id=invocation.request_id
+                    )
                 )
                 self._end_invocation(invocation, status="error", error_type="Runtime.ExitError")
             self._begin_stop()
@@ -460,7 +466,9 @@ class Environment:
                         async with asyncio.timeout(STOP_TIMEOUT_S):
                             await self._exited.wait()
                     except TimeoutError:
-                        log.error("%s: runtime pid %s did not die within %.0f s of SIGKILL", self.id, self.pid, STOP_TIMEOUT_S)
+                        log.error(
+                            "%s: runtime pid %s did not die within %.0f s of SIGKILL", self.id, self.pid, STOP_TIMEOUT_S
+                        )
                 self._process.close()
             if self._group is not None:
                 await self._group.remove()
@@ -492,6 +500,22 @@ class Environment:
         self._sink(self.config.name, self.id, line)
 
     # ------------------------------------------------------------------------------------------ inspection
+    async def wait_kernel_frozen(self, timeout_s: float = 5.0) -> bool:
+        """Until the kernel has stopped every task of the group (freezing is asynchronous); False on timeout.
+
+        The kernel offers no notification for this under cgroup v1 or SIGSTOP, so the state is re-read with a
+        growing pause, starting at 100 µs.
+        """
+        delay_s = 0.0001
+        async with asyncio.timeout(timeout_s):
+            while True:
+                if self._group is None or not self.lifecycle.live or self.lifecycle.state is not State.FROZEN:
+                    return False
+                if self._group.kernel_frozen():
+                    return True
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, 0.02)
+
     def describe(self) -> dict[str, object]:
         now = time.monotonic()
         frozen_s = self.frozen_total_s + (now - self._frozen_since if self._frozen_since is not None else 0.0)
@@ -512,4 +536,3 @@ class Environment:
             "current_request_id": self.current.request_id if self.current else None,
             "exit_status": self.exit_status,
         }
-

@@ -15,6 +15,8 @@ import errno
 import logging
 import os
 import signal
+import subprocess
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -95,7 +97,7 @@ class FreezerGroup(ABC):
     def kill(self) -> None:
         """SIGKILL every process of the group, frozen or not; ``remove`` waits until they are gone."""
 
-    async def remove(self) -> None:
+    async def remove(self) -> None:  # noqa: B027 - nothing to release for signal-based groups
         """Release what the group holds once its processes are gone."""
 
 
@@ -234,7 +236,7 @@ class FreezerBackend(ABC):
     @abstractmethod
     def group(self, env_id: str) -> FreezerGroup: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - signal-based backends create nothing
         """Remove what the backend created for this emulator instance."""
 
 
@@ -244,7 +246,7 @@ def _mountinfo() -> list[tuple[str, str, str]]:
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         left, _, right = line.partition(" - ")
         fields = left.split()
-        fstype, _source, superopts = (right.split() + ["", "", ""])[:3]
+        fstype, _source, superopts = [*right.split(), "", "", ""][:3]
         if fstype in ("cgroup", "cgroup2"):
             mounts.append((fields[4], fields[3], f"{fstype} {superopts}"))
     return mounts
@@ -272,6 +274,7 @@ class CgroupBackend(FreezerBackend):
         except OSError as exc:
             raise FreezerUnavailable(f"{self.name}: cannot create cgroups under {self.root}: {exc.strerror}") from None
         self._probe()
+        self._watchdog = _start_watchdog(self.instance, self.group_class is Cgroup1Group)
 
     def _probe(self) -> None:
         probe = self.instance / "probe"
@@ -291,6 +294,7 @@ class CgroupBackend(FreezerBackend):
         return self.group_class(self.instance / env_id)
 
     def close(self) -> None:
+        _stop_watchdog(self._watchdog)
         try:
             self.instance.rmdir()
         except FileNotFoundError:
@@ -301,6 +305,30 @@ class CgroupBackend(FreezerBackend):
             self.root.rmdir()  # shared by every instance: stays while another one runs
         except OSError:
             pass
+
+
+def _start_watchdog(instance: Path, v1: bool) -> subprocess.Popen[bytes]:
+    """A small process, never frozen, that destroys the instance's cgroups when the emulator dies.
+
+    A cgroup-frozen runtime does not act on SIGKILL (nor on its parent-death signal) until it is thawed, so an
+    emulator killed with SIGKILL would otherwise leave frozen runtimes behind for ever.
+    """
+    return subprocess.Popen(
+        [sys.executable, "-m", "emulator.watchdog", str(instance), "v1" if v1 else "v2"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,  # a Ctrl-C to the emulator's terminal must not stop it first
+    )
+
+
+def _stop_watchdog(watchdog: subprocess.Popen[bytes]) -> None:
+    if watchdog.stdin is not None:
+        watchdog.stdin.close()  # EOF: the watchdog cleans what is left and exits
+    try:
+        watchdog.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        watchdog.kill()
+        watchdog.wait()
 
 
 class Cgroup2Backend(CgroupBackend):
@@ -398,23 +426,26 @@ def create_freezer(name: str = "auto") -> FreezerBackend:
 def cleanup_stale(root: Path, group_class: type[CgroupGroup]) -> None:
     """Thaw, kill and remove the cgroups of emulator instances that died without cleaning up."""
     for instance in sorted(root.glob("i*")):
-        if not instance.is_dir() or _instance_alive(instance.name):
-            continue
-        for env_dir in [p for p in instance.iterdir() if p.is_dir()]:
-            pids = _read_pids(env_dir / "cgroup.procs")
-            for pid in pids:
-                _kill(pid, signal.SIGKILL)
-            try:
-                if group_class is Cgroup1Group:
-                    _write(env_dir / "freezer.state", b"THAWED")
-                else:
-                    _write(env_dir / "cgroup.kill", b"1")
-                    _write(env_dir / "cgroup.freeze", b"0")
-            except OSError:
-                pass
-            _rmdir_when_empty(env_dir)
-        _rmdir_when_empty(instance)
-        log.warning("removed the cgroups of a stopped emulator instance: %s", instance)
+        if instance.is_dir() and not _instance_alive(instance.name):
+            destroy_instance(instance, group_class is Cgroup1Group)
+            log.warning("removed the cgroups of a stopped emulator instance: %s", instance)
+
+
+def destroy_instance(instance: Path, v1: bool) -> None:
+    """Kill every process in an instance's cgroups, frozen or not, and remove them."""
+    for env_dir in [p for p in instance.iterdir() if p.is_dir()]:
+        for pid in _read_pids(env_dir / "cgroup.procs"):
+            _kill(pid, signal.SIGKILL)
+        try:
+            if v1:
+                _write(env_dir / "freezer.state", b"THAWED")
+            else:
+                _write(env_dir / "cgroup.kill", b"1")
+                _write(env_dir / "cgroup.freeze", b"0")
+        except OSError:
+            pass
+        _rmdir_when_empty(env_dir)
+    _rmdir_when_empty(instance)
 
 
 def _rmdir_when_empty(path: Path) -> None:

@@ -12,6 +12,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TextIO
 
 MAX_LINE_BYTES = 256 * 1024  # a longer line without a newline is cut into pieces of this size
 TAIL_BYTES = 4096  # what X-Amz-Log-Result carries
@@ -62,7 +63,7 @@ class LineSplitter:
 class InvocationLog:
     """The newest lines of one invocation, at most ``INVOCATION_LOG_BYTES``."""
 
-    __slots__ = ("_lines", "_bytes", "truncated")
+    __slots__ = ("_bytes", "_lines", "truncated")
 
     def __init__(self) -> None:
         self._lines: deque[str] = deque()
@@ -134,7 +135,7 @@ def report_line(
 class StreamSink:
     """Writes function logs to a text stream, prefixed with the function name when several are served."""
 
-    def __init__(self, stream: object = None, *, prefix: bool = False):
+    def __init__(self, stream: TextIO | None = None, *, prefix: bool = False):
         self._stream = stream
         self.prefix = prefix
         self._lock = threading.Lock()
@@ -143,5 +144,5 @@ class StreamSink:
         stream = self._stream or sys.stdout
         text = f"{function} | {line}\n" if self.prefix else f"{line}\n"
         with self._lock:
-            stream.write(text)  # type: ignore[attr-defined]
-            stream.flush()  # type: ignore[attr-defined]
+            stream.write(text)
+            stream.flush()

@@ -65,7 +65,8 @@ class Emulator:
         if self.config.host not in ("127.0.0.1", "::1", "localhost"):
             log.warning(
                 "the Invoke API listens on %s, reachable from other machines: anyone who reaches it runs your "
-                "functions", self.config.host,
+                "functions",
+                self.config.host,
             )
 
     @property

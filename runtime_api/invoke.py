@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -108,7 +109,9 @@ async def _environments(request: web.Request) -> web.StreamResponse:
 
 
 @web.middleware
-async def _aws_errors(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def _aws_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     """Every failure leaves in AWS's shape, so botocore raises the matching exception class."""
     try:
         return await handler(request)

@@ -25,7 +25,7 @@ _backends_key = web.AppKey("backends", dict)
 
 def _backend(request: web.Request) -> RuntimeBackend:
     sockname = request.transport.get_extra_info("sockname") if request.transport else None
-    backend = request.app[_backends_key].get(sockname[1]) if sockname else None
+    backend: RuntimeBackend | None = request.app[_backends_key].get(sockname[1]) if sockname else None
     if backend is None:
         raise web.HTTPGone(text="this execution environment has ended")
     return backend

@@ -1,0 +1,72 @@
+"""A Python function with one action per behaviour the tests look at."""
+
+import os
+import threading
+import time
+
+ticks = 0
+_ticker = None
+timer_log = {}
+
+
+def _tick():
+    global ticks
+    while True:
+        ticks += 1
+        time.sleep(0.01)  # wait-ok: the background work that freezing must stop
+
+
+def handler(event, context):
+    action = event.get("action", "echo") if isinstance(event, dict) else "echo"
+    if action == "echo":
+        print(f"echo for {context.aws_request_id}")
+        return event
+    if action == "context":
+        return {
+            "aws_request_id": context.aws_request_id,
+            "function_name": context.function_name,
+            "function_version": context.function_version,
+            "invoked_function_arn": context.invoked_function_arn,
+            "memory_limit_in_mb": context.memory_limit_in_mb,
+            "remaining_ms": context.get_remaining_time_in_millis(),
+            "log_group_name": context.log_group_name,
+            "log_stream_name": context.log_stream_name,
+            "client_context": getattr(context.client_context, "custom", None),
+        }
+    if action == "env":
+        return dict(os.environ)
+    if action == "raise":
+        raise ValueError(f"bad input: {event.get('detail')}")
+    if action == "sleep":
+        time.sleep(event["seconds"])  # wait-ok: a handler that outlives its timeout
+        return "slept"
+    if action == "exit":
+        print("exiting now", flush=True)
+        os._exit(event.get("status", 3))
+    if action == "big":
+        return "x" * event["bytes"]
+    if action == "pid":
+        return os.getpid()
+    if action == "ticks":
+        global _ticker
+        if _ticker is None:
+            _ticker = threading.Thread(target=_tick, daemon=True)
+            _ticker.start()
+        return ticks
+    if action == "set_timer":
+        set_at = time.time()
+        request_id = context.aws_request_id
+
+        def fire():
+            timer_log["fired_at"] = time.time()
+            timer_log["elapsed_s"] = timer_log["fired_at"] - set_at
+            print(f"timer fired for {request_id} after {timer_log['elapsed_s']:.3f} s", flush=True)
+
+        threading.Timer(event["seconds"], fire).start()
+        return {"set_at": set_at}
+    if action == "read_timer":
+        started = time.time()
+        fired_before = "fired_at" in timer_log
+        time.sleep(event.get("grace_s", 0.2))  # wait-ok: room for a thawed timer thread to run
+        return {"started": started, "fired_before_handler": fired_before, **timer_log}
+    raise KeyError(f"unknown action {action}")
