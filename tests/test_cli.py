@@ -84,7 +84,9 @@ def test_nothing_left_after_serve_stops(freezer, sig):
     with ThreadPoolExecutor(2) as pool:  # two at once: two environments
         list(
             pool.map(
-                lambda _: client.invoke(FunctionName="function", Payload=b'{"action": "sleep", "seconds": 0.3}'),
+                lambda _: client.invoke(
+                    FunctionName="function", Payload=b'{"action": "sleep", "seconds": 0.3}', LogType="Tail"
+                ),
                 range(2),
             )
         )

@@ -105,7 +105,7 @@ def test_log_tail_is_the_last_4kb(serve):
 
 def test_inspection_api(serve):
     fn = serve("python/basic")
-    fn.invoke({"action": "echo"}, tail=False)
+    fn.invoke({"action": "echo"})
     out = subprocess.run(
         ["curl", "-sS", f"{fn.emulator.url}/_lambda-freeze/environments"], capture_output=True, check=True
     ).stdout
