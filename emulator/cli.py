@@ -12,10 +12,12 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from .config import (
     DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT_S,
+    FILE_KEYS,
     INIT_TIMEOUT_S,
     RUNTIMES,
     FunctionConfig,
@@ -47,6 +49,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--memory", type=int, default=DEFAULT_MEMORY_MB, help="memory size, MB")
     serve.add_argument("--init-timeout", type=float, default=INIT_TIMEOUT_S, help="INIT limit, seconds (Lambda: 10)")
     serve.add_argument("--env", action="append", metavar="K=V", help="function environment variable (repeatable)")
+    lifetime = serve.add_argument_group("concurrency, lifetime, asynchronous invocation (of the --code-dir function)")
+    for flag, kind, text in _FUNCTION_OPTIONS:
+        if kind is bool:
+            lifetime.add_argument(f"--{flag}", action="store_true", default=None, help=text)
+        else:
+            lifetime.add_argument(f"--{flag}", type=kind, help=text)
+    lifetime.add_argument("--no-reset-on-timeout", action="store_true", help="freeze a timed-out environment, reuse it")
+    serve.add_argument("--account-concurrency", type=int, help="environments across all functions (default 1000)")
+    serve.add_argument("--state-dir", type=Path, help="keep async failures and undelivered events here")
     serve.add_argument("--freezer", choices=CHOICES, help="auto (default) | cgroup2 | cgroup1 | sigstop | none")
     serve.add_argument("--host", help="Invoke API address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="Invoke API port (default 8080; 0 picks a free one)")
@@ -56,12 +67,40 @@ def _parser() -> argparse.ArgumentParser:
     invoke.add_argument("--payload", default="{}", help="JSON event (default {})")
     invoke.add_argument("--endpoint", default="http://127.0.0.1:8080", help="Invoke API URL")
     invoke.add_argument("--log-tail", action="store_true", help="print the last 4 KB of the invocation's log")
+
+    ric = sub.add_parser("install-node-ric", help="build the Node.js runtime client (aws-lambda-ric) into its cache")
+    ric.add_argument("--force", action="store_true", help="rebuild even when the cached build is current")
     return parser
+
+
+# Options of the --code-dir function beyond the basic ones: (flag, type, help); each is a config file key too.
+_FUNCTION_OPTIONS: list[tuple[str, Any, str]] = [
+    ("reserved-concurrency", int, "at most N environments; beyond, 429 TooManyRequestsException"),
+    ("placement", str, "which idle environment serves: mru (default) | lru | random"),
+    ("idle-timeout", float, "recycle an environment idle this many seconds"),
+    ("max-age", float, "recycle an environment this many seconds old"),
+    ("max-invocations", int, "recycle an environment after N invocations"),
+    ("recycle-jitter", float, "randomise the recycling values by ± this fraction"),
+    ("prewarm", int, "initialise N environments at start (proactive INIT)"),
+    ("replace-before-retire", bool, "run INIT of a replacement beside an environment before retiring it"),
+    ("maximum-retry-attempts", int, "async: retries after a function error, 0-2 (default 2)"),
+    ("maximum-event-age", float, "async: seconds an event may wait (default 21600)"),
+    ("retry-delays", str, "async: comma-separated seconds before each retry (default 60,120)"),
+    ("detect-leaks", bool, "flag responses and logs carrying an earlier invocation's event values"),
+]
 
 
 def _server_config(args: argparse.Namespace) -> ServerConfig:
     functions = []
     if args.code_dir is not None:
+        settings: dict[str, Any] = {}
+        for flag, _, _ in _FUNCTION_OPTIONS:
+            value = getattr(args, flag.replace("-", "_"))
+            if value is not None:
+                field_name, parse = FILE_KEYS[flag.replace("-", "_")]
+                settings[field_name] = parse(value)
+        if args.no_reset_on_timeout:
+            settings["reset_on_timeout"] = False
         functions.append(
             FunctionConfig(
                 name=args.name,
@@ -72,13 +111,21 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
                 memory_mb=args.memory,
                 env=parse_env_pairs(args.env),
                 init_timeout_s=args.init_timeout,
+                **settings,
             )
         )
     elif args.config is None:
         raise LambdaFreezeError("serve needs --code-dir DIR --handler MOD.FN, or --config FILE")
     config = ServerConfig.load(
         file=args.config,
-        cli={"host": args.host, "port": args.port, "freezer": args.freezer, "functions": functions},
+        cli={
+            "host": args.host,
+            "port": args.port,
+            "freezer": args.freezer,
+            "account_concurrency": args.account_concurrency,
+            "state_dir": args.state_dir,
+            "functions": functions,
+        },
     )
     if not config.functions:
         raise LambdaFreezeError("no function to serve: the config file defines no [functions.NAME] table")
@@ -151,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "invoke":
             json.loads(args.payload)
             return _invoke(args)
+        if args.command == "install-node-ric":
+            from . import node_ric
+
+            print(node_ric.install(force=args.force))
+            return 0
     except LambdaFreezeError as exc:
         print(f"lambda-freeze: {exc.message}", file=sys.stderr)
         return 2

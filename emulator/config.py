@@ -14,6 +14,7 @@ from typing import Any
 
 from .errors import ConfigError
 
+PLACEMENTS = ("mru", "lru", "random")
 PYTHON_RUNTIMES = ("python3.11", "python3.12", "python3.13")
 NODE_RUNTIMES = ("nodejs20.x", "nodejs22.x")  # under npm aws-lambda-ric; nodejs22.x needs Node 22 on PATH
 RUNTIMES = (*PYTHON_RUNTIMES, *NODE_RUNTIMES, "provided", "provided.al2", "provided.al2023")
@@ -57,6 +58,22 @@ class FunctionConfig:
     memory_mb: int = DEFAULT_MEMORY_MB
     env: Mapping[str, str] = field(default_factory=dict)
     init_timeout_s: float = INIT_TIMEOUT_S
+    # Concurrency and placement
+    reserved_concurrency: int | None = None  # at most this many environments; beyond it, 429
+    placement: str = "mru"  # which idle environment serves next: mru | lru | random
+    # Lifetime: recycling (each value optionally randomised by ± recycle_jitter, a fraction) and proactive INIT
+    idle_timeout_s: float | None = None
+    max_age_s: float | None = None
+    max_invocations: int | None = None
+    recycle_jitter: float = 0.0
+    prewarm: int = 0  # environments initialised at start, whether or not they are ever invoked
+    replace_before_retire: bool = False  # a replacement runs INIT beside an environment before it is retired
+    reset_on_timeout: bool = True  # False: a timed-out environment is frozen mid-handler and reused
+    # Asynchronous invocation
+    max_retry_attempts: int = 2
+    max_event_age_s: float = 21600.0
+    retry_delays_s: tuple[float, ...] = (60.0, 120.0)  # after the 1st and the 2nd failed attempt
+    detect_leaks: bool = False  # flag responses and logs that carry an earlier invocation's event values
     region: str = "us-east-1"
     account_id: str = "000000000000"
 
@@ -80,6 +97,31 @@ class FunctionConfig:
         reserved = sorted(set(self.env) & RESERVED_ENV)
         if reserved:
             raise ConfigError(f"function {self.name}: {', '.join(reserved)} are reserved by Lambda and cannot be set")
+        self._check_lifetime()
+
+    def _check_lifetime(self) -> None:
+        def fail(what: str) -> None:
+            raise ConfigError(f"function {self.name}: {what}")
+
+        if self.reserved_concurrency is not None and self.reserved_concurrency < 0:
+            fail("reserved concurrency must be 0 or more")
+        if self.placement not in PLACEMENTS:
+            fail(f"placement must be one of {', '.join(PLACEMENTS)}, not {self.placement!r}")
+        for label, value in (("idle timeout", self.idle_timeout_s), ("max age", self.max_age_s)):
+            if value is not None and value <= 0:
+                fail(f"{label} must be positive")
+        if self.max_invocations is not None and self.max_invocations < 1:
+            fail("max invocations must be 1 or more")
+        if not 0 <= self.recycle_jitter < 1:
+            fail("recycle jitter is a fraction from 0 to below 1")
+        if self.prewarm < 0 or (self.reserved_concurrency is not None and self.prewarm > self.reserved_concurrency):
+            fail("prewarm must be 0 or more, and no more than the reserved concurrency")
+        if not 0 <= self.max_retry_attempts <= 2:
+            fail("maximum retry attempts must be 0, 1 or 2 (as Lambda allows)")
+        if not 0 < self.max_event_age_s <= 21600:
+            fail("maximum event age must be above 0 and at most 21600 seconds")
+        if len(self.retry_delays_s) < self.max_retry_attempts or any(d < 0 for d in self.retry_delays_s):
+            fail("retry delays: one non-negative delay (seconds) per retry attempt")
 
     @property
     def arn(self) -> str:
@@ -87,28 +129,65 @@ class FunctionConfig:
 
     @classmethod
     def from_mapping(cls, name: str, data: Mapping[str, Any], *, base_dir: Path, where: str) -> FunctionConfig:
-        known = {"code_dir", "handler", "runtime", "timeout", "memory", "env", "init_timeout"}
-        unknown = sorted(set(data) - known)
+        """A function from a config file table; keys are the command line's option names (``timeout``, ...)."""
+        unknown = sorted(set(data) - set(FILE_KEYS) - {"code_dir", "env"})
         if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            known = ", ".join(sorted({*FILE_KEYS, "code_dir", "env"}))
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {known}")
         if "code_dir" not in data:
             raise ConfigError(f"{where}: 'code_dir' is required")
         env = data.get("env", {})
         if not isinstance(env, dict) or not all(isinstance(v, (str, int, float, bool)) for v in env.values()):
             raise ConfigError(f"{where}: 'env' must be a table of strings")
-        try:
-            return cls(
-                name=name,
-                code_dir=(base_dir / str(data["code_dir"])).resolve(),
-                handler=str(data.get("handler", "")),
-                runtime=str(data.get("runtime", "python3.11")),
-                timeout_s=float(data.get("timeout", DEFAULT_TIMEOUT_S)),
-                memory_mb=int(data.get("memory", DEFAULT_MEMORY_MB)),
-                env={str(k): str(v) for k, v in env.items()},
-                init_timeout_s=float(data.get("init_timeout", INIT_TIMEOUT_S)),
-            )
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{where}: {exc}") from None
+        settings: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in FILE_KEYS:
+                field_name, parse = FILE_KEYS[key]
+                try:
+                    settings[field_name] = parse(value)
+                except (TypeError, ValueError) as exc:
+                    raise ConfigError(f"{where}: {key} = {value!r}: {exc}") from None
+        return cls(
+            name=name,
+            code_dir=(base_dir / str(data["code_dir"])).resolve(),
+            env={str(k): str(v) for k, v in env.items()},
+            **settings,
+        )
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError("expected true or false")
+    return value
+
+
+def _seconds_list(value: Any) -> tuple[float, ...]:
+    if isinstance(value, str):
+        value = value.split(",")
+    return tuple(float(v) for v in value)
+
+
+# Config file key -> (FunctionConfig field, parser); the keys match the command line's options.
+FILE_KEYS: dict[str, tuple[str, Any]] = {
+    "handler": ("handler", str),
+    "runtime": ("runtime", str),
+    "timeout": ("timeout_s", float),
+    "memory": ("memory_mb", int),
+    "init_timeout": ("init_timeout_s", float),
+    "reserved_concurrency": ("reserved_concurrency", int),
+    "placement": ("placement", str),
+    "idle_timeout": ("idle_timeout_s", float),
+    "max_age": ("max_age_s", float),
+    "max_invocations": ("max_invocations", int),
+    "recycle_jitter": ("recycle_jitter", float),
+    "prewarm": ("prewarm", int),
+    "replace_before_retire": ("replace_before_retire", _bool),
+    "reset_on_timeout": ("reset_on_timeout", _bool),
+    "maximum_retry_attempts": ("max_retry_attempts", int),
+    "maximum_event_age": ("max_event_age_s", float),
+    "retry_delays": ("retry_delays_s", _seconds_list),
+    "detect_leaks": ("detect_leaks", _bool),
+}
 
 
 @dataclass(frozen=True)
@@ -116,6 +195,8 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     freezer: str = "auto"
+    account_concurrency: int = 1000  # environments across all functions; beyond it, 429
+    state_dir: Path | None = None  # where async failures and undelivered events are kept
     functions: tuple[FunctionConfig, ...] = ()
 
     @classmethod
@@ -133,7 +214,7 @@ class ServerConfig:
         if file is not None:
             file_settings, functions = _read_toml(file)
             settings.update(file_settings)
-        for key, parse in (("host", str), ("port", int), ("freezer", str)):
+        for key, parse in (("host", str), ("port", int), ("freezer", str), ("state_dir", Path)):
             value = environ.get(f"LAMBDA_FREEZE_{key.upper()}")
             if value:
                 try:
@@ -168,9 +249,11 @@ def _read_toml(file: Path) -> tuple[dict[str, Any], list[FunctionConfig]]:
     if unknown:
         raise ConfigError(f"{file}: unknown table(s) {', '.join(unknown)}; expected [server] and [functions.NAME]")
     server = data.get("server", {})
-    unknown = sorted(set(server) - {"host", "port", "freezer"})
+    unknown = sorted(set(server) - {"host", "port", "freezer", "account_concurrency", "state_dir"})
     if unknown:
         raise ConfigError(f"{file}: [server] has unknown key(s) {', '.join(unknown)}")
+    if "state_dir" in server:
+        server["state_dir"] = (file.parent / str(server["state_dir"])).resolve()
     functions = [
         FunctionConfig.from_mapping(name, spec, base_dir=file.parent.resolve(), where=f"{file}: [functions.{name}]")
         for name, spec in data.get("functions", {}).items()

@@ -14,15 +14,17 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-from runtime_api import MAX_RESPONSE_BYTES, NextEvent, RuntimeApiServer, RuntimeEndpoint
+from runtime_api import MAX_RESPONSE_BYTES, NextEvent, RuntimeEndpoint
 
 from . import runtimes
 from .config import FunctionConfig
+from .context import EngineContext
 from .errors import EnvironmentGone, InvalidRequestID, InvalidStateTransition
-from .freezer import FreezerBackend, FreezerGroup
+from .freezer import FreezerGroup
 from .invocation import Invocation, Outcome
-from .lifecycle import Lifecycle, State
-from .logs import LineSplitter, LogSink, end_line, iso_now, report_line, start_line
+from .leaks import Leak, LeakDetector
+from .lifecycle import Lifecycle, State, Transition
+from .logs import LineSplitter, end_line, iso_now, report_line, start_line
 from .memory import peak_rss_kb, process_tree
 from .process import RuntimeProcess, describe_exit
 
@@ -52,6 +54,9 @@ class Owner(Protocol):
 
     def on_stopped(self, env: Environment) -> None: ...
 
+    def on_suspended(self, env: Environment) -> None:
+        """A timed-out environment was frozen mid-handler (reset_on_timeout off): reusable as it is."""
+
 
 class Environment:
     def __init__(
@@ -60,9 +65,7 @@ class Environment:
         env_id: str,
         *,
         owner: Owner,
-        freezer: FreezerBackend,
-        runtime_server: RuntimeApiServer,
-        sink: LogSink,
+        ctx: EngineContext,
         initialization_type: str = "on-demand",
         retry_of: Invocation | None = None,
     ):
@@ -70,9 +73,16 @@ class Environment:
         self.id = env_id
         self.lifecycle = Lifecycle(env_id)
         self._owner = owner
-        self._freezer = freezer
-        self._runtime_server = runtime_server
-        self._sink = sink
+        self._ctx = ctx
+        self._freezer = ctx.freezer
+        self._runtime_server = ctx.runtime_server
+        self._sink = ctx.sink
+        self.lifecycle.listeners.append(self._record_transition)
+        self.leaks: list[Leak] = []
+        self._leak_detector = LeakDetector() if config.detect_leaks else None
+        self.retire_requested = False  # recycled as soon as it is idle
+        self.suspended = False  # timed out with reset_on_timeout off: frozen mid-handler, reused as it is
+        self._timed_out_request_id: str | None = None
         self.initialization_type = initialization_type
         self._loop = asyncio.get_running_loop()
         self.created_s = time.monotonic()
@@ -101,6 +111,11 @@ class Environment:
         self.recent_lines: deque[str] = deque(maxlen=50)
         if retry_of is not None:
             self.pending = retry_of
+
+    def _record_transition(self, t: Transition) -> None:
+        self._ctx.timeline.record(
+            "state", self.id, function=self.config.name, old=t.old.value, new=t.new.value, event=t.event
+        )
 
     # ------------------------------------------------------------------------------------------------ start
     @property
@@ -135,7 +150,10 @@ class Environment:
             self._group = self._freezer.group(self.id)
             argv = runtimes.command(self.config)
             env = runtimes.environment(
-                self.config, runtime_api=self._endpoint.address, initialization_type=self.initialization_type
+                self.config,
+                runtime_api=self._endpoint.address,
+                initialization_type=self.initialization_type,
+                extra={"AWS_ENDPOINT_URL_LAMBDA": self._ctx.endpoint_url} if self._ctx.endpoint_url else None,
             )
             self._process = RuntimeProcess(
                 argv,
@@ -183,6 +201,8 @@ class Environment:
                 self._next_waiter = None
 
     def post_response(self, request_id: str, body: bytes, content_type: str | None) -> None:
+        if self._late(request_id, "response"):
+            return
         invocation = self._answerable(request_id)
         self.lifecycle.on_response()
         invocation.resolve(Outcome(body, None, content_type or "application/json"))
@@ -199,6 +219,8 @@ class Environment:
         )
 
     def post_error(self, request_id: str, body: bytes, error_type: str | None) -> None:
+        if self._late(request_id, "error"):
+            return
         invocation = self._answerable(request_id)
         self.lifecycle.on_error()
         invocation.resolve(Outcome.from_runtime_error(body, error_type))
@@ -209,6 +231,14 @@ class Environment:
                 f"init/error is only allowed during INIT, not while {self.lifecycle.state.value}"
             )
         self._fail_init(Outcome.from_runtime_error(body, error_type), "error")
+
+    def _late(self, request_id: str, what: str) -> bool:
+        """The answer of an invocation that timed out in a suspended environment: taken, and dropped."""
+        if request_id != self._timed_out_request_id:
+            return False
+        self._timed_out_request_id = None
+        self._emit(f"late {what} for timed-out request {request_id} dropped")
+        return True
 
     def _answerable(self, request_id: str) -> Invocation:
         invocation = self.current
@@ -227,6 +257,9 @@ class Environment:
             )
         self.pending = invocation
         invocation.env_id = self.id
+        if self.suspended:  # the runtime finishes its timed-out handler first, then comes to `next`
+            self.suspended = False
+            self._thaw()
         waiter = self._next_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(self._hand_over())
@@ -287,6 +320,8 @@ class Environment:
         if self._retry_of is None:
             self._cancel_timer()
             self.init_duration_ms = (time.monotonic() - self.created_s) * 1000
+            # REPORT carries Init Duration only when an invocation waited for this INIT (a cold start).
+            self._report_init = self.pending is not None
         if not self.init_done.done():
             self.init_done.set_result(None)
 
@@ -306,6 +341,8 @@ class Environment:
         status = status or invocation.status
         if status == "error" and error_type is None and invocation.result.done():
             error_type = invocation.result.result().error_type
+        if self._leak_detector is not None:
+            self._check_leaks(invocation)
         self._emit(end_line(invocation.request_id), invocation)
         self._emit(
             report_line(
@@ -321,6 +358,17 @@ class Environment:
         )
         if not invocation.finished.done():
             invocation.finished.set_result(None)
+
+    def _check_leaks(self, invocation: Invocation) -> None:
+        assert self._leak_detector is not None
+        response = invocation.result.result().payload if invocation.result.done() else None
+        leaks = self._leak_detector.check(invocation.request_id, invocation.payload, response, invocation.log.text)
+        for leak in leaks:
+            self._emit(leak.describe(), invocation)
+            self._ctx.timeline.record("leak", self.id, request_id=leak.request_id, value=leak.value, where=leak.where)
+        invocation.leaks.extend(leaks)
+        self.leaks.extend(leaks)
+        del self.leaks[:-100]
 
     def _measure_memory(self) -> None:
         if self._group is None or self._process is None or self._process.pid is None:
@@ -355,12 +403,31 @@ class Environment:
         invocation = self.current or self._retry_of
         if invocation is None or not self.lifecycle.live:
             return
-        self.lifecycle.on_deadline()
         message = f"Task timed out after {self.config.timeout_s:.2f} seconds"
+        if not self.config.reset_on_timeout and self.lifecycle.state in (State.INVOKING, State.RESPONDED):
+            self._suspend(invocation, message)
+            return
+        self.lifecycle.on_deadline()
         self._emit(f"{iso_now()} {invocation.request_id} {message}", invocation)
         invocation.resolve(Outcome.error("Sandbox.Timedout", message, request_id=invocation.request_id))
         self._end_invocation(invocation, status="timeout", error_type="Sandbox.Timedout")
         self._begin_stop()
+
+    def _suspend(self, invocation: Invocation, message: str) -> None:
+        """Lambda's older behaviour: the timed-out environment is frozen as it is, handler and all, and reused.
+
+        Its late response is refused (the request id is no longer current); on thaw it runs on from where it
+        stopped, and the next event waits until its runtime is back in ``next``.
+        """
+        if self.lifecycle.state is State.INVOKING:
+            self.lifecycle.on_error()
+        self._emit(f"{iso_now()} {invocation.request_id} {message}", invocation)
+        invocation.resolve(Outcome.error("Sandbox.Timedout", message, request_id=invocation.request_id))
+        self._finish_current(status="timeout", error_type="Sandbox.Timedout")
+        self._timed_out_request_id = invocation.request_id
+        self._freeze()
+        self.suspended = True
+        self._owner.on_suspended(self)
 
     def on_exit(self, returncode: int) -> None:
         """The runtime process is gone: reaped here, whether it exited, crashed or was killed."""
@@ -523,7 +590,7 @@ class Environment:
             "id": self.id,
             "function": self.config.name,
             "pid": self.pid,
-            "state": self.lifecycle.state.public,
+            "state": "frozen" if self.suspended else self.lifecycle.state.public,
             "phase": self.lifecycle.state.value,
             "invocations": self.invocations,
             "freezer": self._freezer.name,
@@ -535,4 +602,9 @@ class Environment:
             "max_memory_used_mb": self.max_memory_mb,
             "current_request_id": self.current.request_id if self.current else None,
             "exit_status": self.exit_status,
+            "suspended": self.suspended,
+            "leaks": [
+                {"request_id": k.request_id, "value": k.value, "from": k.source_request_id, "where": k.where}
+                for k in self.leaks
+            ],
         }

@@ -1,9 +1,11 @@
-"""A function and its pool of execution environments: which environment serves an invocation, cold starts, and
-INIT retried inside the invocation when it failed.
+"""A function and its pool of execution environments: placement, concurrency limits, cold starts, INIT retried
+inside the invocation when it failed, recycling, and proactive INIT.
 
-Placement: the most recently idle environment (frozen or ready) first; else one whose runtime has answered and is
-on its way back to ``next`` (the invocation waits for it there rather than paying a cold start); else a new
-environment. One invocation per environment at a time.
+Placement: an idle environment (frozen or ready) chosen by the function's policy (``mru``, the default: the most
+recently idle; ``lru``; ``random``); else one whose runtime has answered and is on its way back to ``next`` (the
+invocation waits for it there rather than paying a cold start, as locally a caller can be faster than the
+runtime's next ``next`` call); else a new environment, if the reserved and the account concurrency allow.
+One invocation per environment at a time.
 """
 
 from __future__ import annotations
@@ -11,79 +13,126 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import random
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from runtime_api import RuntimeApiServer
-
 from .config import FunctionConfig
+from .context import EngineContext
 from .environment import Environment, InitFailure
-from .freezer import FreezerBackend
+from .errors import LambdaFreezeError
 from .invocation import Invocation, Outcome
 from .lifecycle import State
-from .logs import LogSink
 
 log = logging.getLogger("lambda_freeze.function")
 
 _env_numbers = itertools.count(1)
 
 
+class TooManyRequests(LambdaFreezeError):
+    error_type = "TooManyRequestsException"
+    status = 429
+
+    def __init__(self, reason: str):
+        super().__init__("Rate Exceeded.", extra={"Reason": reason})
+        self.reason = reason
+
+
 class FunctionPool:
-    def __init__(
-        self,
-        config: FunctionConfig,
-        *,
-        freezer: FreezerBackend,
-        runtime_server: RuntimeApiServer,
-        sink: LogSink,
-    ):
+    def __init__(self, config: FunctionConfig, ctx: EngineContext):
         self.config = config
-        self._freezer = freezer
-        self._runtime_server = runtime_server
-        self._sink = sink
+        self._ctx = ctx
         self.environments: dict[str, Environment] = {}
-        self._idle: list[Environment] = []  # a stack: the most recently idle on top
+        self._idle: dict[Environment, asyncio.TimerHandle | None] = {}  # in the order they became idle
+        self._timers: dict[Environment, asyncio.TimerHandle] = {}  # max-age timers
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._random = random.Random()
+        self.capacity_freed = asyncio.Event()  # set when an environment becomes free or goes away
         self.listeners: list[Callable[[Environment], None]] = []  # told of every new environment
 
     # ---------------------------------------------------------------------------------------------- invoke
     async def invoke(self, invocation: Invocation) -> Outcome:
-        self._place(invocation)
+        """A synchronous invocation: placed now, or refused with 429 as Lambda throttles."""
+        self.place(invocation)
         return await invocation.result
 
-    def _place(self, invocation: Invocation) -> None:
+    def place(self, invocation: Invocation) -> None:
+        if not self.try_place(invocation):
+            raise TooManyRequests(self._throttle_reason() or "ReservedFunctionConcurrentInvocationLimitExceeded")
+
+    def try_place(self, invocation: Invocation) -> bool:
+        """Give the invocation to an environment, starting one if the limits allow; False when throttled."""
         if self._closing:
             invocation.abandon(Outcome.error("ServiceException", "the emulator is shutting down"))
-            return
-        while self._idle:
-            env = self._idle.pop()
-            if env.can_take():
-                env.assign(invocation)
-                return
-        for env in self.environments.values():
-            if env.lifecycle.state is State.RESPONDED and env.can_take():
-                env.assign(invocation)
-                return
+            return True
+        env = self._take_idle()
+        if env is None:
+            env = next(
+                (e for e in self.environments.values() if e.lifecycle.state is State.RESPONDED and e.can_take()),
+                None,
+            )
+        if env is not None:
+            env.assign(invocation)
+            return True
+        if self._throttle_reason() is not None:
+            return False
         self._spawn(pending=invocation)
+        return True
 
-    def _spawn(self, *, pending: Invocation | None = None, retry_of: Invocation | None = None) -> Environment:
+    def _throttle_reason(self) -> str | None:
+        reserved = self.config.reserved_concurrency
+        if reserved is not None and self.live_count() >= reserved:
+            return "ReservedFunctionConcurrentInvocationLimitExceeded"
+        if self._ctx.count_environments() >= self._ctx.account_concurrency:
+            return "ConcurrentInvocationLimitExceeded"
+        return None
+
+    def live_count(self) -> int:
+        return sum(1 for env in self.environments.values() if env.lifecycle.live and not env.retire_requested)
+
+    def _take_idle(self) -> Environment | None:
+        while self._idle:
+            if self.config.placement == "mru":
+                env = next(reversed(self._idle))
+            elif self.config.placement == "lru":
+                env = next(iter(self._idle))
+            else:
+                env = self._random.choice(list(self._idle))
+            timer = self._idle.pop(env)
+            if timer is not None:
+                timer.cancel()
+            if env.can_take():
+                return env
+        return None
+
+    def _spawn(
+        self,
+        *,
+        pending: Invocation | None = None,
+        retry_of: Invocation | None = None,
+        reason: str = "invoke",
+    ) -> Environment:
         env = Environment(
-            self.config,
-            f"{self.config.name}-{next(_env_numbers)}",
-            owner=self,
-            freezer=self._freezer,
-            runtime_server=self._runtime_server,
-            sink=self._sink,
-            retry_of=retry_of,
+            self.config, f"{self.config.name}-{next(_env_numbers)}", owner=self, ctx=self._ctx, retry_of=retry_of
         )
         self.environments[env.id] = env
+        self._ctx.timeline.record("spawn", env.id, function=self.config.name, reason=reason)
         if pending is not None:
             env.assign(pending)
+        if self.config.max_age_s is not None:
+            self._timers[env] = asyncio.get_running_loop().call_later(
+                self._jittered(self.config.max_age_s), self._age_reached, env
+            )
         for listener in self.listeners:
             listener(env)
         self._track(self._start(env))
         return env
+
+    def prewarm(self) -> None:
+        """Proactive INIT: environments that initialise now, whether or not they are ever invoked."""
+        for _ in range(self.config.prewarm):
+            self._spawn(reason="prewarm")
 
     async def _start(self, env: Environment) -> None:
         try:
@@ -97,11 +146,65 @@ class FunctionPool:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _jittered(self, value: float) -> float:
+        jitter = self.config.recycle_jitter
+        return value * (1 + self._random.uniform(-jitter, jitter)) if jitter else value
+
+    # ------------------------------------------------------------------------------------------- recycling
+    def _age_reached(self, env: Environment) -> None:
+        self._timers.pop(env, None)
+        env.retire_requested = True
+        if env in self._idle:
+            self._retire(env, "max age")
+
+    def _should_retire(self, env: Environment) -> str | None:
+        if env.retire_requested:
+            return "max age"
+        if self.config.max_invocations is not None and env.invocations >= self.config.max_invocations:
+            return "max invocations"
+        return None
+
+    def _retire(self, env: Environment, reason: str) -> None:
+        """Shut an environment down on the platform's schedule; with replace_before_retire, a replacement runs
+        INIT beside it first (an environment that may never be invoked)."""
+        timer = self._idle.pop(env, None)
+        if timer is not None:
+            timer.cancel()
+        env.retire_requested = True
+        self._ctx.timeline.record("retire", env.id, function=self.config.name, reason=reason)
+        if self.config.replace_before_retire and not self._closing:
+            replacement = self._spawn(reason=f"replaces {env.id}")
+            self._track(self._retire_after(env, replacement, reason))
+        else:
+            self._track(env.stop(reason))
+
+    async def _retire_after(self, env: Environment, replacement: Environment, reason: str) -> None:
+        await asyncio.shield(replacement.init_done)
+        await env.stop(reason)
+
     # ----------------------------------------------------------------------------------- environment events
     def on_idle(self, env: Environment) -> None:
         if self._closing:
             return
-        self._idle.append(env)
+        reason = self._should_retire(env)
+        if reason is not None:
+            self._retire(env, reason)
+            return
+        timer = None
+        if self.config.idle_timeout_s is not None:
+            timer = asyncio.get_running_loop().call_later(
+                self._jittered(self.config.idle_timeout_s), self._idle_expired, env
+            )
+        self._idle[env] = timer
+        self.capacity_freed.set()
+
+    def _idle_expired(self, env: Environment) -> None:
+        if env in self._idle and env.idle:
+            self._idle[env] = None
+            self._retire(env, "idle timeout")
+
+    def on_suspended(self, env: Environment) -> None:
+        self.capacity_freed.set()
 
     def on_init_failed(self, env: Environment, failure: InitFailure, pending: Invocation | None) -> None:
         if pending is None:
@@ -110,15 +213,24 @@ class FunctionPool:
             pending.abandon(failure.outcome)
             return
         # Lambda retries INIT inside the invocation, under the function timeout.
-        self._spawn(retry_of=pending)
+        self._spawn(retry_of=pending, reason=f"INIT retry after {env.id}")
 
     def on_orphaned(self, env: Environment, invocation: Invocation) -> None:
-        self._place(invocation)
+        if not self.try_place(invocation):
+            invocation.abandon(
+                Outcome.error("TooManyRequestsException", f"environment {env.id} ended before it could run this")
+            )
 
     def on_stopped(self, env: Environment) -> None:
         self.environments.pop(env.id, None)
-        if env in self._idle:
-            self._idle.remove(env)
+        timer = self._idle.pop(env, None)
+        if timer is not None:
+            timer.cancel()
+        age_timer = self._timers.pop(env, None)
+        if age_timer is not None:
+            age_timer.cancel()
+        self._ctx.timeline.record("stopped", env.id, function=self.config.name, exit_status=env.exit_status)
+        self.capacity_freed.set()
 
     # ------------------------------------------------------------------------------------------------ stop
     async def close(self) -> None:

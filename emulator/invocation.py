@@ -10,6 +10,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from .leaks import Leak
 from .logs import InvocationLog
 
 
@@ -79,6 +80,8 @@ class Invocation:
     deadline_ms: int = 0  # epoch, for Lambda-Runtime-Deadline-Ms
     cold_start: bool = False
     status: str | None = None  # REPORT's Status: timeout | error
+    leaks: list[Leak] = field(default_factory=list)
+    attempt: int = 1  # asynchronous invocations: which delivery this is
     result: asyncio.Future[Outcome] = field(init=False)
     finished: asyncio.Future[None] = field(init=False)  # END and REPORT written
 

@@ -9,18 +9,21 @@ import asyncio
 import logging
 import socket
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from aiohttp import web
 
 from runtime_api import InvokeRequest, InvokeResult, RuntimeApiServer, create_invoke_app
 
+from .async_invoke import AsyncEvent, AsyncQueue, FailureRecord, load_pending, save_pending
 from .config import FunctionConfig, ServerConfig
-from .errors import ConfigError, FunctionNotFound, LambdaFreezeError
+from .context import EngineContext
+from .errors import ConfigError, FunctionNotFound
 from .freezer import FreezerBackend, create_freezer
 from .function import FunctionPool
 from .invocation import Invocation, decode_client_context
 from .logs import LogSink, StreamSink
+from .timeline import Timeline
 
 log = logging.getLogger("lambda_freeze")
 
@@ -31,8 +34,12 @@ class Emulator:
         self.sink: LogSink = sink or StreamSink(prefix=len(config.functions) > 1)
         self.freezer: FreezerBackend | None = None
         self.functions: dict[str, FunctionPool] = {}
+        self.queues: dict[str, AsyncQueue] = {}
+        self.timeline = Timeline()
+        self.failures = FailureRecord(config.state_dir)
         self._runtime_server = RuntimeApiServer()
         self._runner: web.AppRunner | None = None
+        self._ctx: EngineContext | None = None
         self.port: int | None = None
         self._started = False
 
@@ -40,10 +47,18 @@ class Emulator:
     async def start(self) -> None:
         if self._started:
             raise RuntimeError("Emulator.start() was already awaited")
+        if self.config.state_dir is not None:
+            self.config.state_dir.mkdir(parents=True, exist_ok=True)
         self.freezer = create_freezer(self.config.freezer)
         await self._runtime_server.start()
-        for function in self.config.functions:
-            self.add_function(function)
+        self._ctx = EngineContext(
+            freezer=self.freezer,
+            runtime_server=self._runtime_server,
+            sink=self.sink,
+            timeline=self.timeline,
+            account_concurrency=self.config.account_concurrency,
+            count_environments=lambda: sum(pool.live_count() for pool in self.functions.values()),
+        )
         self._runner = web.AppRunner(
             create_invoke_app(self), handle_signals=False, access_log=None, shutdown_timeout=1.0
         )
@@ -60,6 +75,14 @@ class Emulator:
                 "(choose another --port, or 0 for any free port)"
             ) from None
         self.port = sock.getsockname()[1]
+        self._ctx.endpoint_url = self.endpoint_url
+        for function in self.config.functions:
+            self.add_function(function)
+        for event in load_pending(self.config.state_dir):
+            if event.function in self.queues:
+                self.queues[event.function].submit(event)
+            else:
+                log.warning("kept asynchronous event %s names unknown function %s", event.request_id, event.function)
         await web.SockSite(self._runner, sock).start()
         self._started = True
         if self.config.host not in ("127.0.0.1", "::1", "localhost"):
@@ -77,16 +100,21 @@ class Emulator:
         return f"http://{host}:{self.port}"
 
     def add_function(self, config: FunctionConfig) -> FunctionPool:
-        if self.freezer is None:
+        if self._ctx is None:
             raise RuntimeError("Emulator.start() must be awaited before add_function()")
         if config.name in self.functions:
             raise ConfigError(f"function {config.name} is already defined")
-        pool = FunctionPool(config, freezer=self.freezer, runtime_server=self._runtime_server, sink=self.sink)
+        pool = FunctionPool(config, self._ctx)
         self.functions[config.name] = pool
+        queue = AsyncQueue(pool, self.failures, self.timeline)
+        self.queues[config.name] = queue
+        queue.start()
+        pool.prewarm()
         return pool
 
     async def remove_function(self, name: str) -> None:
         pool = self.functions.pop(name)
+        save_pending(self.config.state_dir, await self.queues.pop(name).close())
         await pool.close()
 
     async def stop(self) -> None:
@@ -98,6 +126,9 @@ class Emulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        # Attempts under way finish; what was never delivered is reported and kept.
+        left = await asyncio.gather(*(queue.close() for queue in self.queues.values()))
+        save_pending(self.config.state_dir, [event for events in left for event in events])
         await asyncio.gather(*(pool.close() for pool in self.functions.values()))
         await self._runtime_server.close()
         if self.freezer is not None:
@@ -129,9 +160,9 @@ class Emulator:
         if request.invocation_type == "DryRun":
             return InvokeResult(request_id=str(uuid.uuid4()), status=204)
         if request.invocation_type == "Event":
-            raise LambdaFreezeError(
-                "asynchronous invocation (InvocationType=Event) is not served by this version of lambda-freeze"
-            )
+            event = AsyncEvent(pool.config.name, request.payload)
+            self.queues[pool.config.name].submit(event)
+            return InvokeResult(request_id=event.request_id, status=202)
         invocation = Invocation(
             request.payload, pool.config.arn, client_context=decode_client_context(request.client_context)
         )
@@ -149,5 +180,28 @@ class Emulator:
             content_type=outcome.content_type,
         )
 
+    async def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 30.0) -> None:
+        """Until ``predicate()`` holds, checked after every timeline event (state change, async delivery, ...)."""
+        if predicate():
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def check(_event: object) -> None:
+            if not done.done() and predicate():
+                done.set_result(None)
+
+        self.timeline.listeners.append(check)
+        try:
+            async with asyncio.timeout(timeout_s):
+                await done
+        finally:
+            self.timeline.listeners.remove(check)
+
     def environments(self) -> Sequence[Mapping[str, object]]:
         return [env.describe() for pool in self.functions.values() for env in pool.environments.values()]
+
+    def async_status(self) -> Mapping[str, object]:
+        return {
+            "functions": {name: queue.status() for name, queue in self.queues.items()},
+            "failures": self.failures.records,
+        }

@@ -110,6 +110,14 @@ class EmulatorThread:
 
         return self.call(describe)
 
+    def wait_for(self, predicate: Callable[[Emulator], bool], timeout_s: float = 30.0) -> None:
+        """Block until ``predicate(emulator)`` holds (checked on the loop after every timeline event)."""
+
+        async def wait(emulator: Emulator) -> None:
+            await emulator.wait_for(lambda: predicate(emulator), timeout_s)
+
+        self.call(wait, timeout_s + 5)
+
     def stop(self, timeout_s: float = 30.0) -> None:
         if self._loop is None or self._stopping is None or self._done.done():
             return

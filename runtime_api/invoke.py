@@ -108,6 +108,10 @@ async def _environments(request: web.Request) -> web.StreamResponse:
     return web.json_response(list(request.app[_backend_key].environments()))
 
 
+async def _async_status(request: web.Request) -> web.StreamResponse:
+    return web.json_response(dict(request.app[_backend_key].async_status()))
+
+
 @web.middleware
 async def _aws_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -145,4 +149,5 @@ def create_invoke_app(backend: InvokeBackend) -> web.Application:
     app[_backend_key] = backend
     app.router.add_post("/2015-03-31/functions/{name}/invocations", _invoke)
     app.router.add_get("/_lambda-freeze/environments", _environments)
+    app.router.add_get("/_lambda-freeze/async", _async_status)
     return app

@@ -94,6 +94,17 @@ class Served:
     def environments(self) -> list[dict[str, Any]]:
         return self.emulator.environments(self.name)
 
+    def wait_for(self, predicate: Callable[[Any], bool], timeout_s: float = 30.0) -> None:
+        """Await a state of the emulator (``predicate(emulator)``), re-checked on every timeline event."""
+        self.emulator.wait_for(predicate, timeout_s)
+
+    def wait_envs(self, predicate: Callable[[list[dict[str, Any]]], bool], timeout_s: float = 30.0) -> None:
+        """Await a state of this function's environments, as the inspection API describes them."""
+        name = self.name
+        self.wait_for(
+            lambda emu: predicate([env.describe() for env in emu.functions[name].environments.values()]), timeout_s
+        )
+
     def wait_kernel_frozen(self, env_id: str) -> bool:
         async def wait(emulator: Any) -> bool:
             env = emulator.functions[self.name].environments[env_id]
@@ -118,14 +129,17 @@ def serve() -> Iterator[Callable[..., Served]]:
         runtime: str = "python3.11",
         freezer: str = "auto",
         name: str = "fn",
+        server: dict[str, Any] | None = None,
         **settings: Any,
     ) -> Served:
         if freezer != "auto":
             problem = freezer_problem(freezer)
             require(problem is None, f"freezer {freezer}: {problem}")
-        config = FunctionConfig(name=name, code_dir=FUNCTIONS / code, handler=handler, runtime=runtime, **settings)
+        code_dir = Path(code) if Path(code).is_absolute() else FUNCTIONS / code
+        config = FunctionConfig(name=name, code_dir=code_dir, handler=handler, runtime=runtime, **settings)
         sink = CollectingSink()
-        emu = EmulatorThread(ServerConfig(port=0, freezer=freezer, functions=(config,)), sink=sink).start()
+        server_config = ServerConfig(port=0, freezer=freezer, functions=(config,), **(server or {}))
+        emu = EmulatorThread(server_config, sink=sink).start()
         started.append(emu)
         return Served(emu, lambda_client(emu.url), name, sink)
 

@@ -1,0 +1,23 @@
+"""What every function pool and environment of one emulator shares."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from runtime_api import RuntimeApiServer
+
+from .freezer import FreezerBackend
+from .logs import LogSink
+from .timeline import Timeline
+
+
+@dataclass
+class EngineContext:
+    freezer: FreezerBackend
+    runtime_server: RuntimeApiServer
+    sink: LogSink
+    timeline: Timeline = field(default_factory=lambda: Timeline())
+    endpoint_url: str = ""  # the Invoke API, given to functions as AWS_ENDPOINT_URL_LAMBDA
+    account_concurrency: int = 1000
+    count_environments: Callable[[], int] = lambda: 0  # live environments across all functions

@@ -1,0 +1,33 @@
+"""The timeline: every state change of every environment, and other engine events, in one bounded record."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_EVENTS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEvent:
+    at_s: float  # time.time()
+    monotonic_s: float
+    kind: str  # "state", "invoke", "async", "proxy", ...
+    subject: str  # environment id, function name, connection id
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Timeline:
+    def __init__(self, limit: int = MAX_EVENTS):
+        self.events: deque[TimelineEvent] = deque(maxlen=limit)
+        self.listeners: list[Callable[[TimelineEvent], None]] = []
+
+    def record(self, kind: str, subject: str, **detail: Any) -> TimelineEvent:
+        event = TimelineEvent(time.time(), time.monotonic(), kind, subject, detail)
+        self.events.append(event)
+        for listener in self.listeners:
+            listener(event)
+        return event
