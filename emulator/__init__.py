@@ -1,7 +1,31 @@
-"""lambda-freeze's engine: functions, execution environments that freeze between invocations, freezer backends."""
+"""lambda-freeze's engine: functions, execution environments that freeze between invocations, freezer backends.
 
-from .config import FunctionConfig, ServerConfig
-from .errors import ConfigError, LambdaFreezeError
-from .server import Emulator
+The names below are imported on first use, so that loading the pytest plugin (or the watchdog) stays cheap.
+"""
 
-__all__ = ["ConfigError", "Emulator", "FunctionConfig", "LambdaFreezeError", "ServerConfig"]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import FunctionConfig, ServerConfig
+    from .errors import ConfigError, LambdaFreezeError
+    from .harness import LambdaFreeze
+    from .server import Emulator
+
+_EXPORTS = {
+    "ConfigError": ".errors",
+    "Emulator": ".server",
+    "FunctionConfig": ".config",
+    "LambdaFreeze": ".harness",
+    "LambdaFreezeError": ".errors",
+    "ServerConfig": ".config",
+}
+__all__ = ["ConfigError", "Emulator", "FunctionConfig", "LambdaFreeze", "LambdaFreezeError", "ServerConfig"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'emulator' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name], __name__), name)

@@ -1,0 +1,242 @@
+"""Functions under lambda-freeze for synchronous callers: start, invoke over HTTP, keep frozen, inspect, stop.
+
+What the pytest fixtures hand out, and usable from any script:
+
+    with LambdaFreeze() as lf:
+        fn = lf.function("samples/python/hello", handler="app.handler")
+        print(fn.invoke({"name": "Ada"}).payload)
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import FunctionConfig, ServerConfig
+from .errors import LambdaFreezeError
+from .lifecycle import State
+from .server import Emulator
+from .testing import CollectingSink, EmulatorThread
+
+_names = itertools.count(1)
+
+
+class InvokeError(LambdaFreezeError):
+    """The Invoke API refused the call (404, 413, 429, ...): ``error_type`` is what AWS would name it."""
+
+    def __init__(self, status: int, error_type: str, message: str, body: dict[str, Any]):
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+        self.body = body
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    status: int
+    request_id: str
+    raw: bytes
+    function_error: str | None  # "Unhandled" when the function failed
+    log: str  # the last 4 KB of the invocation's log (LogType Tail)
+
+    @property
+    def ok(self) -> bool:
+        return self.function_error is None
+
+    @property
+    def payload(self) -> Any:
+        return json.loads(self.raw) if self.raw else None
+
+    @property
+    def error_type(self) -> str | None:
+        return str(self.payload.get("errorType")) if not self.ok and isinstance(self.payload, dict) else None
+
+    @property
+    def error_message(self) -> str | None:
+        return str(self.payload.get("errorMessage")) if not self.ok and isinstance(self.payload, dict) else None
+
+
+class LambdaFunction:
+    """One function served by a harness emulator."""
+
+    def __init__(self, emulator: EmulatorThread, config: FunctionConfig, sink: CollectingSink):
+        self._emulator = emulator
+        self.config = config
+        self.name = config.name
+        self._sink = sink
+        self._client: Any = None
+
+    @property
+    def url(self) -> str:
+        """The Invoke API of the emulator serving this function."""
+        return self._emulator.url
+
+    @property
+    def client(self) -> Any:
+        """A boto3 Lambda client for the emulator (boto3 must be installed)."""
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            self._client = boto3.client(
+                "lambda",
+                endpoint_url=self.url,
+                region_name=self.config.region,
+                aws_access_key_id="lambda-freeze",
+                aws_secret_access_key="lambda-freeze",
+                config=Config(retries={"max_attempts": 0, "mode": "standard"}, read_timeout=900),
+            )
+        return self._client
+
+    def _post(self, payload: Any, headers: dict[str, str]) -> InvokeResult:
+        body = payload if isinstance(payload, bytes) else json.dumps({} if payload is None else payload).encode()
+        request = urllib.request.Request(
+            f"{self.url}/2015-03-31/functions/{self.name}/invocations", data=body, headers=headers, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.config.timeout_s + 60) as response:
+                raw = response.read()
+                log = response.headers.get("X-Amz-Log-Result")
+                return InvokeResult(
+                    status=response.status,
+                    request_id=response.headers.get("x-amzn-RequestId", ""),
+                    raw=raw,
+                    function_error=response.headers.get("X-Amz-Function-Error"),
+                    log=base64.b64decode(log).decode("utf-8", "replace") if log else "",
+                )
+        except urllib.error.HTTPError as exc:
+            text = exc.read()
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                parsed = {"message": text.decode("utf-8", "replace")}
+            raise InvokeError(
+                exc.code, exc.headers.get("x-amzn-ErrorType", "Unknown"), str(parsed.get("message", "")), parsed
+            ) from None
+
+    def invoke(
+        self, event: Any = None, *, tail: bool = True, client_context: dict[str, Any] | None = None
+    ) -> InvokeResult:
+        """A synchronous invocation; with ``tail`` (the default) the result carries the invocation's log, and
+        arrives once the runtime is back in ``next`` (so the environment is frozen again when this returns)."""
+        headers = {"Content-Type": "application/json"}
+        if tail:
+            headers["X-Amz-Log-Type"] = "Tail"
+        if client_context is not None:
+            headers["X-Amz-Client-Context"] = base64.b64encode(json.dumps(client_context).encode()).decode()
+        return self._post(event, headers)
+
+    def invoke_async(self, event: Any = None) -> str:
+        """``InvocationType=Event``: queued, retried on failure; returns the request id."""
+        return self._post(event, {"X-Amz-Invocation-Type": "Event"}).request_id
+
+    # ---------------------------------------------------------------------------------------- inspection
+    def environments(self) -> list[dict[str, Any]]:
+        return self._emulator.environments(self.name)
+
+    def async_status(self) -> dict[str, Any]:
+        status = self._emulator.call(_async_status)
+        return {"failures": [f for f in status["failures"] if f"function:{self.name}:" in
+                             f["requestContext"]["functionArn"]], **status["functions"][self.name]}
+
+    @property
+    def logs(self) -> list[str]:
+        """Every log line of this function so far (runtime output and START/END/REPORT)."""
+        return self._sink.lines(self.name)
+
+    def wait_for(self, predicate: Any, timeout_s: float = 30.0) -> None:
+        """Until ``predicate(environments)`` holds; re-checked on every engine event, no polling."""
+        name = self.name
+        self._emulator.wait_for(
+            lambda emu: bool(predicate([e.describe() for e in emu.functions[name].environments.values()])), timeout_s
+        )
+
+    def wait_frozen(self, timeout_s: float = 30.0) -> None:
+        """Until every live environment is idle, and frozen as far as the kernel is concerned."""
+        name = self.name
+
+        def idle(emu: Emulator) -> bool:
+            envs = [e for e in emu.functions[name].environments.values() if e.lifecycle.live]
+            return all(e.lifecycle.state in (State.FROZEN, State.READY) or e.suspended for e in envs)
+
+        self._emulator.wait_for(idle, timeout_s)
+
+        async def kernel(emu: Emulator) -> None:
+            for env in list(emu.functions[name].environments.values()):
+                if env.lifecycle.state is State.FROZEN and not await env.wait_kernel_frozen(timeout_s):
+                    raise LambdaFreezeError(f"{env.id} did not freeze within {timeout_s} s")
+
+        self._emulator.call(kernel, timeout_s + 5)
+
+    def stay_frozen(self, seconds: float) -> None:
+        """Keep the function's environments frozen for ``seconds`` while time, databases and networks go on."""
+        self.wait_frozen()
+        time.sleep(seconds)
+
+
+async def _async_status(emu: Emulator) -> dict[str, Any]:
+    return dict(emu.async_status())
+
+
+class LambdaFreeze:
+    """Starts functions in emulators of its own (one per freezer backend asked for); ``close()`` stops them all."""
+
+    def __init__(self, *, freezer: str = "auto"):
+        self.freezer = freezer
+        self._emulators: dict[str, tuple[EmulatorThread, CollectingSink]] = {}
+        self.functions: list[LambdaFunction] = []
+
+    def function(
+        self,
+        code_dir: str | Path,
+        handler: str = "app.handler",
+        *,
+        runtime: str = "python3.11",
+        name: str | None = None,
+        freezer: str | None = None,
+        env: dict[str, str] | None = None,
+        **settings: Any,
+    ) -> LambdaFunction:
+        """Serve a function; ``settings`` are ``FunctionConfig`` fields (``timeout_s``, ``prewarm``, ...)."""
+        code = Path(code_dir).resolve()
+        config = FunctionConfig(
+            name=name or f"{code.name.replace('.', '-')[:50]}-{next(_names)}",
+            code_dir=code,
+            handler=handler,
+            runtime=runtime,
+            env=dict(env or {}),
+            **settings,
+        )
+        emulator, sink = self._emulator(freezer or self.freezer)
+
+        async def add(emu: Emulator) -> None:
+            emu.add_function(config)
+
+        emulator.call(add)
+        function = LambdaFunction(emulator, config, sink)
+        self.functions.append(function)
+        return function
+
+    def _emulator(self, freezer: str) -> tuple[EmulatorThread, CollectingSink]:
+        if freezer not in self._emulators:
+            sink = CollectingSink()
+            self._emulators[freezer] = (EmulatorThread(ServerConfig(port=0, freezer=freezer), sink=sink).start(), sink)
+        return self._emulators[freezer]
+
+    def close(self) -> None:
+        for emulator, _ in self._emulators.values():
+            emulator.stop()
+        self._emulators.clear()
+
+    def __enter__(self) -> LambdaFreeze:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

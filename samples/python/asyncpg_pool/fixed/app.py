@@ -1,0 +1,48 @@
+"""The same pool, validated on acquire: a connection the server closed while the environment was frozen is
+noticed by a cheap ping, dropped, and replaced before the handler's query runs."""
+
+import asyncio
+import os
+
+import asyncpg
+
+loop = asyncio.new_event_loop()
+asyncio.set_event_loop(loop)
+pool = loop.run_until_complete(
+    asyncpg.create_pool(
+        host=os.environ["DB_HOST"],
+        port=int(os.environ["DB_PORT"]),
+        user=os.environ["DB_USER"],
+        database=os.environ["DB_NAME"],
+        min_size=1,
+        max_size=1,
+    )
+)
+STALE = (asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.PostgresConnectionError,
+         asyncpg.exceptions.InterfaceError, ConnectionError)
+
+
+async def acquire_valid():
+    """Acquire, ping, and on a dead connection release it (the pool reconnects) and try once more."""
+    for attempt in (1, 2):
+        conn = await pool.acquire()
+        try:
+            await conn.execute("SELECT 1")
+            return conn
+        except STALE:
+            await pool.release(conn)
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def query():
+    conn = await acquire_valid()
+    try:
+        return await conn.fetchval("SELECT pg_backend_pid()")
+    finally:
+        await pool.release(conn)
+
+
+def handler(event, context):
+    return {"backend_pid": loop.run_until_complete(query())}
