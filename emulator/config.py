@@ -74,6 +74,9 @@ class FunctionConfig:
     max_event_age_s: float = 21600.0
     retry_delays_s: tuple[float, ...] = (60.0, 120.0)  # after the 1st and the 2nd failed attempt
     detect_leaks: bool = False  # flag responses and logs that carry an earlier invocation's event values
+    # Upstreams reached through the fault proxy: {"DB": "127.0.0.1:5432"} gives every environment a proxy port
+    # of its own, in DB_HOST / DB_PORT.
+    upstreams: Mapping[str, str] = field(default_factory=dict)
     region: str = "us-east-1"
     account_id: str = "000000000000"
 
@@ -98,6 +101,11 @@ class FunctionConfig:
         if reserved:
             raise ConfigError(f"function {self.name}: {', '.join(reserved)} are reserved by Lambda and cannot be set")
         self._check_lifetime()
+        for upstream, address in self.upstreams.items():
+            if not re.fullmatch(r"[A-Z][A-Z0-9_]*", upstream):
+                raise ConfigError(f"function {self.name}: upstream name {upstream!r}: use A-Z, 0-9 and _ (e.g. DB)")
+            if not re.fullmatch(r"[^\s:]+:\d{1,5}|\[[0-9a-fA-F:]+\]:\d{1,5}", address):
+                raise ConfigError(f"function {self.name}: upstream {upstream} = {address!r}: expected host:port")
 
     def _check_lifetime(self) -> None:
         def fail(what: str) -> None:
@@ -130,9 +138,9 @@ class FunctionConfig:
     @classmethod
     def from_mapping(cls, name: str, data: Mapping[str, Any], *, base_dir: Path, where: str) -> FunctionConfig:
         """A function from a config file table; keys are the command line's option names (``timeout``, ...)."""
-        unknown = sorted(set(data) - set(FILE_KEYS) - {"code_dir", "env"})
+        unknown = sorted(set(data) - set(FILE_KEYS) - {"code_dir", "env", "upstreams"})
         if unknown:
-            known = ", ".join(sorted({*FILE_KEYS, "code_dir", "env"}))
+            known = ", ".join(sorted({*FILE_KEYS, "code_dir", "env", "upstreams"}))
             raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {known}")
         if "code_dir" not in data:
             raise ConfigError(f"{where}: 'code_dir' is required")
@@ -147,10 +155,14 @@ class FunctionConfig:
                     settings[field_name] = parse(value)
                 except (TypeError, ValueError) as exc:
                     raise ConfigError(f"{where}: {key} = {value!r}: {exc}") from None
+        upstreams = data.get("upstreams", {})
+        if not isinstance(upstreams, dict):
+            raise ConfigError(f"{where}: 'upstreams' must be a table of NAME = \"host:port\"")
         return cls(
             name=name,
             code_dir=(base_dir / str(data["code_dir"])).resolve(),
             env={str(k): str(v) for k, v in env.items()},
+            upstreams={str(k): str(v) for k, v in upstreams.items()},
             **settings,
         )
 

@@ -9,17 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from runtime_api import MAX_RESPONSE_BYTES, NextEvent, RuntimeEndpoint
 
 from . import runtimes
 from .config import FunctionConfig
 from .context import EngineContext
-from .errors import EnvironmentGone, InvalidRequestID, InvalidStateTransition
+from .errors import EnvironmentGone, InvalidRequestID, InvalidStateTransition, LambdaFreezeError
+from .extensions import (
+    SHUTDOWN_GRACE_EXTERNAL_S,
+    SHUTDOWN_GRACE_INTERNAL_S,
+    ExtensionHub,
+    external_extensions,
+)
 from .freezer import FreezerGroup
 from .invocation import Invocation, Outcome
 from .leaks import Leak, LeakDetector
@@ -57,6 +66,12 @@ class Owner(Protocol):
     def on_suspended(self, env: Environment) -> None:
         """A timed-out environment was frozen mid-handler (reset_on_timeout off): reusable as it is."""
 
+    async def open_upstreams(self, env: Environment) -> dict[str, str]:
+        """Listen for this environment on each upstream's fault proxy; the variables that point at it."""
+        return {}
+
+    async def close_upstreams(self, env: Environment) -> None: ...
+
 
 class Environment:
     def __init__(
@@ -83,6 +98,17 @@ class Environment:
         self.retire_requested = False  # recycled as soon as it is idle
         self.suspended = False  # timed out with reset_on_timeout off: frozen mid-handler, reused as it is
         self._timed_out_request_id: str | None = None
+        self._freeze_listeners: list[Callable[[bool], None]] = []
+        self._runtime_waiting = False  # the runtime is in `next` (the environment may freeze once extensions are)
+        self._progress = asyncio.Event()  # an extension or a process moved: the SHUTDOWN phase looks again
+        self.extensions = ExtensionHub(
+            function_name=config.name,
+            handler=config.handler,
+            account_id=config.account_id,
+            on_ready=self._on_extension_ready,
+        )
+        self._extension_processes: dict[str, RuntimeProcess] = {}
+        self.shutdown_reason = "spindown"
         self.initialization_type = initialization_type
         self._loop = asyncio.get_running_loop()
         self.created_s = time.monotonic()
@@ -130,6 +156,18 @@ class Environment:
     def freezes(self) -> bool:
         return self._freezer.name != "none"
 
+    # The fault proxy's view (proxy.EnvironmentView): told right after a freeze and right before a thaw.
+    @property
+    def frozen(self) -> bool:
+        return self._frozen_since is not None
+
+    def add_freeze_listener(self, listener: Callable[[bool], None]) -> None:
+        self._freeze_listeners.append(listener)
+
+    def remove_freeze_listener(self, listener: Callable[[bool], None]) -> None:
+        if listener in self._freeze_listeners:
+            self._freeze_listeners.remove(listener)
+
     async def start(self) -> None:
         """Open the Runtime API endpoint and launch the runtime; INIT then runs (``init_done`` tells its end)."""
         self._endpoint = await self._runtime_server.open_endpoint(self)
@@ -146,6 +184,9 @@ class Environment:
         if problem is not None:
             self._fail_init(Outcome.error("Runtime.InvalidEntrypoint", problem), "error")
             return
+        extra = await self._owner.open_upstreams(self)
+        if self._ctx.endpoint_url:
+            extra["AWS_ENDPOINT_URL_LAMBDA"] = self._ctx.endpoint_url
         try:
             self._group = self._freezer.group(self.id)
             argv = runtimes.command(self.config)
@@ -153,8 +194,17 @@ class Environment:
                 self.config,
                 runtime_api=self._endpoint.address,
                 initialization_type=self.initialization_type,
-                extra={"AWS_ENDPOINT_URL_LAMBDA": self._ctx.endpoint_url} if self._ctx.endpoint_url else None,
+                extra=extra,
             )
+        except OSError as exc:
+            self._fail_init(Outcome.error("Runtime.InvalidEntrypoint", f"cannot start the runtime: {exc}"), "error")
+            return
+        except LambdaFreezeError as exc:  # e.g. no interpreter for the runtime: the message says how to get one
+            self._fail_init(Outcome.error("Runtime.InvalidEntrypoint", exc.message), "error")
+            return
+        if not await self._start_extensions(env):
+            return
+        try:
             self._process = RuntimeProcess(
                 argv,
                 env=env,
@@ -170,6 +220,30 @@ class Environment:
             return
         self._group.attached(pid)
 
+    async def _start_extensions(self, env: dict[str, str]) -> bool:
+        """Start the external extensions and wait, within INIT's deadline, until each registered or exited."""
+        assert self._group is not None
+        executables = external_extensions(self.config.code_dir)
+        self.extensions.expect([path.name for path in executables])
+        for path in executables:
+            process = RuntimeProcess(
+                [str(path)],
+                env=env,
+                cwd=self.config.code_dir,
+                attach_paths=self._group.attach_paths,
+                on_output=self._lines.feed,
+                on_exit=lambda code, name=path.name: self._on_extension_exit(name, code),  # type: ignore[misc]
+            )
+            try:
+                self._group.attached(process.start())
+            except OSError as exc:
+                self._fail_init(Outcome.error("Extension.LaunchError", f"cannot start {path}: {exc}"), "error")
+                return False
+            self._extension_processes[path.name] = process
+        if executables:
+            await self.extensions.all_registered.wait()  # INIT's deadline timer bounds this wait
+        return self.lifecycle.state is State.INITIALIZING
+
     # ------------------------------------------------------------------------------------ Runtime API (runtime)
     async def next_invocation(self) -> NextEvent:
         if self._next_waiter is not None and not self._next_waiter.done():
@@ -180,25 +254,93 @@ class Environment:
                 f"next called for request {self.current.request_id if self.current else '?'} before its "
                 "response or error was posted"
             )
-        self.lifecycle.on_next()  # refuses every other state
-        if state is State.INITIALIZING:
-            self._init_complete()
-        else:
-            self._finish_current()
-        if self.pending is None:
-            self._owner.on_idle(self)
-        if self.pending is not None:
-            return self._hand_over()
-        if self.freezes:
-            self.lifecycle.on_freeze()
-            self._freeze()
+        if state not in (State.INITIALIZING, State.RESPONDED):
+            self.lifecycle.on_next()  # refuses: the message names the state
         waiter: asyncio.Future[NextEvent] = self._loop.create_future()
         self._next_waiter = waiter
+        self._runtime_waiting = True
+        self._advance()
         try:
             return await waiter
         finally:
             if self._next_waiter is waiter:
                 self._next_waiter = None
+
+    def _on_extension_ready(self) -> None:
+        self._progress.set()
+        self._advance()
+
+    def _on_extension_exit(self, name: str, returncode: int) -> None:
+        registered = any(e.name == name for e in self.extensions.extensions.values())
+        self.extensions.exited(name)
+        if not self.lifecycle.live or (returncode == 0 and not registered):
+            return  # an extension may decline to run by exiting before it registers
+        message = f"extension {name} exited: {describe_exit(returncode)}"
+        self._fail("Extension.Crash", message)
+
+    def _fail(self, error_type: str, message: str, body: bytes | None = None) -> None:
+        """A failure of the sandbox itself (an extension crashed or reported one): INIT fails, or the invocation
+        does, and the environment is replaced."""
+        outcome = Outcome.from_runtime_error(body, error_type) if body else Outcome.error(error_type, message)
+        if self.lifecycle.state is State.INITIALIZING:
+            self._fail_init(outcome, "error")
+            return
+        invocation = self.current or self._retry_of
+        self.lifecycle.on_exit()
+        if invocation is not None:
+            if body is None:
+                outcome = Outcome.error(error_type, message, request_id=invocation.request_id)
+            invocation.resolve(outcome)
+            self._end_invocation(invocation, status="error", error_type=error_type)
+        self._begin_stop("failure")
+
+    # ------------------------------------------------------------------------------------- Extensions API
+    def register_extension(self, name: str | None, events: object) -> tuple[str, dict[str, str]]:
+        if self.lifecycle.state is not State.INITIALIZING:
+            self.extensions.close_registration()
+        identifier, body = self.extensions.register(name, events)
+        subscribed = ", ".join(sorted(self.extensions.extensions[identifier].events))
+        self._emit(f"EXTENSION\tName: {name}\tState: Ready\tEvents: [{subscribed}]")
+        return identifier, body
+
+    async def next_extension_event(self, identifier: str | None) -> dict[str, Any]:
+        return await self.extensions.next_event(identifier)
+
+    def extension_error(self, identifier: str | None, kind: str, body: bytes, error_type: str | None) -> None:
+        extension = self.extensions.error(identifier)
+        if kind == "init" and self.lifecycle.state is not State.INITIALIZING:
+            raise InvalidStateTransition("extension init/error is only allowed during INIT")
+        if self.lifecycle.live:
+            self._fail(error_type or f"Extension.{kind.capitalize()}Error", f"extension {extension.name}", body)
+
+    def _advance(self) -> None:
+        """INIT, or the invocation, is over once the runtime and every extension are back in `next`: then the
+        next event is handed over, or the environment freezes."""
+        if not self._runtime_waiting or self.extensions.busy:
+            return
+        state = self.lifecycle.state
+        if state is State.INITIALIZING:
+            self.lifecycle.on_next()
+            self._init_complete()
+        elif state is State.RESPONDED and not self.suspended:
+            self.lifecycle.on_next()
+            self._finish_current()
+        else:
+            return
+        if self.pending is None:
+            self._owner.on_idle(self)  # may assign an invocation, handed over at once
+        if self.lifecycle.state is not State.READY:
+            return
+        if self.pending is not None:
+            self._deliver()
+        elif self.freezes:
+            self.lifecycle.on_freeze()
+            self._freeze()
+
+    def _deliver(self) -> None:
+        waiter = self._next_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(self._hand_over())
 
     def post_response(self, request_id: str, body: bytes, content_type: str | None) -> None:
         if self._late(request_id, "response"):
@@ -260,9 +402,8 @@ class Environment:
         if self.suspended:  # the runtime finishes its timed-out handler first, then comes to `next`
             self.suspended = False
             self._thaw()
-        waiter = self._next_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(self._hand_over())
+        if self.lifecycle.state in (State.READY, State.FROZEN):
+            self._deliver()
 
     def can_take(self) -> bool:
         state = self.lifecycle.state
@@ -284,6 +425,7 @@ class Environment:
         if self.lifecycle.state is State.FROZEN:
             self._thaw()
         self.lifecycle.on_invoke()
+        self._runtime_waiting = False
         self.current = invocation
         self.invocations += 1
         if invocation is self._retry_of:
@@ -294,6 +436,13 @@ class Environment:
             self._emit(start_line(invocation.request_id))
             invocation.start(self.config.timeout_s)
             self._arm_timer(invocation.deadline_s)
+        if self.extensions.extensions:
+            self.extensions.invoke(
+                request_id=invocation.request_id,
+                deadline_ms=invocation.deadline_ms,
+                function_arn=invocation.function_arn,
+                trace_id=invocation.trace_id,
+            )
         return NextEvent(
             request_id=invocation.request_id,
             payload=invocation.payload,
@@ -308,15 +457,20 @@ class Environment:
         self._drain()
         self._group.freeze()
         self._frozen_since = time.monotonic()
+        for listener in self._freeze_listeners:
+            listener(True)
 
     def _thaw(self) -> None:
         assert self._group is not None
-        self._group.thaw()
         if self._frozen_since is not None:
+            for listener in self._freeze_listeners:
+                listener(False)
             self.frozen_total_s += time.monotonic() - self._frozen_since
             self._frozen_since = None
+        self._group.thaw()
 
     def _init_complete(self) -> None:
+        self.extensions.close_registration()
         if self._retry_of is None:
             self._cancel_timer()
             self.init_duration_ms = (time.monotonic() - self.created_s) * 1000
@@ -373,7 +527,11 @@ class Environment:
     def _measure_memory(self) -> None:
         if self._group is None or self._process is None or self._process.pid is None:
             return
-        pids = self._group.pids() if self._group.attach_paths else process_tree(self._process.pid)
+        pids = (
+            self._group.pids()
+            if self._group.attach_paths
+            else [pid for leader in self._group.pids() for pid in process_tree(leader)]
+        )
         used_mb = -(-peak_rss_kb(pids) // 1024)
         self.max_memory_mb = max(self.max_memory_mb, used_mb)
 
@@ -411,7 +569,7 @@ class Environment:
         self._emit(f"{iso_now()} {invocation.request_id} {message}", invocation)
         invocation.resolve(Outcome.error("Sandbox.Timedout", message, request_id=invocation.request_id))
         self._end_invocation(invocation, status="timeout", error_type="Sandbox.Timedout")
-        self._begin_stop()
+        self._begin_stop("timeout")
 
     def _suspend(self, invocation: Invocation, message: str) -> None:
         """Lambda's older behaviour: the timed-out environment is frozen as it is, handler and all, and reused.
@@ -433,6 +591,7 @@ class Environment:
         """The runtime process is gone: reaped here, whether it exited, crashed or was killed."""
         self.exit_status = describe_exit(returncode)
         self._exited.set()
+        self._progress.set()
         self._lines.flush()
         if not self.lifecycle.live:
             return
@@ -451,7 +610,7 @@ class Environment:
             self._end_invocation(invocation, status="error", error_type="Runtime.ExitError")
         else:
             log.warning("%s: runtime exited while idle (%s)", self.id, self.exit_status)
-        self._begin_stop()
+        self._begin_stop("failure")
 
     def _end_invocation(self, invocation: Invocation, *, status: str, error_type: str) -> None:
         if self.current is invocation:
@@ -484,7 +643,7 @@ class Environment:
         pending, self.pending = self.pending, None
         if not self.init_done.done():
             self.init_done.set_result(failure)
-        self._begin_stop()
+        self._begin_stop("failure")
         if failure is not None:
             self._owner.on_init_failed(self, failure, pending)
 
@@ -511,11 +670,14 @@ class Environment:
         if self._stop_task is not None:
             await asyncio.shield(self._stop_task)
 
-    def _begin_stop(self) -> None:
+    def _begin_stop(self, reason: str = "spindown") -> None:
+        """Stop taking work and kill the environment: at once, or, with extensions registered, after Lambda's
+        SHUTDOWN phase (``reason`` is the SHUTDOWN event's: spindown | timeout | failure)."""
         if self._stop_task is not None:
             return
         self._cancel_timer()
-        if self._group is not None:
+        graceful = bool(self.extensions.extensions) and self._group is not None
+        if self._group is not None and not graceful:
             self._group.kill()
         waiter = self._next_waiter
         if waiter is not None and not waiter.done():
@@ -523,10 +685,46 @@ class Environment:
         pending, self.pending = self.pending, None
         if pending is not None and pending is not self._retry_of:
             self._owner.on_orphaned(self, pending)
-        self._stop_task = self._loop.create_task(self._stop(), name=f"stop {self.id}")
+        self._stop_task = self._loop.create_task(self._stop(reason if graceful else None), name=f"stop {self.id}")
 
-    async def _stop(self) -> None:
+    async def _shutdown_phase(self, reason: str) -> None:
+        """SIGTERM to the runtime, SHUTDOWN to the extensions, then wait (2 s with external extensions, 0.5 s with
+        internal ones only) for the runtime to exit and every extension to be back in `event/next` or gone."""
+        assert self._group is not None
+        grace_s = SHUTDOWN_GRACE_EXTERNAL_S if self.extensions.any_external else SHUTDOWN_GRACE_INTERNAL_S
+        if self._frozen_since is not None:
+            self._thaw()
+        if self._process is not None and self._process.pid is not None and self._process.returncode is None:
+            os.kill(self._process.pid, signal.SIGTERM)
+        targets = self.extensions.shutdown(reason, int((time.time() + grace_s) * 1000))
+        self._ctx.timeline.record("shutdown", self.id, reason=reason, extensions=[t.name for t in targets])
+
+        def settled() -> bool:
+            runtime_gone = self._process is None or self._process.returncode is not None
+            return runtime_gone and not any(t.busy and not t.exited for t in targets)
+
         try:
+            async with asyncio.timeout(grace_s):
+                while not settled():
+                    self._progress.clear()
+                    await self._progress.wait()
+        except TimeoutError:
+            log.info("%s: SHUTDOWN phase ran out its %.1f s; killing", self.id, grace_s)
+        self._group.kill()
+
+    async def _stop(self, shutdown_reason: str | None) -> None:
+        try:
+            if shutdown_reason is not None:
+                await self._shutdown_phase(shutdown_reason)
+            self.extensions.close()
+            for process in self._extension_processes.values():
+                if process.returncode is None:
+                    try:
+                        async with asyncio.timeout(STOP_TIMEOUT_S):
+                            await process.exited.wait()
+                    except TimeoutError:
+                        log.error("%s: extension pid %s did not die", self.id, process.pid)
+                process.close()
             if self._process is not None:
                 if self._process.returncode is None:
                     try:
@@ -541,6 +739,7 @@ class Environment:
                 await self._group.remove()
             if self._endpoint is not None:
                 await self._endpoint.close()
+            await self._owner.close_upstreams(self)
         finally:
             if not self.init_done.done():
                 self.init_done.set_result(InitFailure(Outcome.error("Runtime.ExitError", "stopped"), "error"))

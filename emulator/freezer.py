@@ -74,10 +74,12 @@ class FreezerGroup(ABC):
     attach_paths: tuple[Path, ...] = ()
 
     def __init__(self) -> None:
-        self.pid: int | None = None
+        self.pid: int | None = None  # the runtime's
+        self.leaders: list[int] = []  # every process started in the environment: extensions, then the runtime
 
     def attached(self, pid: int) -> None:
-        """The runtime process started (its pid is also its process group id)."""
+        """A process of the environment started in a process group of its own (its pid is the group's id)."""
+        self.leaders.append(pid)
         self.pid = pid
 
     @abstractmethod
@@ -193,13 +195,15 @@ def _killpg(pgid: int | None, sig: int) -> None:
 
 
 class SigstopGroup(FreezerGroup):
-    """SIGSTOP/SIGCONT of the runtime's process group. A runtime that calls setsid() escapes it."""
+    """SIGSTOP/SIGCONT of the environment's process groups. A runtime that calls setsid() escapes it."""
 
     def freeze(self) -> None:
-        _killpg(self.pid, signal.SIGSTOP)
+        for leader in self.leaders:
+            _killpg(leader, signal.SIGSTOP)
 
     def thaw(self) -> None:
-        _killpg(self.pid, signal.SIGCONT)
+        for leader in self.leaders:
+            _killpg(leader, signal.SIGCONT)
 
     def kernel_frozen(self) -> bool:
         if self.pid is None:
@@ -211,10 +215,11 @@ class SigstopGroup(FreezerGroup):
         return "State:\tT" in status
 
     def pids(self) -> list[int]:
-        return [self.pid] if self.pid is not None else []
+        return list(self.leaders)
 
     def kill(self) -> None:
-        _killpg(self.pid, signal.SIGKILL)  # SIGKILL ends stopped processes too
+        for leader in self.leaders:
+            _killpg(leader, signal.SIGKILL)  # SIGKILL ends stopped processes too
 
 
 class NoFreezeGroup(SigstopGroup):

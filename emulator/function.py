@@ -11,18 +11,21 @@ One invocation per environment at a time.
 from __future__ import annotations
 
 import asyncio
+import enum
 import itertools
 import logging
 import random
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from . import runtimes
 from .config import FunctionConfig
 from .context import EngineContext
 from .environment import Environment, InitFailure
 from .errors import LambdaFreezeError
 from .invocation import Invocation, Outcome
 from .lifecycle import State
+from .proxy import Proxy, ProxyEvent
 
 log = logging.getLogger("lambda_freeze.function")
 
@@ -50,6 +53,30 @@ class FunctionPool:
         self._random = random.Random()
         self.capacity_freed = asyncio.Event()  # set when an environment becomes free or goes away
         self.listeners: list[Callable[[Environment], None]] = []  # told of every new environment
+        # One fault proxy per upstream; every environment gets a listening port of its own on each.
+        self.proxies: dict[str, Proxy] = {}
+        for upstream, address in config.upstreams.items():
+            host, _, port = address.rpartition(":")
+            proxy = Proxy(host.strip("[]"), int(port), name=f"{config.name}/{upstream}")
+            proxy.subscribe(self._record_proxy_event)
+            self.proxies[upstream] = proxy
+
+    def _record_proxy_event(self, event: ProxyEvent) -> None:
+        detail = {k: v.value if isinstance(v, enum.Enum) else v for k, v in event.as_dict().items()}
+        detail["event"] = detail.pop("kind")
+        self._ctx.timeline.record("proxy", event.env_id or self.config.name, **detail)
+
+    async def open_upstreams(self, env: Environment) -> dict[str, str]:
+        variables = {}
+        for upstream, proxy in self.proxies.items():
+            port = await proxy.listen(env)
+            variables[f"{upstream}_HOST"] = proxy.config.listen_host
+            variables[f"{upstream}_PORT"] = str(port)
+        return variables
+
+    async def close_upstreams(self, env: Environment) -> None:
+        for proxy in self.proxies.values():
+            await proxy.unlisten(env)
 
     # ---------------------------------------------------------------------------------------------- invoke
     async def invoke(self, invocation: Invocation) -> Outcome:
@@ -129,6 +156,12 @@ class FunctionPool:
         self._track(self._start(env))
         return env
 
+    def check(self) -> None:
+        """Warn at once about a function that cannot start (Lambda itself only fails at the first invoke)."""
+        problem = runtimes.bootstrap_problem(self.config)
+        if problem is not None:
+            log.warning("function %s will fail to start: %s", self.config.name, problem)
+
     def prewarm(self) -> None:
         """Proactive INIT: environments that initialise now, whether or not they are ever invoked."""
         for _ in range(self.config.prewarm):
@@ -137,8 +170,13 @@ class FunctionPool:
     async def _start(self, env: Environment) -> None:
         try:
             await env.start()
-        except Exception:  # a boundary: the environment is dead, its invocation is routed or answered
+        except Exception as exc:  # a boundary: the environment is dead, and its invocation answered
             log.exception("%s: could not start", env.id)
+            # Answered here, not routed to another environment, which would fail the same way.
+            for invocation in (env.pending, env.current):
+                if invocation is not None:
+                    invocation.abandon(Outcome.error("Runtime.InvalidEntrypoint", f"cannot start: {exc}"))
+            env.pending = None
             await env.stop("start failed")
 
     def _track(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -237,3 +275,5 @@ class FunctionPool:
         self._closing = True
         while self.environments or self._tasks:
             await asyncio.gather(*(env.stop() for env in list(self.environments.values())), *list(self._tasks))
+        for proxy in self.proxies.values():
+            await proxy.close()

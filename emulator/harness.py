@@ -22,6 +22,7 @@ from typing import Any
 from .config import FunctionConfig, ServerConfig
 from .errors import LambdaFreezeError
 from .lifecycle import State
+from .proxy import Proxy, Toxic
 from .server import Emulator
 from .testing import CollectingSink, EmulatorThread
 
@@ -175,10 +176,63 @@ class LambdaFunction:
 
         self._emulator.call(kernel, timeout_s + 5)
 
+    def faults(self, upstream: str = "DB") -> FaultControl:
+        """The fault proxy between this function and one of its upstreams (``upstreams={"DB": "host:port"}``)."""
+        if upstream not in self.config.upstreams:
+            raise LambdaFreezeError(
+                f"function {self.name} has no upstream {upstream!r}: declare it, e.g. upstreams={{{upstream!r}: "
+                "'127.0.0.1:5432'}, and connect to ${upstream}_HOST:${upstream}_PORT"
+            )
+        return FaultControl(self._emulator, self.name, upstream)
+
     def stay_frozen(self, seconds: float) -> None:
         """Keep the function's environments frozen for ``seconds`` while time, databases and networks go on."""
         self.wait_frozen()
         time.sleep(seconds)
+
+
+class FaultControl:
+    """Add and remove toxics on a live function's upstream; read the proxy's connections and events."""
+
+    def __init__(self, emulator: EmulatorThread, function: str, upstream: str):
+        self._emulator = emulator
+        self._function = function
+        self._upstream = upstream
+
+    def _proxy(self, emu: Emulator) -> Proxy:
+        return emu.functions[self._function].proxies[self._upstream]
+
+    def add(self, name: str, toxic: Toxic, *, direction: str = "downstream", env_id: str | None = None) -> None:
+        """``toxic`` is one of ``emulator.proxy``'s (``IdleDrop(idle_s=1)``, ``WhileFrozen(mode="drop")``, ...)."""
+
+        async def add(emu: Emulator) -> None:
+            await self._proxy(emu).add_toxic(name, toxic, direction=direction, env_id=env_id)  # type: ignore[arg-type]
+
+        self._emulator.call(add)
+
+    def remove(self, name: str) -> None:
+        async def remove(emu: Emulator) -> None:
+            await self._proxy(emu).remove_toxic(name)
+
+        self._emulator.call(remove)
+
+    def kill_connections(self, env_id: str | None = None) -> int:
+        async def kill(emu: Emulator) -> int:
+            return await self._proxy(emu).kill_connections(env_id)
+
+        return self._emulator.call(kill)
+
+    def connections(self) -> list[Any]:
+        async def connections(emu: Emulator) -> list[Any]:
+            return list(self._proxy(emu).connections())
+
+        return self._emulator.call(connections)
+
+    def events(self) -> list[dict[str, Any]]:
+        async def events(emu: Emulator) -> list[dict[str, Any]]:
+            return [e.as_dict() for e in self._proxy(emu).events]
+
+        return self._emulator.call(events)
 
 
 async def _async_status(emu: Emulator) -> dict[str, Any]:

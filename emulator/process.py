@@ -66,6 +66,7 @@ class RuntimeProcess:
         self._pidfd: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.returncode: int | None = None
+        self.exited = asyncio.Event()
 
     @property
     def pid(self) -> int | None:
@@ -137,6 +138,7 @@ class RuntimeProcess:
             self._pidfd = None
         self.drain_output()
         self.returncode = returncode
+        self.exited.set()
         self._on_exit(returncode)
 
     def close(self) -> None:

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
-from .config import PYTHON_RUNTIMES, FunctionConfig
+from . import node_ric
+from .config import NODE_RUNTIMES, PYTHON_RUNTIMES, FunctionConfig
 from .errors import ConfigError
 
 # Lambda's PATH, with the host's after it so a local interpreter and tools are found.
@@ -35,12 +36,20 @@ def python_for(runtime: str) -> str:
 def command(config: FunctionConfig) -> list[str]:
     if config.runtime in PYTHON_RUNTIMES:
         return [python_for(config.runtime), "-m", "awslambdaric", config.handler]
+    if config.runtime in NODE_RUNTIMES:
+        return node_ric.command(config.runtime, config.code_dir, config.handler)
     return [str(config.code_dir / "bootstrap")]
 
 
 def bootstrap_problem(config: FunctionConfig) -> str | None:
-    """Why a ``provided`` function cannot start (Lambda's ``Runtime.InvalidEntrypoint``), or None."""
+    """Why a ``provided`` or Node.js function cannot start (Lambda's ``Runtime.InvalidEntrypoint``), or None."""
     if config.runtime in PYTHON_RUNTIMES:
+        return None
+    if config.runtime in NODE_RUNTIMES:  # no Node, or no client: the message names the command that installs it
+        try:
+            node_ric.command(config.runtime, config.code_dir, config.handler)
+        except ConfigError as exc:
+            return exc.message
         return None
     bootstrap = config.code_dir / "bootstrap"
     if not bootstrap.is_file():
@@ -93,5 +102,7 @@ def environment(
     )
     if config.runtime in PYTHON_RUNTIMES:
         env["PYTHONPATH"] = str(config.code_dir)
+    if config.runtime in NODE_RUNTIMES and "NODE_PATH" not in config.env:
+        env["NODE_PATH"] = node_ric.node_path(config.code_dir)
     env.update(extra or {})
     return env

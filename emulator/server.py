@@ -109,6 +109,7 @@ class Emulator:
         queue = AsyncQueue(pool, self.failures, self.timeline)
         self.queues[config.name] = queue
         queue.start()
+        pool.check()
         pool.prewarm()
         return pool
 

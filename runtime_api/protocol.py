@@ -56,6 +56,17 @@ class RuntimeBackend(Protocol):
 
     def post_init_error(self, body: bytes, error_type: str | None) -> None: ...
 
+    # Extensions API 2020-01-01, on the same endpoint
+    def register_extension(self, name: str | None, events: object) -> tuple[str, Mapping[str, str]]:
+        """Returns the extension's identifier and the register response body."""
+        ...
+
+    async def next_extension_event(self, identifier: str | None) -> Mapping[str, object]: ...
+
+    def extension_error(self, identifier: str | None, kind: str, body: bytes, error_type: str | None) -> None:
+        """``kind`` is "init" or "exit"."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class InvokeRequest:

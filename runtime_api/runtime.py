@@ -6,8 +6,10 @@ belongs to, so a runtime can only ever reach its own environment.
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
+import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -18,7 +20,10 @@ from .protocol import MAX_RESPONSE_BYTES, ApiError, NextEvent, RuntimeBackend
 log = logging.getLogger("lambda_freeze.runtime_api")
 
 PREFIX = "/2018-06-01/runtime"
+EXTENSION_PREFIX = "/2020-01-01/extension"
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
+EXTENSION_ID_HEADER = "Lambda-Extension-Identifier"
+EXTENSION_ERROR_TYPE_HEADER = "Lambda-Extension-Function-Error-Type"
 
 _backends_key = web.AppKey("backends", dict)
 
@@ -108,6 +113,37 @@ async def _init_error(request: web.Request) -> web.StreamResponse:
     return _accepted()
 
 
+@_rendering_api_errors
+async def _extension_register(request: web.Request) -> web.StreamResponse:
+    backend = _backend(request)
+    try:
+        document = json.loads(await request.read() or b"{}")
+    except ValueError:
+        return runtime_error(400, "InvalidRequestFormat", "the register body is not JSON")
+    events = document.get("events") if isinstance(document, dict) else None
+    identifier, body = backend.register_extension(request.headers.get("Lambda-Extension-Name"), events)
+    return web.json_response(dict(body), headers={EXTENSION_ID_HEADER: identifier})
+
+
+@_rendering_api_errors
+async def _extension_next(request: web.Request) -> web.StreamResponse:
+    event = await _backend(request).next_extension_event(request.headers.get(EXTENSION_ID_HEADER))
+    return web.json_response(dict(event), headers={"Lambda-Extension-Event-Identifier": str(uuid.uuid4())})
+
+
+def _extension_error(kind: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    @_rendering_api_errors
+    async def handler(request: web.Request) -> web.StreamResponse:
+        backend = _backend(request)
+        body = await request.read()
+        backend.extension_error(
+            request.headers.get(EXTENSION_ID_HEADER), kind, body, request.headers.get(EXTENSION_ERROR_TYPE_HEADER)
+        )
+        return _accepted()
+
+    return handler
+
+
 class RuntimeEndpoint:
     """One environment's listening socket; ``address`` is what ``AWS_LAMBDA_RUNTIME_API`` is set to."""
 
@@ -137,6 +173,10 @@ class RuntimeApiServer:
         self._app.router.add_post(f"{PREFIX}/invocation/{{request_id}}/response", _response)
         self._app.router.add_post(f"{PREFIX}/invocation/{{request_id}}/error", _error)
         self._app.router.add_post(f"{PREFIX}/init/error", _init_error)
+        self._app.router.add_post(f"{EXTENSION_PREFIX}/register", _extension_register)
+        self._app.router.add_get(f"{EXTENSION_PREFIX}/event/next", _extension_next)
+        self._app.router.add_post(f"{EXTENSION_PREFIX}/init/error", _extension_error("init"))
+        self._app.router.add_post(f"{EXTENSION_PREFIX}/exit/error", _extension_error("exit"))
         self._runner = web.AppRunner(self._app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
         self._started = False
 
