@@ -1,0 +1,59 @@
+"""The background-loop pool with a short ping before use: a connection that does not answer within
+PING_TIMEOUT_S is terminated and replaced, so a silently dead connection costs a fraction of a second."""
+
+import asyncio
+import os
+import threading
+
+import asyncpg
+
+QUERY_TIMEOUT_S = float(os.environ.get("QUERY_TIMEOUT_S", "2"))
+PING_TIMEOUT_S = float(os.environ.get("PING_TIMEOUT_S", "0.3"))
+
+loop = asyncio.new_event_loop()
+threading.Thread(target=loop.run_forever, name="db-loop", daemon=True).start()
+
+
+async def create_pool():
+    return await asyncpg.create_pool(
+        host=os.environ["DB_HOST"],
+        port=int(os.environ["DB_PORT"]),
+        user=os.environ["DB_USER"],
+        database=os.environ["DB_NAME"],
+        min_size=1,
+        max_size=1,
+    )
+
+
+pool = asyncio.run_coroutine_threadsafe(create_pool(), loop).result()
+
+
+async def acquire_live():
+    for attempt in (1, 2):
+        conn = await pool.acquire()
+        try:
+            await conn.execute("SELECT 1", timeout=PING_TIMEOUT_S)
+            return conn
+        except (
+            asyncio.TimeoutError,
+            asyncpg.exceptions.ConnectionDoesNotExistError,
+            asyncpg.InterfaceError,
+            ConnectionError,
+        ):
+            conn.terminate()
+            await pool.release(conn)
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def query():
+    conn = await acquire_live()
+    try:
+        return await conn.fetchval("SELECT pg_backend_pid()", timeout=QUERY_TIMEOUT_S)
+    finally:
+        await pool.release(conn)
+
+
+def handler(event, context):
+    return {"backend_pid": asyncio.run_coroutine_threadsafe(query(), loop).result()}
