@@ -18,8 +18,12 @@ pool = loop.run_until_complete(
         max_size=1,
     )
 )
-STALE = (asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.PostgresConnectionError,
-         asyncpg.exceptions.InterfaceError, ConnectionError)
+STALE = (
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InterfaceError,
+    ConnectionError,
+)
 
 
 async def acquire_valid():

@@ -34,12 +34,7 @@ async def acquire_live():
         try:
             await conn.execute("SELECT 1", timeout=PING_TIMEOUT_S)
             return conn
-        except (
-            asyncio.TimeoutError,
-            asyncpg.exceptions.ConnectionDoesNotExistError,
-            asyncpg.InterfaceError,
-            ConnectionError,
-        ):
+        except (TimeoutError, asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.InterfaceError, ConnectionError):
             conn.terminate()
             await pool.release(conn)
             if attempt == 2:
