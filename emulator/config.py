@@ -15,6 +15,7 @@ from typing import Any
 from .errors import ConfigError
 
 PLACEMENTS = ("mru", "lru", "random")
+UPSTREAM = re.compile(r"(?P<host>[^\s:\[\]]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})(?:\s+close=(?P<close>mirror|fin|rst))?")
 PYTHON_RUNTIMES = ("python3.11", "python3.12", "python3.13")
 NODE_RUNTIMES = ("nodejs20.x", "nodejs22.x")  # under npm aws-lambda-ric; nodejs22.x needs Node 22 on PATH
 RUNTIMES = (*PYTHON_RUNTIMES, *NODE_RUNTIMES, "provided", "provided.al2", "provided.al2023")
@@ -104,8 +105,11 @@ class FunctionConfig:
         for upstream, address in self.upstreams.items():
             if not re.fullmatch(r"[A-Z][A-Z0-9_]*", upstream):
                 raise ConfigError(f"function {self.name}: upstream name {upstream!r}: use A-Z, 0-9 and _ (e.g. DB)")
-            if not re.fullmatch(r"[^\s:]+:\d{1,5}|\[[0-9a-fA-F:]+\]:\d{1,5}", address):
-                raise ConfigError(f"function {self.name}: upstream {upstream} = {address!r}: expected host:port")
+            if not UPSTREAM.fullmatch(address):
+                raise ConfigError(
+                    f"function {self.name}: upstream {upstream} = {address!r}: expected host:port, optionally "
+                    "followed by ' close=mirror|fin|rst' (how the proxy passes on the server's close)"
+                )
 
     def _check_lifetime(self) -> None:
         def fail(what: str) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from . import runtimes
-from .config import FunctionConfig
+from .config import UPSTREAM, FunctionConfig
 from .context import EngineContext
 from .environment import Environment, InitFailure
 from .errors import LambdaFreezeError
@@ -56,8 +56,14 @@ class FunctionPool:
         # One fault proxy per upstream; every environment gets a listening port of its own on each.
         self.proxies: dict[str, Proxy] = {}
         for upstream, address in config.upstreams.items():
-            host, _, port = address.rpartition(":")
-            proxy = Proxy(host.strip("[]"), int(port), name=f"{config.name}/{upstream}")
+            parts = UPSTREAM.fullmatch(address)
+            assert parts is not None  # checked by FunctionConfig
+            proxy = Proxy(
+                parts["host"].strip("[]"),
+                int(parts["port"]),
+                name=f"{config.name}/{upstream}",
+                close_mode=parts["close"] or "mirror",  # type: ignore[arg-type]
+            )
             proxy.subscribe(self._record_proxy_event)
             self.proxies[upstream] = proxy
 

@@ -143,9 +143,20 @@ class LambdaFunction:
         return self._emulator.environments(self.name)
 
     def async_status(self) -> dict[str, Any]:
-        status = self._emulator.call(_async_status)
-        return {"failures": [f for f in status["failures"] if f"function:{self.name}:" in
-                             f["requestContext"]["functionArn"]], **status["functions"][self.name]}
+        """Queued, retrying, in flight, delivered and failed asynchronous events, and the on-failure records."""
+        return self._emulator.call(self._async_status)
+
+    async def _async_status(self, emu: Emulator) -> dict[str, Any]:
+        return self._status_of(emu)
+
+    def _status_of(self, emu: Emulator) -> dict[str, Any]:
+        status: Any = emu.async_status()
+        failures = [f for f in status["failures"] if f"function:{self.name}:" in f["requestContext"]["functionArn"]]
+        return {"failures": failures, **status["functions"][self.name]}
+
+    def wait_async(self, predicate: Any, timeout_s: float = 30.0) -> None:
+        """Until ``predicate(async_status)`` holds, e.g. ``lambda s: s["delivered"] == 5``; no polling."""
+        self._emulator.wait_for(lambda emu: bool(predicate(self._status_of(emu))), timeout_s)
 
     @property
     def logs(self) -> list[str]:
@@ -233,10 +244,6 @@ class FaultControl:
             return [e.as_dict() for e in self._proxy(emu).events]
 
         return self._emulator.call(events)
-
-
-async def _async_status(emu: Emulator) -> dict[str, Any]:
-    return dict(emu.async_status())
 
 
 class LambdaFreeze:

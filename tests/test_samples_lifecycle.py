@@ -1,0 +1,104 @@
+"""Samples about the environments' lifecycle: INIT on environments never invoked, and the relay consumer that
+drains a queue by invoking itself asynchronously."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.timeout(120)
+
+SAMPLES = Path(__file__).parent.parent / "samples/python"
+RUNS = 5
+
+
+@pytest.fixture
+def one_client_server() -> Iterator[tuple[str, list[str]]]:
+    """The sample's one-client server on a free port; yields its address and the lines it printed so far."""
+    proc = subprocess.Popen(
+        [sys.executable, str(SAMPLES / "init_side_effect/one_client_server.py")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    port = proc.stdout.readline().split()[1]
+    seen: list[str] = []
+    try:
+        yield f"127.0.0.1:{port}", seen
+    finally:
+        proc.terminate()
+        rest, _ = proc.communicate(timeout=10)
+        seen.extend(rest.splitlines())
+
+
+def lifecycle(lambda_freeze, variant: str, address: str):
+    return lambda_freeze.function(
+        SAMPLES / f"init_side_effect/{variant}",
+        env={"SERVER_ADDR": address},
+        reserved_concurrency=1,
+        max_invocations=2,
+        replace_before_retire=True,
+    )
+
+
+@pytest.mark.parametrize(("variant", "ok"), [("broken", False), ("fixed", True)])
+def test_init_side_effect_on_a_replacement(lambda_freeze, one_client_server, variant, ok):
+    address, _ = one_client_server
+    for _ in range(RUNS):
+        fn = lifecycle(lambda_freeze, variant, address)
+        assert [fn.invoke({}).payload for _ in range(2)] == [{"answer": "pong"}] * 2
+        # The second invocation retired the environment: a replacement ran INIT beside it, then it left.
+        first = fn.environments()
+        fn.wait_for(lambda envs: len(envs) == 1 and envs[0]["id"] != first[0]["id"] and envs[0]["state"] == "frozen")
+        third = fn.invoke({})
+        if ok:
+            assert third.ok, third.payload
+        else:
+            assert third.error_type == "ConnectionError", third.payload
+            assert third.error_message == "server answered 'busy' instead of 'pong'"
+        assert "Init Duration" not in third.log  # the replacement was initialised before it was invoked
+
+
+def test_relay_consumer_drains_the_queue(lambda_freeze, lambda_freeze_postgres):
+    db = lambda_freeze_postgres()
+    table = f"queue_{db.user}"
+    import asyncpg
+
+    async def fill() -> None:
+        conn = await asyncpg.connect(host=db.host, port=db.port, user=db.user, database=db.database)
+        try:
+            await conn.execute(f"CREATE TABLE {table} (id serial PRIMARY KEY, done_by text)")
+            await conn.execute(f"INSERT INTO {table} (done_by) SELECT NULL FROM generate_series(1, 45)")
+        finally:
+            await conn.close()
+
+    async def processed() -> dict[str, int]:
+        conn = await asyncpg.connect(host=db.host, port=db.port, user=db.user, database=db.database)
+        try:
+            rows = await conn.fetch(f"SELECT done_by, count(*) AS n FROM {table} GROUP BY done_by")
+            return {row["done_by"]: row["n"] for row in rows}
+        finally:
+            await conn.close()
+
+    asyncio.run(fill())
+    fn = lambda_freeze.function(
+        SAMPLES / "relay_consumer",
+        env={**db.env(), "QUEUE_TABLE": table, "BATCH_SIZE": "10"},
+        reserved_concurrency=1,
+        timeout_s=10,
+    )
+    first = fn.invoke_async({"start": True})
+    fn.wait_async(lambda status: status["delivered"] == 5)
+    batches = asyncio.run(processed())
+    assert None not in batches  # the queue is drained
+    assert sorted(batches.values()) == [5, 10, 10, 10, 10]
+    assert first in batches
+    handed = [line for line in fn.logs if line.startswith("relay: handed over to ")]
+    assert len(handed) == 4  # the chain: each invocation queued the next
+    assert {line.split()[-1] for line in handed} == set(batches) - {first}
+    assert fn.async_status()["failed"] == 0
