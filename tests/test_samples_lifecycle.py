@@ -53,8 +53,8 @@ def test_init_side_effect_on_a_replacement(lambda_freeze, one_client_server, var
         fn = lifecycle(lambda_freeze, variant, address)
         assert [fn.invoke({}).payload for _ in range(2)] == [{"answer": "pong"}] * 2
         # The second invocation retired the environment: a replacement ran INIT beside it, then it left.
-        first = fn.environments()
-        fn.wait_for(lambda envs: len(envs) == 1 and envs[0]["id"] != first[0]["id"] and envs[0]["state"] == "frozen")
+        (old,) = [env["id"] for env in fn.environments() if env["invocations"] == 2]
+        fn.wait_for(lambda envs, old=old: len(envs) == 1 and envs[0]["id"] != old and envs[0]["state"] == "frozen")
         third = fn.invoke({})
         if ok:
             assert third.ok, third.payload
