@@ -6,10 +6,9 @@ PORT ?= 8080
 
 .PHONY: serve test lint bench clean
 
-$(VENV)/.installed: pyproject.toml constraints.txt
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,dev]'
+# docker/install.sh is the install step of the Docker image too: CI (make test) runs it natively on every change.
+$(VENV)/.installed: pyproject.toml constraints.txt docker/install.sh docker/system-packages.sh emulator/nodejs/package-lock.json
+	PYTHON=$(PYTHON) VENV=$(VENV) EXTRAS=test,dev docker/install.sh
 	touch $@
 
 serve: $(VENV)/.installed

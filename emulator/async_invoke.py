@@ -22,7 +22,7 @@ from typing import Any
 
 from .function import FunctionPool
 from .invocation import Invocation, Outcome
-from .timeline import Timeline
+from .timeline import Timeline, record_outcome
 
 log = logging.getLogger("lambda_freeze.async")
 
@@ -169,6 +169,7 @@ class AsyncQueue:
             outcome = await invocation.result
         finally:
             self._in_flight.pop(event, None)
+        record_outcome(self._timeline, invocation, outcome, self.config.name, attempt=event.attempts)
         if outcome.ok:
             self.delivered += 1
             self._timeline.record(

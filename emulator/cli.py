@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="serve functions behind the Lambda Invoke API")
     serve.add_argument("--config", type=Path, help="TOML file with [server] and [functions.NAME] tables")
+    serve.add_argument("--template", type=Path, help="SAM template: serve its AWS::Serverless::Function resources")
+    serve.add_argument("--trace", type=Path, help="on exit, write the timeline here (Chrome trace event format)")
     serve.add_argument("--code-dir", type=Path, help="the function's code directory (LAMBDA_TASK_ROOT)")
     serve.add_argument("--handler", help="module.function for Python runtimes; passed as _HANDLER to any runtime")
     serve.add_argument("--runtime", choices=RUNTIMES, default="python3.11")
@@ -67,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     invoke.add_argument("--payload", default="{}", help="JSON event (default {})")
     invoke.add_argument("--endpoint", default="http://127.0.0.1:8080", help="Invoke API URL")
     invoke.add_argument("--log-tail", action="store_true", help="print the last 4 KB of the invocation's log")
+
+    repro = sub.add_parser("repro", help="replay a bug-report scenario file N times and report how often it failed")
+    from .scenario import add_arguments as add_repro_arguments
+
+    add_repro_arguments(repro)
 
     ric = sub.add_parser("install-node-ric", help="build the Node.js runtime client (aws-lambda-ric) into its cache")
     ric.add_argument("--force", action="store_true", help="rebuild even when the cached build is current")
@@ -114,8 +121,12 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
                 **settings,
             )
         )
-    elif args.config is None:
-        raise LambdaFreezeError("serve needs --code-dir DIR --handler MOD.FN, or --config FILE")
+    if args.template is not None:
+        from .sam import functions_from_template
+
+        functions.extend(functions_from_template(args.template))
+    if args.code_dir is None and args.config is None and args.template is None:
+        raise LambdaFreezeError("serve needs --code-dir DIR --handler MOD.FN, --config FILE or --template FILE")
     config = ServerConfig.load(
         file=args.config,
         cli={
@@ -128,11 +139,11 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
         },
     )
     if not config.functions:
-        raise LambdaFreezeError("no function to serve: the config file defines no [functions.NAME] table")
+        raise LambdaFreezeError("no function to serve: the config file or template defines none")
     return config
 
 
-async def _serve(config: ServerConfig) -> None:
+async def _serve(config: ServerConfig, trace: Path | None = None) -> None:
     emulator = Emulator(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -150,6 +161,11 @@ async def _serve(config: ServerConfig) -> None:
         print("lambda-freeze: stopping", file=sys.stderr, flush=True)
     finally:
         await emulator.stop()
+        if trace is not None:
+            from .trace import write_chrome_trace
+
+            write_chrome_trace(emulator.timeline, trace)
+            print(f"lambda-freeze: timeline written to {trace}", file=sys.stderr, flush=True)
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -193,8 +209,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             config = _server_config(args)
             with asyncio.Runner(loop_factory=_new_loop) as runner:
-                runner.run(_serve(config))
+                runner.run(_serve(config, args.trace))
             return 0
+        if args.command == "repro":
+            from .scenario import run as run_scenario
+
+            return run_scenario(args)
         if args.command == "invoke":
             json.loads(args.payload)
             return _invoke(args)

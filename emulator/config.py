@@ -15,7 +15,10 @@ from typing import Any
 from .errors import ConfigError
 
 PLACEMENTS = ("mru", "lru", "random")
-UPSTREAM = re.compile(r"(?P<host>[^\s:\[\]]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})(?:\s+close=(?P<close>mirror|fin|rst))?")
+# An upstream address: host:port, and optionally how the fault proxy passes on the server's close.
+UPSTREAM = re.compile(
+    r"(?P<host>[^\s:\[\]]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})(?:\s+close=(?P<close>mirror|fin|rst))?"
+)
 PYTHON_RUNTIMES = ("python3.11", "python3.12", "python3.13")
 NODE_RUNTIMES = ("nodejs20.x", "nodejs22.x")  # under npm aws-lambda-ric; nodejs22.x needs Node 22 on PATH
 RUNTIMES = (*PYTHON_RUNTIMES, *NODE_RUNTIMES, "provided", "provided.al2", "provided.al2023")

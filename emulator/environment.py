@@ -34,7 +34,7 @@ from .invocation import Invocation, Outcome
 from .leaks import Leak, LeakDetector
 from .lifecycle import Lifecycle, State, Transition
 from .logs import LineSplitter, end_line, iso_now, report_line, start_line
-from .memory import peak_rss_kb, process_tree
+from .memory import PeakRssReader, process_tree
 from .process import RuntimeProcess, describe_exit
 
 log = logging.getLogger("lambda_freeze.environment")
@@ -134,6 +134,7 @@ class Environment:
         self._group: FreezerGroup | None = None
         self._process: RuntimeProcess | None = None
         self._lines = LineSplitter(self._on_line)
+        self._rss = PeakRssReader()
         self.recent_lines: deque[str] = deque(maxlen=50)
         if retry_of is not None:
             self.pending = retry_of
@@ -532,7 +533,7 @@ class Environment:
             if self._group.attach_paths
             else [pid for leader in self._group.pids() for pid in process_tree(leader)]
         )
-        used_mb = -(-peak_rss_kb(pids) // 1024)
+        used_mb = -(-self._rss.total_kb(pids) // 1024)
         self.max_memory_mb = max(self.max_memory_mb, used_mb)
 
     # ------------------------------------------------------------------------------------- failures and stop
@@ -735,6 +736,7 @@ class Environment:
                             "%s: runtime pid %s did not die within %.0f s of SIGKILL", self.id, self.pid, STOP_TIMEOUT_S
                         )
                 self._process.close()
+            self._rss.close()
             if self._group is not None:
                 await self._group.remove()
             if self._endpoint is not None:

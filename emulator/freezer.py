@@ -111,11 +111,31 @@ class CgroupGroup(FreezerGroup):
         self.path = path
         path.mkdir()
         self.attach_paths = (path / "cgroup.procs",)
+        self._fds: dict[str, int] = {}
+
+    def _control(self, name: str, flags: int) -> int:
+        """A control file opened once and kept open: a freeze or a thaw is then one write(2)."""
+        fd = self._fds.get(name)
+        if fd is None:
+            fd = self._fds[name] = os.open(self.path / name, flags)
+        return fd
+
+    def _set(self, name: str, data: bytes) -> None:
+        os.write(self._control(name, os.O_WRONLY), data)
 
     def pids(self) -> list[int]:
-        return _read_pids(self.path / "cgroup.procs")
+        try:
+            return [int(pid) for pid in os.pread(self._control("cgroup.procs", os.O_RDONLY), 65536, 0).split()]
+        except FileNotFoundError:
+            return []
+
+    def _close_controls(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
 
     async def remove(self) -> None:
+        self._close_controls()
         # rmdir fails with EBUSY until every member has exited; SIGKILLed tasks go within milliseconds.
         delay_s = 0.001
         for _ in range(200):
@@ -135,10 +155,10 @@ class CgroupGroup(FreezerGroup):
 
 class Cgroup2Group(CgroupGroup):
     def freeze(self) -> None:
-        _write(self.path / "cgroup.freeze", b"1")
+        self._set("cgroup.freeze", b"1")
 
     def thaw(self) -> None:
-        _write(self.path / "cgroup.freeze", b"0")
+        self._set("cgroup.freeze", b"0")
 
     def kernel_frozen(self) -> bool:
         try:
@@ -159,10 +179,10 @@ class Cgroup2Group(CgroupGroup):
 
 class Cgroup1Group(CgroupGroup):
     def freeze(self) -> None:
-        _write(self.path / "freezer.state", b"FROZEN")
+        self._set("freezer.state", b"FROZEN")
 
     def thaw(self) -> None:
-        _write(self.path / "freezer.state", b"THAWED")
+        self._set("freezer.state", b"THAWED")
 
     def kernel_frozen(self) -> bool:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -25,16 +26,40 @@ def process_tree(pid: int) -> list[int]:
     return found
 
 
-def peak_rss_kb(pids: Iterable[int]) -> int:
-    """Sum of VmHWM over ``pids``; processes that are gone count as 0."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/status", "rb") as status:
-                for line in status:
-                    if line.startswith(b"VmHWM:"):
-                        total += int(line.split()[1])
-                        break
-        except (OSError, ValueError):
-            continue
-    return total
+class PeakRssReader:
+    """Sum of VmHWM over processes, each /proc/<pid>/status kept open and re-read with pread: one syscall each.
+
+    An open status file stays bound to its process: once the process is gone the read fails, so a reused pid is
+    never read by mistake.
+    """
+
+    def __init__(self) -> None:
+        self._fds: dict[int, int] = {}
+
+    def total_kb(self, pids: Iterable[int]) -> int:
+        total = 0
+        seen = set()
+        for pid in pids:
+            seen.add(pid)
+            fd = self._fds.get(pid)
+            if fd is None:
+                try:
+                    fd = self._fds[pid] = os.open(f"/proc/{pid}/status", os.O_RDONLY)
+                except OSError:
+                    continue
+            try:
+                data = os.pread(fd, 4096, 0)
+            except OSError:
+                os.close(self._fds.pop(pid))
+                continue
+            at = data.find(b"VmHWM:")
+            if at >= 0:
+                total += int(data[at + 6 : data.index(b"kB", at)])
+        for pid in [p for p in self._fds if p not in seen]:
+            os.close(self._fds.pop(pid))
+        return total
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()

@@ -23,7 +23,7 @@ from .freezer import FreezerBackend, create_freezer
 from .function import FunctionPool
 from .invocation import Invocation, decode_client_context
 from .logs import LogSink, StreamSink
-from .timeline import Timeline
+from .timeline import Timeline, record_outcome
 
 log = logging.getLogger("lambda_freeze")
 
@@ -168,6 +168,7 @@ class Emulator:
             request.payload, pool.config.arn, client_context=decode_client_context(request.client_context)
         )
         outcome = await pool.invoke(invocation)
+        record_outcome(self.timeline, invocation, outcome, pool.config.name)
         tail = None
         if request.log_type == "Tail":
             # The tail ends with END and REPORT, written once the runtime is back in `next` (or timed out).

@@ -6,7 +6,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .invocation import Invocation, Outcome
 
 MAX_EVENTS = 100_000
 
@@ -25,9 +28,27 @@ class Timeline:
         self.events: deque[TimelineEvent] = deque(maxlen=limit)
         self.listeners: list[Callable[[TimelineEvent], None]] = []
 
-    def record(self, kind: str, subject: str, **detail: Any) -> TimelineEvent:
+    def record(self, kind: str, subject: str, /, **detail: Any) -> TimelineEvent:
         event = TimelineEvent(time.time(), time.monotonic(), kind, subject, detail)
         self.events.append(event)
         for listener in self.listeners:
             listener(event)
         return event
+
+
+MESSAGE_MAX = 300  # characters of an error message kept in an "invoke" record
+
+
+def record_outcome(timeline: Timeline, invocation: Invocation, outcome: Outcome, function: str, **extra: Any) -> None:
+    """An ``invoke`` record: which environment answered which request, and how (``error_type`` None is success)."""
+    timeline.record(
+        "invoke",
+        invocation.env_id or function,
+        function=function,
+        request_id=invocation.request_id,
+        started_s=invocation.started_s,
+        cold_start=invocation.cold_start,
+        error_type=outcome.error_type,
+        message=None if outcome.ok else outcome.message[:MESSAGE_MAX],
+        **extra,
+    )

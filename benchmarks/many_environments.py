@@ -1,0 +1,186 @@
+"""Many environments at once: throughput under 64 concurrent callers, and the emulator's cost per frozen environment.
+
+    python benchmarks/many_environments.py            # the figures of the issue: 64 callers 20 s, 500 environments
+    python benchmarks/many_environments.py --quick    # a short run: 16 callers 5 s, 50 environments
+
+1. ``--clients`` callers (threads, each one keep-alive connection) invoke a trivial function with reserved
+   concurrency ``--clients`` for ``--seconds``: errors, invokes/s, p50/p99. Reference: 1.5 x RIE's sequential
+   1,400 invokes/s (RIE runs one environment and crashes on a second concurrent invocation).
+2. ``--environments`` environments initialised at start (``--prewarm``) and frozen: the emulator's RSS per
+   environment beyond one environment's (the runtimes' own memory is theirs), and the warm invoke p50 with that
+   many frozen against one frozen. Targets: at most 1 MB per environment; p50 within 1.2x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import INVOKE_PATH, HttpError, Latencies, RawClient, Server, percentile, timed_posts
+
+RIE_SEQUENTIAL_PER_S = 1400.0
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def environments(server: Server) -> list[dict[str, object]]:
+    client = RawClient(server.host, server.port)
+    try:
+        status, body = client.get("/_lambda-freeze/environments")
+    finally:
+        client.close()
+    if status != 200:
+        raise HttpError(f"inspection answered {status}")
+    return list(json.loads(body))
+
+
+def await_frozen(server: Server, count: int, timeout_s: float) -> float:
+    """Until ``count`` environments are frozen (read through the inspection API); returns the time it took."""
+    started = time.perf_counter()
+    delay_s = 0.05
+    while time.perf_counter() - started < timeout_s:
+        envs = environments(server)
+        if sum(env["state"] == "frozen" for env in envs) >= count:
+            return time.perf_counter() - started
+        time.sleep(delay_s)  # a benchmark waiting on a child process's progress, not a test
+        delay_s = min(delay_s * 1.5, 1.0)
+    raise TimeoutError(f"{count} environments were not frozen within {timeout_s} s")
+
+
+def concurrent_throughput(clients: int, seconds: float, freezer: str) -> dict[str, object]:
+    extra = ("--reserved-concurrency", str(clients), "--timeout", "10")
+    with Server.lambda_freeze("app.handler", freezer=freezer, extra_args=extra).start() as server:
+        # Warm up: one environment per caller, each initialised once.
+        latencies: list[list[float]] = [[] for _ in range(clients)]
+        errors = [0] * clients
+        deadline = [0.0]
+        ready = threading.Barrier(clients + 1)
+
+        def caller(index: int) -> None:
+            client = RawClient(server.host, server.port)
+            samples = latencies[index]
+            try:
+                client.post(INVOKE_PATH, b"{}")  # this caller's cold start, outside the measurement
+                ready.wait()
+                while time.perf_counter() < deadline[0]:
+                    t0 = time.perf_counter()
+                    status, _ = client.post(INVOKE_PATH, b"{}")
+                    samples.append((time.perf_counter() - t0) * 1000)
+                    if status != 200:
+                        errors[index] += 1
+            finally:
+                client.close()
+
+        threads = [threading.Thread(target=caller, args=(i,)) for i in range(clients)]
+        for thread in threads:
+            thread.start()
+        deadline[0] = time.perf_counter() + 3600
+        ready.wait()
+        started = time.perf_counter()
+        deadline[0] = started + seconds
+        for thread in threads:
+            thread.join()
+        wall_s = time.perf_counter() - started
+        envs = environments(server)
+    merged = sorted(sample for samples in latencies for sample in samples)
+    return {
+        "clients": clients,
+        "seconds": round(wall_s, 2),
+        "invokes": len(merged),
+        "errors": sum(errors),
+        "invokes_per_s": round(len(merged) / wall_s, 1),
+        "p50_ms": round(percentile(merged, 50), 3),
+        "p99_ms": round(percentile(merged, 99), 3),
+        "environments": len(envs),
+        "target_invokes_per_s": 1.5 * RIE_SEQUENTIAL_PER_S,
+    }
+
+
+def frozen_environments(count: int, freezer: str, invokes: int) -> dict[str, object]:
+    results: dict[str, object] = {"environments": count}
+    measured: dict[int, tuple[int, Latencies]] = {}
+    for prewarm in (1, count):
+        extra = ("--prewarm", str(prewarm), "--reserved-concurrency", str(count))
+        with Server.lambda_freeze("app.handler", freezer=freezer, extra_args=extra).start(timeout_s=120) as server:
+            init_s = await_frozen(server, prewarm, timeout_s=max(60.0, prewarm * 1.0))
+            client = RawClient(server.host, server.port)
+            try:
+                timed_posts(client, INVOKE_PATH, b"{}", 200)  # warm-up
+                rss = rss_kb(server.pid)
+                latencies = timed_posts(client, INVOKE_PATH, b"{}", invokes)
+            finally:
+                client.close()
+            measured[prewarm] = (rss, latencies)
+            results[f"init_all_s_{prewarm}"] = round(init_s, 2)
+    rss_one, lat_one = measured[1]
+    rss_many, lat_many = measured[count]
+    per_env_kb = (rss_many - rss_one) / (count - 1)
+    p50_one = lat_one.summary()["p50_ms"]
+    p50_many = lat_many.summary()["p50_ms"]
+    results.update(
+        {
+            "emulator_rss_mb_1": round(rss_one / 1024, 1),
+            f"emulator_rss_mb_{count}": round(rss_many / 1024, 1),
+            "emulator_rss_kb_per_environment": round(per_env_kb, 1),
+            "p50_ms_1_frozen": round(p50_one, 3),
+            f"p50_ms_{count}_frozen": round(p50_many, 3),
+            "p50_ratio": round(p50_many / p50_one, 3),
+            "target_kb_per_environment": 1024,
+            "target_p50_ratio": 1.2,
+        }
+    )
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--environments", type=int, default=500)
+    parser.add_argument("--invokes", type=int, default=2000, help="sequential invokes for the p50 comparison")
+    parser.add_argument("--freezer", default="auto")
+    parser.add_argument("--quick", action="store_true", help="16 callers for 5 s, 50 environments")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.clients, args.seconds, args.environments, args.invokes = 16, 5.0, 50, 500
+    report = {
+        "throughput": concurrent_throughput(args.clients, args.seconds, args.freezer),
+        "frozen": frozen_environments(args.environments, args.freezer, args.invokes),
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    t, f = report["throughput"], report["frozen"]
+    n = args.environments
+    print(f"{t['clients']} concurrent callers, {t['seconds']} s, reserved concurrency {t['clients']}:")
+    print(
+        f"  {t['invokes']} invokes, {t['errors']} errors, {t['invokes_per_s']} invokes/s "
+        f"(target >= {t['target_invokes_per_s']:.0f}), p50 {t['p50_ms']} ms, p99 {t['p99_ms']} ms, "
+        f"{t['environments']} environments"
+    )
+    print(f"{n} environments initialised and frozen:")
+    print(
+        f"  emulator RSS {f['emulator_rss_mb_1']} MB with 1, {f[f'emulator_rss_mb_{n}']} MB with {n}: "
+        f"{f['emulator_rss_kb_per_environment']} KB per environment (target <= 1024)"
+    )
+    print(
+        f"  warm invoke p50 {f['p50_ms_1_frozen']} ms with 1 frozen, {f[f'p50_ms_{n}_frozen']} ms with {n}: "
+        f"{f['p50_ratio']}x (target <= 1.2x); all {n} initialised in {f[f'init_all_s_{n}']} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

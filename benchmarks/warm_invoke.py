@@ -1,0 +1,336 @@
+"""Warm invoke, 1 MB echo and cold start of `lambda-freeze serve`, for each freezer, beside AWS RIE's figures.
+
+    .venv/bin/python benchmarks/warm_invoke.py            # full run: 2,000 invokes per freezer, ~2 minutes
+    .venv/bin/python benchmarks/warm_invoke.py --quick    # smoke run: 200 invokes, 3 cold starts
+    .venv/bin/python benchmarks/warm_invoke.py --json     # the same figures as one JSON document
+
+Every figure is measured against a `lambda-freeze serve --port 0` subprocess started here (function logs to
+/dev/null), by a client holding one keep-alive connection and sending one request at a time:
+
+- warm invoke: a trivial awslambdaric handler (``benchmarks/functions/trivial/app.py``), POST
+  /2015-03-31/functions/function/invocations, N sequential invokes after a warm-up; p50/p90/p99 and invokes/s,
+  plus the CPU each process spent per invoke (emulator, runtime, this client);
+- 1 MB echo: the handler returns its event, a ~1 MB JSON document;
+- cold start: spawn → serving line → first response, repeated; with INIT as the emulator reports it
+  (REPORT's ``Init Duration``) and the first invoke's latency as the client sees it;
+- floor: the same client against an aiohttp + uvloop server that answers at once (one HTTP round trip), the least
+  an emulator built on aiohttp can cost (an invoke is three such round trips: Invoke API, runtime ``response``,
+  runtime ``next``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _harness import (
+    CLIENTS,
+    INVOKE_PATH,
+    RawClient,
+    Server,
+    cpu_ns,
+    timed_posts,
+)
+
+# AWS's Runtime Interface Emulator on this machine kind (it does not freeze).
+REFERENCE = {
+    "warm_p50_ms": 0.66,
+    "echo_1mb_p50_ms": 11.4,
+    "invokes_per_s": 1400.0,
+    "cold_start_ms": 50.7,
+}
+FREEZERS = ("auto", "cgroup1", "sigstop", "none")
+SMALL_EVENT = b'{"ping": 1}'
+SMALL_RESPONSE = b'{"ok": true}'
+INIT_DURATION = re.compile(r"Init Duration: ([\d.]+) ms")
+DURATION = re.compile(r"\tDuration: ([\d.]+) ms")
+
+
+def _cpu_snapshot(pids: dict[str, int]) -> dict[str, int | None]:
+    snap: dict[str, int | None] = {name: cpu_ns(pid) for name, pid in pids.items()}
+    snap["client"] = time.process_time_ns()
+    return snap
+
+
+def _cpu_per_invoke_us(before: dict[str, int | None], after: dict[str, int | None], n: int) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for name, start in before.items():
+        end = after.get(name)
+        out[name] = None if start is None or end is None else (end - start) / 1e3 / n
+    return out
+
+
+def _runtime_pid(client: RawClient | object) -> int | None:
+    status, body = client.get("/_lambda-freeze/environments")  # type: ignore[attr-defined]
+    if status != 200:
+        return None
+    envs = json.loads(body)
+    return envs[0]["pid"] if envs else None
+
+
+def bench_floor(args: argparse.Namespace) -> dict[str, object]:
+    with Server.floor() as server:
+        client = CLIENTS[args.client](server.host, server.port)
+        try:
+            timed_posts(client, INVOKE_PATH, SMALL_EVENT, args.warmup, SMALL_RESPONSE)
+            before = _cpu_snapshot({"server": server.pid})
+            result = timed_posts(client, INVOKE_PATH, SMALL_EVENT, args.invokes, SMALL_RESPONSE)
+            after = _cpu_snapshot({"server": server.pid})
+        finally:
+            client.close()
+        return {**result.summary(), "cpu_us_per_request": _cpu_per_invoke_us(before, after, args.invokes)}
+
+
+def bench_warm(freezer: str, args: argparse.Namespace) -> dict[str, object]:
+    with Server.lambda_freeze("app.handler", freezer=freezer, src=args.src) as server:
+        client = CLIENTS[args.client](server.host, server.port)
+        try:
+            timed_posts(client, INVOKE_PATH, SMALL_EVENT, args.warmup, SMALL_RESPONSE)  # the first one is cold
+            pids = {"emulator": server.pid}
+            runtime_pid = _runtime_pid(client)
+            if runtime_pid is not None:
+                pids["runtime"] = runtime_pid
+            before = _cpu_snapshot(pids)
+            result = timed_posts(client, INVOKE_PATH, SMALL_EVENT, args.invokes, SMALL_RESPONSE)
+            after = _cpu_snapshot(pids)
+        finally:
+            client.close()
+        return {
+            "freezer": server.freezer,
+            **result.summary(),
+            "cpu_us_per_invoke": _cpu_per_invoke_us(before, after, args.invokes),
+        }
+
+
+def bench_echo(freezer: str, args: argparse.Namespace) -> dict[str, object]:
+    event = json.dumps({"data": "x" * 1_000_000}).encode()
+    with Server.lambda_freeze("app.echo", freezer=freezer, src=args.src) as server:
+        client = CLIENTS[args.client](server.host, server.port)
+        try:
+            timed_posts(client, INVOKE_PATH, event, args.echo_warmup, event)
+            pids = {"emulator": server.pid}
+            runtime_pid = _runtime_pid(client)
+            if runtime_pid is not None:
+                pids["runtime"] = runtime_pid
+            before = _cpu_snapshot(pids)
+            result = timed_posts(client, INVOKE_PATH, event, args.echo_invokes, event)
+            after = _cpu_snapshot(pids)
+        finally:
+            client.close()
+        return {
+            "freezer": server.freezer,
+            "payload_bytes": len(event),
+            **result.summary(),
+            "cpu_us_per_invoke": _cpu_per_invoke_us(before, after, args.echo_invokes),
+        }
+
+
+def bench_cold(freezer: str, args: argparse.Namespace) -> dict[str, object]:
+    runs = []
+    for _ in range(args.cold_runs):
+        server = Server.lambda_freeze("app.handler", freezer=freezer, stdout=subprocess.PIPE, src=args.src)
+        server.start()
+        try:
+            t_sent = time.perf_counter_ns()
+            client = RawClient(server.host, server.port)
+            status, body = client.post(INVOKE_PATH, SMALL_EVENT)
+            t_first = time.perf_counter_ns()
+            if status != 200 or body != SMALL_RESPONSE:
+                raise RuntimeError(f"cold invoke answered {status}: {body[:300]!r}")
+            status, body = client.post(INVOKE_PATH, SMALL_EVENT)
+            t_second = time.perf_counter_ns()
+            client.close()
+            report = server.wait_log("REPORT ")
+        finally:
+            server.stop()
+        init = INIT_DURATION.search(report)
+        duration = DURATION.search(report)
+        runs.append(
+            {
+                "launch_to_first_response_ms": (t_first - server.spawned_ns) / 1e6,
+                "launch_to_serving_ms": (server.ready_ns - server.spawned_ns) / 1e6,
+                "first_invoke_ms": (t_first - t_sent) / 1e6,
+                "init_duration_ms": float(init.group(1)) if init else None,
+                "first_duration_ms": float(duration.group(1)) if duration else None,
+                "second_invoke_ms": (t_second - t_first) / 1e6,
+            }
+        )
+    keys = runs[0].keys()
+    median = {
+        key: statistics.median(values) if (values := [r[key] for r in runs if r[key] is not None]) else None
+        for key in keys
+    }
+    return {"freezer": server.freezer, "runs": len(runs), "median": median, "all": runs}
+
+
+# ------------------------------------------------------------------------------------------------- output
+def _targets(results: dict[str, dict[str, object]]) -> list[dict[str, object]]:
+    rows = []
+    for requested, r in results.items():
+        warm, echo, cold = r.get("warm"), r.get("echo_1mb"), r.get("cold")
+        name = (warm or echo or cold or {}).get("freezer", requested)  # type: ignore[union-attr]
+        checks = []
+        if warm:
+            checks.append(("warm p50 (ms)", warm["p50_ms"], REFERENCE["warm_p50_ms"], "<="))
+            checks.append(("invokes/s", warm["invokes_per_s"], REFERENCE["invokes_per_s"], ">="))
+        if echo:
+            checks.append(("1 MB echo p50 (ms)", echo["p50_ms"], REFERENCE["echo_1mb_p50_ms"], "<="))
+        if cold:
+            checks.append(
+                ("cold start (ms)", cold["median"]["launch_to_first_response_ms"], REFERENCE["cold_start_ms"], "<=")
+            )
+        for label, ours, ref, op in checks:
+            met = ours <= ref if op == "<=" else ours >= ref
+            rows.append({"freezer": name, "figure": label, "ours": ours, "rie": ref, "met": met})
+    return rows
+
+
+def _fmt_cpu(cpu: dict[str, float | None]) -> str:
+    return "  ".join(f"{k} {v:6.0f}" if v is not None else f"{k}      ?" for k, v in cpu.items())
+
+
+def print_text(report: dict[str, object]) -> None:
+    cfg = report["config"]
+    print(
+        f"lambda-freeze benchmark: {cfg['cpus']} CPUs, Python {cfg['python']}, client {cfg['client']}, "
+        f"{cfg['invokes']} warm invokes after {cfg['warmup']} warm-up, {cfg['echo_invokes']} × 1 MB echo, "
+        f"{cfg['cold_runs']} cold starts" + (f", emulator from {cfg['src']}" if cfg["src"] else "")
+    )
+    load0, load1 = cfg["loadavg_at_start"], cfg["loadavg_at_end"]
+    print(
+        f"load average (1 min) {load0[0]:.2f} at start, {load1[0]:.2f} at end"
+        + ("  -- other work on this machine: figures are inflated" if max(load0[0], load1[0]) > 1.5 else "")
+    )
+    floor = report.get("floor")
+    if floor:
+        print(
+            f"\nfloor (aiohttp+uvloop answering at once, same client): p50 {floor['p50_ms']:.3f} ms  "
+            f"p90 {floor['p90_ms']:.3f}  p99 {floor['p99_ms']:.3f}  {floor['invokes_per_s']:,.0f} req/s   "
+            f"CPU µs per request: {_fmt_cpu(floor['cpu_us_per_request'])}"
+        )
+    results: dict[str, dict[str, object]] = report["freezers"]  # type: ignore[assignment]
+    if any(r.get("warm") for r in results.values()):
+        print("\nwarm invoke, trivial handler (ms)")
+        print(f"  {'freezer':<9} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>7} {'invokes/s':>10}   CPU µs per invoke")
+    for r in results.values():
+        w = r.get("warm")
+        if w:
+            print(
+                f"  {w['freezer']:<9} {w['p50_ms']:7.3f} {w['p90_ms']:7.3f} {w['p99_ms']:7.3f} {w['max_ms']:7.2f} "
+                f"{w['invokes_per_s']:10,.0f}   {_fmt_cpu(w['cpu_us_per_invoke'])}"
+            )
+    if any(r.get("echo_1mb") for r in results.values()):
+        print("\n1 MB echo (ms)")
+        print(f"  {'freezer':<9} {'p50':>7} {'p90':>7} {'p99':>7} {'invokes/s':>10}   CPU µs per invoke")
+    for r in results.values():
+        e = r.get("echo_1mb")
+        if e:
+            print(
+                f"  {e['freezer']:<9} {e['p50_ms']:7.2f} {e['p90_ms']:7.2f} {e['p99_ms']:7.2f} "
+                f"{e['invokes_per_s']:10,.0f}   {_fmt_cpu(e['cpu_us_per_invoke'])}"
+            )
+    if any(r.get("cold") for r in results.values()):
+        print("\ncold start, median (ms)")
+        print(
+            f"  {'freezer':<9} {'launch→1st response':>20} {'launch→serving':>15} {'1st invoke':>11} "
+            f"{'Init Duration':>14} {'2nd invoke':>11}"
+        )
+    for r in results.values():
+        c = r.get("cold")
+        if c:
+            m = c["median"]
+
+            def f(key: str, m: dict[str, float | None] = m) -> str:
+                return f"{m[key]:.1f}" if m[key] is not None else "?"
+
+            print(
+                f"  {c['freezer']:<9} {f('launch_to_first_response_ms'):>20} {f('launch_to_serving_ms'):>15} "
+                f"{f('first_invoke_ms'):>11} {f('init_duration_ms'):>14} {f('second_invoke_ms'):>11}"
+            )
+    print("\nagainst AWS RIE on this machine kind (RIE does not freeze; target: at or below it with freezing on)")
+    print(f"  {'freezer':<9} {'figure':<20} {'ours':>9} {'RIE':>9}  target")
+    for row in report["targets"]:  # type: ignore[union-attr]
+        ours = f"{row['ours']:,.0f}" if row["figure"] == "invokes/s" else f"{row['ours']:.2f}"
+        rie = f"{row['rie']:,.0f}" if row["figure"] == "invokes/s" else f"{row['rie']:.2f}"
+        print(f"  {row['freezer']:<9} {row['figure']:<20} {ours:>9} {rie:>9}  {'met' if row['met'] else 'NOT met'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: 200 invokes, 20 × 1 MB, 3 cold starts")
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+    parser.add_argument("--freezer", action="append", choices=FREEZERS, help="only these freezers (repeatable)")
+    parser.add_argument("--invokes", type=int, help="warm invokes per freezer (default 2000; --quick 200)")
+    parser.add_argument("--warmup", type=int, help="warm-up invokes, the cold one included (default 200; --quick 50)")
+    parser.add_argument("--echo-invokes", type=int, help="1 MB echo invokes (default 200; --quick 20)")
+    parser.add_argument("--cold-runs", type=int, help="cold starts per freezer (default 10; --quick 3)")
+    parser.add_argument("--client", choices=sorted(CLIENTS), default="raw", help="HTTP client (default raw)")
+    parser.add_argument("--skip", action="append", default=[], choices=("floor", "warm", "echo", "cold"))
+    parser.add_argument(
+        "--src", type=Path, help="run the emulator from this source tree (python -m emulator.cli), to compare versions"
+    )
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.invokes = args.invokes or (200 if quick else 2000)
+    args.warmup = args.warmup or (50 if quick else 200)
+    args.echo_invokes = args.echo_invokes or (20 if quick else 200)
+    args.echo_warmup = 5 if quick else 20
+    args.cold_runs = args.cold_runs or (3 if quick else 10)
+    freezers = args.freezer or list(FREEZERS)
+
+    def progress(message: str) -> None:
+        if not args.json:
+            print(message, file=sys.stderr, flush=True)
+
+    report: dict[str, object] = {
+        "config": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "kernel": platform.release(),
+            "client": args.client,
+            "invokes": args.invokes,
+            "warmup": args.warmup,
+            "echo_invokes": args.echo_invokes,
+            "cold_runs": args.cold_runs,
+            "src": str(args.src) if args.src else None,
+            "loadavg_at_start": os.getloadavg(),
+        },
+        "reference_rie": REFERENCE,
+    }
+    if "floor" not in args.skip:
+        progress("floor ...")
+        report["floor"] = bench_floor(args)
+    results: dict[str, dict[str, object]] = {}
+    for freezer in freezers:
+        r: dict[str, object] = {}
+        if "warm" not in args.skip:
+            progress(f"{freezer}: warm invoke ...")
+            r["warm"] = bench_warm(freezer, args)
+        if "echo" not in args.skip:
+            progress(f"{freezer}: 1 MB echo ...")
+            r["echo_1mb"] = bench_echo(freezer, args)
+        if "cold" not in args.skip:
+            progress(f"{freezer}: cold start ...")
+            r["cold"] = bench_cold(freezer, args)
+        results[freezer] = r
+    report["freezers"] = results
+    report["targets"] = _targets(results)
+    report["config"]["loadavg_at_end"] = os.getloadavg()  # type: ignore[index]
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        print()
+    else:
+        print_text(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs lambda-freeze with both runtime interface clients into a virtualenv. The image build (Dockerfile) and
+# CI (.ci/run → make test → the Makefile's .venv target) run this same script, so every change exercises the
+# image's install path natively, without a Docker engine.
+#
+#   VENV=.venv       where the virtualenv goes (relative to the repository)
+#   PYTHON=python3   the interpreter that creates it
+#   EXTRAS=          optional dependencies of the project to add, e.g. "test,dev"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+EXTRAS=${EXTRAS:-}
+# What the samples import. On Lambda these would sit in each function's deployment package; here the Python
+# runtime runs on the emulator's interpreter, so they go into its virtualenv (pinned by constraints.txt).
+SAMPLE_PACKAGES=(asyncpg aiomysql)
+
+# 1. System packages: only what is missing.
+PYTHON=$PYTHON docker/system-packages.sh
+
+# 2. The emulator and the Python runtime client (awslambdaric, a dependency of the project), pinned.
+"$PYTHON" -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet --upgrade pip
+"$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".${EXTRAS:+[$EXTRAS]}" "${SAMPLE_PACKAGES[@]}"
+
+# 3. The Node.js runtime client (npm aws-lambda-ric), built from the committed lock into its cache (a current build
+#    is kept), and the node_modules of the Node.js samples, as locked. Both need Node.js 20 or later: always there
+#    in the image and under CI; elsewhere they are optional.
+if command -v node >/dev/null || [[ ${CI:-} == true ]]; then
+  "$VENV/bin/lambda-freeze" install-node-ric
+  if [[ -x samples/node/install.sh ]]; then
+    samples/node/install.sh
+  fi
+else
+  echo "node is not on PATH: skipping the Node.js runtime client and the Node.js samples (nodejs20.x functions" \
+    "need them; install Node.js 20, then run this script again)" >&2
+fi

@@ -1,0 +1,186 @@
+"""CloudFormation in templates: short-form tags (``!Ref X``) and the intrinsic functions evaluable without a stack."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import yaml  # type: ignore[import-untyped]
+
+# Pseudo parameters as the served functions see them (FunctionConfig's region and account; SAM CLI's stack name).
+PSEUDO_PARAMETERS: dict[str, str] = {
+    "AWS::Region": "us-east-1",
+    "AWS::AccountId": "000000000000",
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+    "AWS::StackName": "local",
+}
+
+_INTRINSIC = re.compile(r"^(Ref|Condition|Fn::\w+)$")
+_SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")
+_NO_VALUE = object()  # Ref AWS::NoValue: the property is left out
+
+
+class _Unresolvable(Exception):
+    """An intrinsic function that cannot be evaluated without a deployed stack; the message says which."""
+
+
+# ---------------------------------------------------------------------------------------------- short forms
+class _TemplateLoader(yaml.SafeLoader):  # type: ignore[misc]
+    """YAML with CloudFormation's short-form tags turned into their long forms: ``!Ref X`` → ``{"Ref": "X"}``,
+    ``!GetAtt A.B`` → ``{"Fn::GetAtt": ["A", "B"]}``, any other ``!Name v`` → ``{"Fn::Name": v}``."""
+
+
+def _construct_short_form(loader: _TemplateLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if suffix in ("Ref", "Condition"):
+        return {suffix: value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_TemplateLoader.add_multi_constructor("!", _construct_short_form)
+
+
+# ------------------------------------------------------------------------------------- intrinsic functions
+def _is_intrinsic(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and bool(_INTRINSIC.match(next(iter(value))))
+
+
+def _describe(value: Any) -> str:
+    """An intrinsic in the short form a template author wrote: ``!Ref Table``, ``!GetAtt Table.Arn``."""
+    if not _is_intrinsic(value):
+        return repr(value)
+    ((key, arg),) = value.items()
+    name = key.removeprefix("Fn::")
+    if name == "GetAtt" and isinstance(arg, list):
+        arg = ".".join(map(str, arg))
+    return f"!{name} {arg if isinstance(arg, str) else json.dumps(arg)}"
+
+
+class _Resolver:
+    """Evaluates what a template can say without a deployed stack: ``Ref`` of parameters (their ``Default``) and
+    pseudo parameters, ``Fn::Sub`` of those, ``Fn::Join``, ``Fn::Select``, ``Fn::FindInMap``, ``Fn::If`` and the
+    conditions (``Fn::Equals``, ``Fn::Not``, ``Fn::And``, ``Fn::Or``). Anything else is ``_Unresolvable``."""
+
+    def __init__(self, template: Mapping[str, Any]):
+        self.resources = set(template.get("Resources") or {})
+        self.mappings = template.get("Mappings") or {}
+        self.conditions = template.get("Conditions") or {}
+        self.parameters: dict[str, Any] = {}
+        self.no_default: set[str] = set()
+        for name, spec in (template.get("Parameters") or {}).items():
+            if isinstance(spec, dict) and "Default" in spec:
+                default = spec["Default"]
+                if spec.get("Type") == "CommaDelimitedList" and isinstance(default, str):
+                    default = [item.strip() for item in default.split(",")]
+                self.parameters[name] = default
+            else:
+                self.no_default.add(name)
+        self._functions: dict[str, Callable[[Any], Any]] = {
+            "Ref": self._ref,
+            "Condition": self._condition,
+            "Fn::Sub": self._sub,
+            "Fn::Join": self._join,
+            "Fn::Select": self._select,
+            "Fn::FindInMap": self._findinmap,
+            "Fn::If": self._if,
+            "Fn::Equals": self._equals,
+            "Fn::Not": self._not,
+            "Fn::And": self._and,
+            "Fn::Or": self._or,
+        }
+
+    def __call__(self, value: Any) -> Any:
+        if _is_intrinsic(value):
+            ((key, arg),) = value.items()
+            handler = self._functions.get(key)
+            if handler is None:
+                raise _Unresolvable(f"{_describe(value)} cannot be evaluated without a deployed stack")
+            try:
+                return handler(arg)
+            except (TypeError, ValueError, IndexError, KeyError) as exc:
+                raise _Unresolvable(f"{_describe(value)}: {exc}") from None
+        if isinstance(value, dict):
+            return {k: self(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self(v) for v in value]
+        return value
+
+    def _ref(self, name: Any) -> Any:
+        if name == "AWS::NoValue":
+            return _NO_VALUE
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in PSEUDO_PARAMETERS:
+            return PSEUDO_PARAMETERS[name]
+        if name in self.no_default:
+            raise _Unresolvable(f"!Ref {name}: the parameter has no Default")
+        if name in self.resources:
+            raise _Unresolvable(f"!Ref {name}: a resource, which is not created locally")
+        raise _Unresolvable(f"!Ref {name}: no such parameter or resource")
+
+    def _sub(self, arg: Any) -> str:
+        text, variables = (arg[0], self(arg[1])) if isinstance(arg, list) and len(arg) == 2 else (arg, {})
+        if not isinstance(text, str) or not isinstance(variables, dict):
+            raise _Unresolvable(f"!Sub {json.dumps(arg)}: expected a string, or [string, {{variables}}]")
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1).strip()
+            if name.startswith("!"):  # ${!Literal} stands for the text ${Literal}
+                return "${" + name[1:] + "}"
+            if name in variables:
+                return str(variables[name])
+            if "." in name:
+                raise _Unresolvable(f"!Sub ${{{name}}}: an attribute of a resource, which is not created locally")
+            return str(self._ref(name))
+
+        return _SUB_VARIABLE.sub(substitute, text)
+
+    def _join(self, arg: Any) -> str:
+        if not (isinstance(arg, list) and len(arg) == 2):
+            raise _Unresolvable(f"!Join {json.dumps(arg)}: expected [delimiter, [values]]")
+        delimiter, values = arg[0], self(arg[1])
+        return str(delimiter).join(str(v) for v in values if v is not _NO_VALUE)
+
+    def _select(self, arg: Any) -> Any:
+        index, values = int(self(arg[0])), self(arg[1])
+        return values[index]
+
+    def _findinmap(self, arg: Any) -> Any:
+        name, top, second = (self(a) for a in arg[:3])
+        try:
+            return self.mappings[name][top][second]
+        except (KeyError, TypeError):
+            raise _Unresolvable(f"!FindInMap [{name}, {top}, {second}]: no such entry in Mappings") from None
+
+    def _if(self, arg: Any) -> Any:
+        condition, if_true, if_false = arg
+        return self(if_true) if self._condition(condition) else self(if_false)
+
+    def _condition(self, name: Any) -> bool:
+        if name not in self.conditions:
+            raise _Unresolvable(f"Condition {name}: not in the template's Conditions")
+        return bool(self(self.conditions[name]))
+
+    def _equals(self, arg: Any) -> bool:
+        left, right = (self(a) for a in arg)
+        return str(left) == str(right)
+
+    def _not(self, arg: Any) -> bool:
+        return not self(arg[0])
+
+    def _and(self, arg: Any) -> bool:
+        return all(self(a) for a in arg)
+
+    def _or(self, arg: Any) -> bool:
+        return any(self(a) for a in arg)
