@@ -70,3 +70,14 @@ def handler(event, context):
         time.sleep(event.get("grace_s", 0.2))  # wait-ok: room for a thawed timer thread to run
         return {"started": started, "fired_before_handler": fired_before, **timer_log}
     raise KeyError(f"unknown action {action}")
+
+
+def flood(event, context):
+    """Writes ``megabytes`` MB to stdout without a single newline, then a last line."""
+    import sys
+
+    chunk = "x" * 65536
+    for _ in range(event["megabytes"] * 16):
+        sys.stdout.write(chunk)
+    sys.stdout.write("\nflood done\n")
+    return "flooded"
