@@ -9,6 +9,7 @@ from runtime_api import RuntimeApiServer
 
 from .freezer import FreezerBackend
 from .logs import LogSink
+from .memory_limit import MemoryLimiter
 from .timeline import Timeline
 
 
@@ -21,3 +22,4 @@ class EngineContext:
     endpoint_url: str = ""  # the Invoke API, given to functions as AWS_ENDPOINT_URL_LAMBDA
     account_concurrency: int = 1000
     count_environments: Callable[[], int] = lambda: 0  # live environments across all functions
+    memory: MemoryLimiter | None = None  # enforces memory sizes, where this machine lets it

@@ -15,9 +15,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
-from runtime_api import MAX_RESPONSE_BYTES, NextEvent, RuntimeEndpoint
+from runtime_api import MAX_RESPONSE_BYTES, MAX_STREAMED_RESPONSE_BYTES, NextEvent, RuntimeEndpoint
 
 from . import runtimes
 from .config import FunctionConfig
@@ -30,11 +31,12 @@ from .extensions import (
     external_extensions,
 )
 from .freezer import FreezerGroup
-from .invocation import Invocation, Outcome
+from .invocation import Invocation, Outcome, ResponseStream
 from .leaks import Leak, LeakDetector
 from .lifecycle import Lifecycle, State, Transition
 from .logs import LineSplitter, end_line, iso_now, report_line, start_line
 from .memory import PeakRssReader, process_tree
+from .memory_limit import MemoryGroup
 from .process import RuntimeProcess, describe_exit
 
 log = logging.getLogger("lambda_freeze.environment")
@@ -135,6 +137,7 @@ class Environment:
         self._process: RuntimeProcess | None = None
         self._lines = LineSplitter(self._on_line)
         self._rss = PeakRssReader()
+        self._memory: MemoryGroup | None = None  # the memory size as a limit, where it can be enforced
         self.recent_lines: deque[str] = deque(maxlen=50)
         if retry_of is not None:
             self.pending = retry_of
@@ -190,6 +193,8 @@ class Environment:
             extra["AWS_ENDPOINT_URL_LAMBDA"] = self._ctx.endpoint_url
         try:
             self._group = self._freezer.group(self.id)
+            if self._ctx.memory is not None:
+                self._memory = self._ctx.memory.group(self.id, self.config.memory_mb * 1024 * 1024)
             argv = runtimes.command(self.config)
             env = runtimes.environment(
                 self.config,
@@ -210,7 +215,7 @@ class Environment:
                 argv,
                 env=env,
                 cwd=self.config.code_dir,
-                attach_paths=self._group.attach_paths,
+                attach_paths=self._attach_paths(),
                 on_output=self._lines.feed,
                 on_exit=self.on_exit,
             )
@@ -220,6 +225,12 @@ class Environment:
             self._fail_init(Outcome.error("Runtime.InvalidEntrypoint", f"cannot start the runtime: {exc}"), "error")
             return
         self._group.attached(pid)
+
+    def _attach_paths(self) -> tuple[Path, ...]:
+        """The cgroups a process of this environment joins before it execs: the freezer's and the memory one."""
+        assert self._group is not None
+        memory = (self._memory.attach_path,) if self._memory is not None else ()
+        return (*self._group.attach_paths, *memory)
 
     async def _start_extensions(self, env: dict[str, str]) -> bool:
         """Start the external extensions and wait, within INIT's deadline, until each registered or exited."""
@@ -231,7 +242,7 @@ class Environment:
                 [str(path)],
                 env=env,
                 cwd=self.config.code_dir,
-                attach_paths=self._group.attach_paths,
+                attach_paths=self._attach_paths(),
                 on_output=self._lines.feed,
                 on_exit=lambda code, name=path.name: self._on_extension_exit(name, code),  # type: ignore[misc]
             )
@@ -361,6 +372,38 @@ class Environment:
             )
         )
 
+    def post_response_stream(self, request_id: str, content_type: str | None) -> ResponseStream:
+        """A streamed response begins. The invocation stays INVOKING until the stream ends. A streaming caller is
+        answered at once with the stream; a buffered one (Invoke) gets the whole body, within the 6 MB limit."""
+        content_type = content_type or "application/octet-stream"
+        if self._late(request_id, "response"):
+            late = ResponseStream(MAX_RESPONSE_BYTES, content_type, forward=False)
+            late.end(None)  # already ended: what the runtime sends is dropped
+            return late
+        invocation = self._answerable(request_id)
+        streaming = invocation.streaming_invoke
+        stream = ResponseStream(
+            MAX_STREAMED_RESPONSE_BYTES if streaming else MAX_RESPONSE_BYTES,
+            content_type,
+            forward=streaming,
+            on_end=lambda error: self._stream_ended(invocation, error),
+        )
+        invocation.stream = stream
+        if streaming:
+            invocation.resolve(Outcome(b"", None, content_type, stream=stream))
+        return stream
+
+    def _stream_ended(self, invocation: Invocation, error: Outcome | None) -> None:
+        if invocation is not self.current or self.lifecycle.state is not State.INVOKING:
+            return  # the environment ended the invocation first (timeout, crash, shutdown)
+        if error is None:
+            self.lifecycle.on_response()
+        else:
+            self.lifecycle.on_error()
+        stream = invocation.stream
+        if not invocation.streaming_invoke and stream is not None:  # a buffered caller is answered now, whole
+            invocation.resolve(error or Outcome(stream.body(), None, stream.content_type))
+
     def post_error(self, request_id: str, body: bytes, error_type: str | None) -> None:
         if self._late(request_id, "error"):
             return
@@ -389,6 +432,8 @@ class Environment:
             raise InvalidRequestID("Invalid request ID")
         if self.lifecycle.state is not State.INVOKING:
             raise InvalidRequestID(f"Invalid request ID: request {request_id} was already answered")
+        if invocation.stream is not None:
+            raise InvalidStateTransition(f"request {request_id} is being answered by a streamed response")
         return invocation
 
     # ------------------------------------------------------------------------------------------- engine side
@@ -601,14 +646,16 @@ class Environment:
             if returncode != 0
             else "Runtime exited without providing a reason"
         )
+        oom = self._memory is not None and self._memory.oom_killed()
+        error_type = "Runtime.OutOfMemory" if oom else "Runtime.ExitError"
         if self.lifecycle.state is State.INITIALIZING and self._retry_of is None:
-            self._fail_init(Outcome.error("Runtime.ExitError", reason), "error")
+            self._fail_init(Outcome.error(error_type, reason), "error")
             return
         invocation = self.current or self._retry_of
         self.lifecycle.on_exit()
         if invocation is not None:
-            invocation.resolve(Outcome.error("Runtime.ExitError", reason, request_id=invocation.request_id))
-            self._end_invocation(invocation, status="error", error_type="Runtime.ExitError")
+            invocation.resolve(Outcome.error(error_type, reason, request_id=invocation.request_id))
+            self._end_invocation(invocation, status="error", error_type=error_type)
         else:
             log.warning("%s: runtime exited while idle (%s)", self.id, self.exit_status)
         self._begin_stop("failure")
@@ -739,6 +786,8 @@ class Environment:
             self._rss.close()
             if self._group is not None:
                 await self._group.remove()
+            if self._memory is not None:
+                await self._memory.remove()
             if self._endpoint is not None:
                 await self._endpoint.close()
             await self._owner.close_upstreams(self)

@@ -1,4 +1,5 @@
-"""One invocation: its event, its outcome (what the caller gets) and its log, from arrival to REPORT."""
+"""One invocation: its event, its outcome (what the caller gets, whole or streamed) and its log, from arrival to
+REPORT."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ import json
 import secrets
 import time
 import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+
+from runtime_api import StreamEnd
 
 from .leaks import Leak
 from .logs import InvocationLog
@@ -21,6 +26,7 @@ class Outcome:
     payload: bytes
     error_type: str | None = None
     content_type: str = "application/json"
+    stream: ResponseStream | None = None  # a response the runtime streams to an InvokeWithResponseStream caller
 
     @property
     def ok(self) -> bool:
@@ -53,6 +59,154 @@ class Outcome:
             return ""
 
 
+class ResponseStream:
+    """A response the runtime streams (``Lambda-Runtime-Function-Response-Mode: streaming``); implements
+    ``runtime_api.ResponseSink``.
+
+    The runtime's ``/response`` handler writes the body into it and closes it; the environment ends it first
+    when the invocation fails (timeout, crash, shutdown). ``ended`` then holds None (complete) or the error
+    Outcome. With ``forward`` (the caller used InvokeWithResponseStream) the caller reads the chunks as they come
+    and at most ``QUEUE_BYTES`` wait for it: beyond that ``write`` waits, holding the runtime back as a slow
+    client does on Lambda. Without, the body is kept whole for a buffered caller (``body()``).
+    """
+
+    QUEUE_BYTES = 1024 * 1024
+
+    def __init__(
+        self,
+        limit_bytes: int,
+        content_type: str,
+        *,
+        forward: bool,
+        on_end: Callable[[Outcome | None], None] | None = None,
+    ):
+        self.limit_bytes = limit_bytes
+        self.content_type = content_type
+        self.forward = forward
+        self.size_bytes = 0
+        self.ended: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
+        self._on_end = on_end
+        self._chunks: deque[bytes] = deque()
+        self._queued_bytes = 0
+        self._readable = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._abandoned = False
+
+    # runtime side -------------------------------------------------------------------------------------------
+    async def write(self, chunk: bytes) -> bool:
+        if self.ended.done():
+            return True  # ended first by the environment: what the runtime still sends is dropped
+        room = self.limit_bytes - self.size_bytes
+        if len(chunk) > room:
+            self._put(chunk[:room])
+            self.end(
+                Outcome.error(
+                    "Function.ResponseSizeTooLarge",
+                    f"Response payload size exceeded maximum allowed payload size ({self.limit_bytes} bytes).",
+                )
+            )
+            return False
+        self._put(chunk)
+        while self.forward and self._queued_bytes > self.QUEUE_BYTES and not self.ended.done():
+            self._drained.clear()
+            await self._drained.wait()
+        return True
+
+    def close(self, error_type: str | None, error_body: bytes | None) -> None:
+        if error_type is None and error_body is None:
+            self.end(None)
+        else:
+            self.end(Outcome.from_runtime_error(error_body or b"", error_type))
+
+    def truncated(self, reason: str) -> None:
+        self.end(Outcome.error("Runtime.TruncatedResponse", f"the streamed response broke off: {reason}"))
+
+    def end(self, error: Outcome | None) -> None:
+        """No more chunks; None when the response is complete, else the error it ends with. Idempotent."""
+        if self.ended.done():
+            return
+        self.ended.set_result(error)
+        self._readable.set()
+        self._drained.set()
+        if self._on_end is not None:
+            self._on_end(error)
+
+    def _put(self, chunk: bytes) -> None:
+        self.size_bytes += len(chunk)
+        if chunk and not self._abandoned:
+            self._chunks.append(chunk)
+            self._queued_bytes += len(chunk)
+            self._readable.set()
+
+    # caller side --------------------------------------------------------------------------------------------
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Each chunk as it arrives, until the stream has ended and every chunk was read."""
+        while True:
+            if self._chunks:
+                chunk = self._chunks.popleft()
+                self._queued_bytes -= len(chunk)
+                self._drained.set()
+                yield chunk
+            elif self.ended.done() or self._abandoned:
+                return
+            else:
+                self._readable.clear()
+                await self._readable.wait()
+
+    def body(self) -> bytes:
+        """The whole response, for a buffered caller (read once the stream has ended)."""
+        return b"".join(self._chunks)
+
+    def abandon(self) -> None:
+        """The caller went away: what is queued and what the runtime still writes is dropped."""
+        self._abandoned = True
+        self._chunks.clear()
+        self._queued_bytes = 0
+        self._drained.set()
+
+
+class CallerStream:
+    """An invocation's answer as InvokeWithResponseStream delivers it (``runtime_api.ResponseChunks``): the
+    runtime's stream as it arrives, or a buffered response as one chunk; then how it ended, and the log tail.
+
+    ``on_end`` is told the final outcome once, whether or not the caller reads to the end.
+    """
+
+    def __init__(self, invocation: Invocation, outcome: Outcome, *, log_tail: bool, on_end: Callable[[Outcome], None]):
+        self._invocation = invocation
+        self._outcome = outcome
+        self._log_tail = log_tail
+        stream = outcome.stream
+        if stream is None:
+            on_end(outcome)
+        else:
+            stream.ended.add_done_callback(lambda ended: on_end(ended.result() or outcome))
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        stream = self._outcome.stream
+        if stream is not None:
+            async for chunk in stream.chunks():
+                yield chunk
+        elif self._outcome.ok and self._outcome.payload:
+            yield self._outcome.payload
+
+    async def end(self) -> StreamEnd:
+        stream = self._outcome.stream
+        error = await asyncio.shield(stream.ended) if stream is not None else self._outcome
+        tail = None
+        if self._log_tail:
+            # The tail ends with END and REPORT, written once the runtime is back in `next` (or timed out).
+            await asyncio.shield(self._invocation.finished)
+            tail = self._invocation.log.tail()
+        if error is None or error.ok:
+            return StreamEnd(log_tail=tail)
+        return StreamEnd(error.error_type, error.payload.decode("utf-8", "replace"), tail)
+
+    def abandon(self) -> None:
+        if self._outcome.stream is not None:
+            self._outcome.stream.abandon()
+
+
 def new_trace_id() -> str:
     return f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};Parent={secrets.token_hex(8)};Sampled=0"
 
@@ -82,6 +236,8 @@ class Invocation:
     status: str | None = None  # REPORT's Status: timeout | error
     leaks: list[Leak] = field(default_factory=list)
     attempt: int = 1  # asynchronous invocations: which delivery this is
+    streaming_invoke: bool = False  # the caller reads a response stream (InvokeWithResponseStream)
+    stream: ResponseStream | None = None  # the runtime is streaming its response (set by the environment)
     result: asyncio.Future[Outcome] = field(init=False)
     finished: asyncio.Future[None] = field(init=False)  # END and REPORT written
 
@@ -103,6 +259,8 @@ class Invocation:
             self.finished.set_result(None)
 
     def resolve(self, outcome: Outcome) -> bool:
+        if self.stream is not None and not outcome.ok:
+            self.stream.end(outcome)  # the invocation failed mid-stream (timeout, crash): the stream ends with it
         if self.result.done():
             return False
         self.result.set_result(outcome)

@@ -21,8 +21,9 @@ from .context import EngineContext
 from .errors import ConfigError, FunctionNotFound
 from .freezer import FreezerBackend, create_freezer
 from .function import FunctionPool
-from .invocation import Invocation, decode_client_context
+from .invocation import CallerStream, Invocation, Outcome, decode_client_context
 from .logs import LogSink, StreamSink
+from .memory_limit import MemoryLimiter
 from .timeline import Timeline, record_outcome
 
 log = logging.getLogger("lambda_freeze")
@@ -58,6 +59,7 @@ class Emulator:
             timeline=self.timeline,
             account_concurrency=self.config.account_concurrency,
             count_environments=lambda: sum(pool.live_count() for pool in self.functions.values()),
+            memory=MemoryLimiter.discover(),
         )
         self._runner = web.AppRunner(
             create_invoke_app(self), handle_signals=False, access_log=None, shutdown_timeout=1.0
@@ -134,6 +136,8 @@ class Emulator:
         await self._runtime_server.close()
         if self.freezer is not None:
             self.freezer.close()
+        if self._ctx is not None and self._ctx.memory is not None:
+            self._ctx.memory.close()
 
     # ---------------------------------------------------------------------------------------- InvokeBackend
     def resolve(self, name: str, qualifier: str | None = None) -> FunctionPool:
@@ -165,9 +169,19 @@ class Emulator:
             self.queues[pool.config.name].submit(event)
             return InvokeResult(request_id=event.request_id, status=202)
         invocation = Invocation(
-            request.payload, pool.config.arn, client_context=decode_client_context(request.client_context)
+            request.payload,
+            pool.config.arn,
+            client_context=decode_client_context(request.client_context),
+            streaming_invoke=request.response_stream,
         )
         outcome = await pool.invoke(invocation)
+        if request.response_stream:
+
+            def record(final: Outcome) -> None:
+                record_outcome(self.timeline, invocation, final, pool.config.name)
+
+            stream = CallerStream(invocation, outcome, log_tail=request.log_type == "Tail", on_end=record)
+            return InvokeResult(request_id=invocation.request_id, stream=stream)
         record_outcome(self.timeline, invocation, outcome, pool.config.name)
         tail = None
         if request.log_type == "Tail":

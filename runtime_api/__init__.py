@@ -7,27 +7,35 @@ from .invoke import create_invoke_app
 from .protocol import (
     MAX_ASYNC_PAYLOAD_BYTES,
     MAX_RESPONSE_BYTES,
+    MAX_STREAMED_RESPONSE_BYTES,
     MAX_SYNC_PAYLOAD_BYTES,
     ApiError,
     InvokeBackend,
     InvokeRequest,
     InvokeResult,
     NextEvent,
+    ResponseChunks,
+    ResponseSink,
     RuntimeBackend,
+    StreamEnd,
 )
 from .runtime import RuntimeApiServer, RuntimeEndpoint
 
 __all__ = [
     "MAX_ASYNC_PAYLOAD_BYTES",
     "MAX_RESPONSE_BYTES",
+    "MAX_STREAMED_RESPONSE_BYTES",
     "MAX_SYNC_PAYLOAD_BYTES",
     "ApiError",
     "InvokeBackend",
     "InvokeRequest",
     "InvokeResult",
     "NextEvent",
+    "ResponseChunks",
+    "ResponseSink",
     "RuntimeApiServer",
     "RuntimeBackend",
     "RuntimeEndpoint",
+    "StreamEnd",
     "create_invoke_app",
 ]

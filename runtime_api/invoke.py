@@ -12,12 +12,14 @@ from urllib.parse import unquote
 import orjson
 from aiohttp import web
 
+from . import eventstream
 from .errors import HttpApiError, aws_error
 from .protocol import MAX_ASYNC_PAYLOAD_BYTES, MAX_SYNC_PAYLOAD_BYTES, ApiError, InvokeBackend, InvokeRequest
 
 log = logging.getLogger("lambda_freeze.invoke_api")
 
-INVOCATION_TYPES = frozenset({"RequestResponse", "Event", "DryRun"})
+INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")
+STREAM_INVOCATION_TYPES = ("RequestResponse", "DryRun")  # InvokeWithResponseStream is synchronous only
 _backend_key = web.AppKey("backend", InvokeBackend)  # type: ignore[type-abstract]
 
 
@@ -57,14 +59,17 @@ async def _read_payload(request: web.Request, invocation_type: str) -> bytes:
     return _validate_payload(raw, invocation_type)
 
 
-async def _invoke(request: web.Request) -> web.StreamResponse:
+async def _invoke_request(
+    request: web.Request, invocation_types: tuple[str, ...], *, response_stream: bool = False
+) -> InvokeRequest:
+    """Validate an Invoke or InvokeWithResponseStream call as Lambda does, and read its payload."""
     invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
-    if invocation_type not in INVOCATION_TYPES:
+    if invocation_type not in invocation_types:
         raise HttpApiError(
             400,
             "InvalidParameterValueException",
             f"1 validation error detected: Value '{invocation_type}' at 'invocationType' failed to satisfy "
-            "constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]",
+            f"constraint: Member must satisfy enum value set: [{', '.join(invocation_types)}]",
         )
     log_type = request.headers.get("X-Amz-Log-Type")
     if log_type not in (None, "None", "Tail"):
@@ -83,16 +88,19 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
                 400, "InvalidRequestContentException", "Client context must be a valid Base64-encoded JSON object."
             ) from None
     payload = await _read_payload(request, invocation_type)
-    result = await request.app[_backend_key].invoke(
-        InvokeRequest(
-            function=unquote(request.match_info["name"]),
-            qualifier=request.query.get("Qualifier"),
-            payload=payload,
-            invocation_type=invocation_type,
-            log_type="Tail" if log_type == "Tail" else None,
-            client_context=client_context,
-        )
+    return InvokeRequest(
+        function=unquote(request.match_info["name"]),
+        qualifier=request.query.get("Qualifier"),
+        payload=payload,
+        invocation_type=invocation_type,
+        log_type="Tail" if log_type == "Tail" else None,
+        client_context=client_context,
+        response_stream=response_stream,
     )
+
+
+async def _invoke(request: web.Request) -> web.StreamResponse:
+    result = await request.app[_backend_key].invoke(await _invoke_request(request, INVOCATION_TYPES))
     headers = {"x-amzn-RequestId": result.request_id, **result.headers}
     if result.status == 200:
         headers["X-Amz-Executed-Version"] = result.executed_version
@@ -103,6 +111,37 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
     if result.status == 204:
         return web.Response(status=204, headers=headers)
     return web.Response(status=result.status, body=result.payload, headers=headers, content_type=result.content_type)
+
+
+async def _invoke_with_response_stream(request: web.Request) -> web.StreamResponse:
+    """InvokeWithResponseStream: 200 once the function answers, then its response as an event stream, each piece
+    as it arrives (``PayloadChunk`` events), closed by an ``InvokeComplete`` event that carries any error and the
+    log tail. Errors before the function runs (unknown function, throttling, bad request) are ordinary AWS errors."""
+    invoke = await _invoke_request(request, STREAM_INVOCATION_TYPES, response_stream=True)
+    result = await request.app[_backend_key].invoke(invoke)
+    headers = {"x-amzn-RequestId": result.request_id, **result.headers}
+    if result.stream is None:  # DryRun
+        return web.Response(status=result.status, headers=headers)
+    headers["X-Amz-Executed-Version"] = result.executed_version
+    headers["Content-Type"] = eventstream.CONTENT_TYPE
+    response = web.StreamResponse(status=200, headers=headers)
+    stream = result.stream
+    ended = False
+    try:
+        await response.prepare(request)
+        async for chunk in stream:
+            await response.write(eventstream.payload_chunk(chunk))
+        end = await stream.end()
+        ended = True
+        log_result = base64.b64encode(end.log_tail).decode() if end.log_tail is not None else None
+        await response.write(eventstream.invoke_complete(end.error_code, end.error_details, log_result))
+        await response.write_eof()
+    except ConnectionError:
+        log.info("the caller of %s went away before its response stream ended", result.request_id)
+    finally:
+        if not ended:
+            stream.abandon()
+    return response
 
 
 async def _environments(request: web.Request) -> web.StreamResponse:
@@ -144,11 +183,12 @@ async def _aws_errors(
 
 
 def create_invoke_app(backend: InvokeBackend) -> web.Application:
-    """The Invoke API and ``GET /_lambda-freeze/environments`` on one application."""
+    """The Invoke API (Invoke, InvokeWithResponseStream) and the inspection API on one application."""
     # One byte over the sync limit so an oversize body is told apart from a full one.
     app = web.Application(client_max_size=MAX_SYNC_PAYLOAD_BYTES + 1, middlewares=[_aws_errors])
     app[_backend_key] = backend
     app.router.add_post("/2015-03-31/functions/{name}/invocations", _invoke)
+    app.router.add_post("/2021-11-15/functions/{name}/response-streaming-invocations", _invoke_with_response_stream)
     app.router.add_get("/_lambda-freeze/environments", _environments)
     app.router.add_get("/_lambda-freeze/async", _async_status)
     return app

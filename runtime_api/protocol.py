@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -10,6 +10,9 @@ from typing import Protocol, runtime_checkable
 MAX_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024  # 6,291,456: Invoke request, RequestResponse
 MAX_ASYNC_PAYLOAD_BYTES = 1024 * 1024  # 1 MB: Invoke request, Event
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100  # 6,291,556: what a runtime may post as a response
+# A streamed response (Lambda-Runtime-Function-Response-Mode: streaming) to InvokeWithResponseStream: 200 MB since
+# July 2025 (20 MB before); beyond it the stream ends with Function.ResponseSizeTooLarge.
+MAX_STREAMED_RESPONSE_BYTES = 200 * 1024 * 1024
 
 
 @runtime_checkable
@@ -52,6 +55,10 @@ class RuntimeBackend(Protocol):
 
     def post_response_too_large(self, request_id: str, size_bytes: int | None) -> None: ...
 
+    def post_response_stream(self, request_id: str, content_type: str | None) -> ResponseSink:
+        """A ``/response`` in streaming mode begins; its body goes to the returned sink as it arrives."""
+        ...
+
     def post_error(self, request_id: str, body: bytes, error_type: str | None) -> None: ...
 
     def post_init_error(self, body: bytes, error_type: str | None) -> None: ...
@@ -68,6 +75,25 @@ class RuntimeBackend(Protocol):
         ...
 
 
+class ResponseSink(Protocol):
+    """A streamed response in flight: the ``/response`` handler feeds it the chunked body as it arrives."""
+
+    limit_bytes: int
+
+    async def write(self, chunk: bytes) -> bool:
+        """Pass a chunk on, waiting while the caller is behind. False once the response is over ``limit_bytes``:
+        the sink has ended it with ``Function.ResponseSizeTooLarge``; the handler stops reading and answers 413."""
+        ...
+
+    def close(self, error_type: str | None, error_body: bytes | None) -> None:
+        """The body ended; with the error trailers' type and (base64-decoded) body when the function failed."""
+        ...
+
+    def truncated(self, reason: str) -> None:
+        """The body broke off: the runtime's connection dropped mid-body."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class InvokeRequest:
     """An ``Invoke`` call as the HTTP surface received and validated it."""
@@ -78,6 +104,30 @@ class InvokeRequest:
     invocation_type: str  # RequestResponse | Event | DryRun
     log_type: str | None  # None | "Tail"
     client_context: str | None  # base64 JSON, as sent in X-Amz-Client-Context
+    response_stream: bool = False  # InvokeWithResponseStream: the result carries a ``ResponseChunks``
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    """How a streamed response ended: the fields of its closing ``InvokeComplete`` event."""
+
+    error_code: str | None = None  # the Lambda error type, when the invocation failed
+    error_details: str | None = None  # the error body
+    log_tail: bytes | None = None  # the last 4 KB of the invocation's log, when asked for
+
+
+class ResponseChunks(Protocol):
+    """The answer to ``InvokeWithResponseStream`` as it arrives: the payload chunks, then how it ended."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def end(self) -> StreamEnd:
+        """After the last chunk: the error, if any, and the log tail (once END and REPORT are written)."""
+        ...
+
+    def abandon(self) -> None:
+        """The caller went away: what the function still writes is dropped."""
+        ...
 
 
 @dataclass(slots=True)
@@ -92,6 +142,7 @@ class InvokeResult:
     executed_version: str = "$LATEST"
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    stream: ResponseChunks | None = None  # InvokeWithResponseStream only
 
 
 class InvokeBackend(Protocol):

@@ -6,6 +6,9 @@ belongs to, so a runtime can only ever reach its own environment.
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
 import json
 import logging
 import socket
@@ -13,19 +16,25 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .errors import runtime_error
-from .protocol import MAX_RESPONSE_BYTES, ApiError, NextEvent, RuntimeBackend
+from .protocol import MAX_RESPONSE_BYTES, ApiError, NextEvent, ResponseSink, RuntimeBackend
+from .trailers import TrailerStore, TrailerTapSite
 
 log = logging.getLogger("lambda_freeze.runtime_api")
 
 PREFIX = "/2018-06-01/runtime"
 EXTENSION_PREFIX = "/2020-01-01/extension"
-ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
+ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"  # on /error; on a streamed /response, a trailer
+ERROR_BODY_TRAILER = "Lambda-Runtime-Function-Error-Body"  # base64 of the error body
+RESPONSE_MODE_HEADER = "Lambda-Runtime-Function-Response-Mode"
+STREAMING = "streaming"
 EXTENSION_ID_HEADER = "Lambda-Extension-Identifier"
 EXTENSION_ERROR_TYPE_HEADER = "Lambda-Extension-Function-Error-Type"
 
 _backends_key = web.AppKey("backends", dict)
+_trailers_key = web.AppKey("trailers", TrailerStore)
 
 
 def _backend(request: web.Request) -> RuntimeBackend:
@@ -84,6 +93,15 @@ async def _next(request: web.Request) -> web.StreamResponse:
 async def _response(request: web.Request) -> web.StreamResponse:
     backend = _backend(request)
     request_id = request.match_info["request_id"]
+    mode = request.headers.get(RESPONSE_MODE_HEADER)
+    if mode == STREAMING:
+        sink = backend.post_response_stream(request_id, request.headers.get("Content-Type"))
+        return await _stream_response(request, sink)
+    if mode is not None:  # as RAPID does: the invocation fails, and the runtime is told why
+        error_type = "Runtime.InvalidResponseModeHeader"
+        error = {"errorType": error_type, "errorMessage": f"{RESPONSE_MODE_HEADER} must be {STREAMING}, not {mode}"}
+        backend.post_error(request_id, json.dumps(error).encode(), error_type)
+        return runtime_error(400, "InvalidFunctionResponseMode", "Invalid function response mode")
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -94,6 +112,34 @@ async def _response(request: web.Request) -> web.StreamResponse:
             f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
         )
     backend.post_response(request_id, body, request.headers.get("Content-Type"))
+    return _accepted()
+
+
+async def _stream_response(request: web.Request, sink: ResponseSink) -> web.StreamResponse:
+    """A streamed ``/response``: each piece of the chunked body goes on as it arrives; the trailers, read once
+    the body has ended, say whether the function failed mid-stream."""
+    try:
+        async for chunk in request.content.iter_any():
+            if not await sink.write(chunk):
+                return runtime_error(
+                    413, "RequestEntityTooLarge", f"Exceeded maximum allowed payload size ({sink.limit_bytes} bytes)."
+                )
+    except asyncio.CancelledError:
+        sink.truncated("the request was cancelled")
+        raise
+    except (ConnectionError, HttpProcessingError, web.RequestPayloadError) as exc:
+        sink.truncated(f"{type(exc).__name__}: {exc}")
+        return runtime_error(400, "TruncatedHTTPRequest", "HTTP request detected as truncated")
+    trailers = request.app[_trailers_key].take(request.raw_path)
+    error_type = trailers.get(ERROR_TYPE_HEADER) or None
+    encoded_body = trailers.get(ERROR_BODY_TRAILER)
+    error_body = None
+    if encoded_body:
+        try:
+            error_body = base64.b64decode(encoded_body, validate=True)
+        except binascii.Error:
+            error_body = encoded_body.encode()  # not base64 after all: passed on as it came
+    sink.close(error_type, error_body)
     return _accepted()
 
 
@@ -147,7 +193,7 @@ def _extension_error(kind: str) -> Callable[[web.Request], Awaitable[web.StreamR
 class RuntimeEndpoint:
     """One environment's listening socket; ``address`` is what ``AWS_LAMBDA_RUNTIME_API`` is set to."""
 
-    def __init__(self, server: RuntimeApiServer, site: web.SockSite, port: int, host: str):
+    def __init__(self, server: RuntimeApiServer, site: web.BaseSite, port: int, host: str):
         self._server = server
         self._site = site
         self.port = port
@@ -169,6 +215,7 @@ class RuntimeApiServer:
         self._host = host
         self._app = web.Application(client_max_size=MAX_RESPONSE_BYTES)
         self._app[_backends_key] = {}
+        self._app[_trailers_key] = TrailerStore()
         self._app.router.add_get(f"{PREFIX}/invocation/next", _next)
         self._app.router.add_post(f"{PREFIX}/invocation/{{request_id}}/response", _response)
         self._app.router.add_post(f"{PREFIX}/invocation/{{request_id}}/error", _error)
@@ -191,7 +238,7 @@ class RuntimeApiServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self._host, 0))
         port = sock.getsockname()[1]
-        site = web.SockSite(self._runner, sock)
+        site = TrailerTapSite(self._runner, sock, self._app[_trailers_key])
         await site.start()
         self._app[_backends_key][port] = backend
         return RuntimeEndpoint(self, site, port, self._host)

@@ -35,3 +35,14 @@ def test_flooding_output_stays_bounded(serve):
     longest = max(len(line) for line in fn.lines)
     assert longest <= 256 * 1024  # a line without a newline is cut, never held whole
     assert fn.invoke({"megabytes": 1}).payload == "flooded"  # never blocked on a full pipe
+
+
+def test_allocating_past_the_memory_size_is_out_of_memory(serve):
+    fn = serve("python/basic", handler="app.allocate", memory_mb=128, timeout_s=30)
+    assert fn.invoke({"megabytes": 16}).payload == 16
+    result = fn.invoke({"megabytes": 400})
+    assert result.function_error == "Unhandled"
+    assert result.payload["errorType"] == "Runtime.OutOfMemory"
+    assert result.payload["errorMessage"].endswith("Runtime exited with error: signal: killed")
+    assert "Status: error\tError Type: Runtime.OutOfMemory" in result.log
+    assert fn.invoke({"megabytes": 16}).payload == 16  # replaced

@@ -81,3 +81,9 @@ def flood(event, context):
         sys.stdout.write(chunk)
     sys.stdout.write("\nflood done\n")
     return "flooded"
+
+
+def allocate(event, context):
+    """Holds ``megabytes`` MB of memory, touched page by page."""
+    held = [bytearray(1024 * 1024) for _ in range(event["megabytes"])]
+    return len(held)

@@ -1,0 +1,128 @@
+"""The function's memory size as a limit: a memory cgroup per environment, so that a runtime allocating past
+``--memory`` is killed by the kernel's OOM killer and the caller gets ``Runtime.OutOfMemory``, as on Lambda.
+
+Uses the cgroup v1 memory controller (``memory.limit_in_bytes``) or cgroup v2's (``memory.max``) where this
+process may create cgroups under its own; elsewhere the limit is not enforced, and the emulator says so once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+from pathlib import Path
+
+from .freezer import ROOT_NAME, _instance_alive, _mountinfo, _own_cgroup, instance_name
+
+log = logging.getLogger("lambda_freeze.memory")
+
+
+class MemoryGroup:
+    def __init__(self, path: Path, limit_file: str, limit_bytes: int):
+        self.path = path
+        path.mkdir()
+        (path / limit_file).write_text(str(limit_bytes))
+        swap = path / "memory.memsw.limit_in_bytes"
+        if swap.exists():
+            try:
+                swap.write_text(str(limit_bytes))  # no swapping past the limit either
+            except OSError:
+                pass
+        self.attach_path = path / "cgroup.procs"
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel's OOM killer killed a process of this group."""
+        for name, key in (("memory.oom_control", "oom_kill "), ("memory.events", "oom_kill ")):
+            try:
+                for line in (self.path / name).read_text().splitlines():
+                    if line.startswith(key):
+                        return int(line.split()[1]) > 0
+            except (OSError, ValueError):
+                continue
+        return False
+
+    async def remove(self) -> None:
+        delay_s = 0.001
+        for _ in range(100):  # SIGKILLed members leave within milliseconds
+            try:
+                self.path.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                if exc.errno != errno.EBUSY:
+                    break
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, 0.05)
+        log.warning("memory cgroup %s left in place", self.path)
+
+
+class MemoryLimiter:
+    """Creates the per-environment memory cgroups of one emulator instance."""
+
+    def __init__(self, hierarchy: Path, limit_file: str):
+        self.root = hierarchy / ROOT_NAME
+        self.instance = self.root / instance_name()
+        self.limit_file = limit_file
+        self.root.mkdir(exist_ok=True)
+        for stale in self.root.glob("i*"):  # left by an emulator that died: its processes are gone by now
+            if stale.is_dir() and not _instance_alive(stale.name):
+                for group in stale.iterdir():
+                    if group.is_dir():
+                        try:
+                            group.rmdir()
+                        except OSError:
+                            pass
+                try:
+                    stale.rmdir()
+                except OSError:
+                    pass
+        self.instance.mkdir(exist_ok=True)
+
+    @classmethod
+    def discover(cls) -> MemoryLimiter | None:
+        candidates: list[tuple[Path, str]] = []
+        for mount_point, mount_root, kind in _mountinfo():
+            if kind.startswith("cgroup ") and "memory" in kind.split()[1].split(","):
+                own = _own_cgroup(lambda controllers: "memory" in controllers.split(","))
+                candidates.append((_below(mount_point, mount_root, own), "memory.limit_in_bytes"))
+            elif kind.startswith("cgroup2 "):
+                own = _own_cgroup(lambda controllers: controllers == "")
+                hierarchy = _below(mount_point, mount_root, own)
+                try:
+                    enabled = (hierarchy / "cgroup.subtree_control").read_text().split()
+                except OSError:
+                    enabled = []
+                if "memory" in enabled:
+                    candidates.append((hierarchy, "memory.max"))
+        reasons = []
+        for hierarchy, limit_file in candidates:
+            try:
+                limiter = cls(hierarchy, limit_file)
+                probe = limiter.group("probe", 1 << 30)
+                probe.path.rmdir()
+                return limiter
+            except OSError as exc:
+                reasons.append(f"{hierarchy}: {exc.strerror}")
+        log.warning(
+            "memory sizes are not enforced here (%s): a function allocating past --memory is not stopped",
+            "; ".join(reasons) or "no memory cgroup controller this process may use",
+        )
+        return None
+
+    def group(self, env_id: str, limit_bytes: int) -> MemoryGroup:
+        return MemoryGroup(self.instance / env_id, self.limit_file, limit_bytes)
+
+    def close(self) -> None:
+        for path in (self.instance, self.root):
+            try:
+                path.rmdir()
+            except OSError:
+                pass
+
+
+def _below(mount_point: str, mount_root: str, own: str | None) -> Path:
+    own = own or "/"
+    relative = os.path.relpath(own, mount_root) if own.startswith(mount_root) else own.lstrip("/")
+    return Path(mount_point) / relative if relative != "." else Path(mount_point)
