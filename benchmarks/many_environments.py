@@ -155,10 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.clients, args.seconds, args.environments, args.invokes = 16, 5.0, 50, 500
-    report = {
-        "throughput": concurrent_throughput(args.clients, args.seconds, args.freezer),
-        "frozen": frozen_environments(args.environments, args.freezer, args.invokes),
-    }
+    report = {"throughput": concurrent_throughput(args.clients, args.seconds, args.freezer)}
+    print(json.dumps(report["throughput"]), file=sys.stderr, flush=True)  # kept even if the second part fails
+    report["frozen"] = frozen_environments(args.environments, args.freezer, args.invokes)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

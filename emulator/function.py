@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import itertools
+import os
 import logging
 import random
 from collections.abc import Callable, Coroutine
@@ -30,6 +31,7 @@ from .proxy import Proxy, ProxyEvent
 log = logging.getLogger("lambda_freeze.function")
 
 _env_numbers = itertools.count(1)
+PREWARM_AT_ONCE = max(2, 2 * (os.cpu_count() or 1))
 
 
 class TooManyRequests(LambdaFreezeError):
@@ -169,9 +171,23 @@ class FunctionPool:
             log.warning("function %s will fail to start: %s", self.config.name, problem)
 
     def prewarm(self) -> None:
-        """Proactive INIT: environments that initialise now, whether or not they are ever invoked."""
-        for _ in range(self.config.prewarm):
-            self._spawn(reason="prewarm")
+        """Proactive INIT: environments that initialise now, whether or not they are ever invoked.
+
+        At most ``PREWARM_AT_ONCE`` run INIT at the same time: hundreds of runtimes starting together on a few
+        cores would each take longer than INIT's 10 s limit, which Lambda, with a core per environment, never sees.
+        """
+        if self.config.prewarm:
+            self._track(self._prewarm(self.config.prewarm))
+
+    async def _prewarm(self, count: int) -> None:
+        waves = asyncio.Semaphore(PREWARM_AT_ONCE)
+
+        async def one() -> None:
+            async with waves:
+                if not self._closing:
+                    await asyncio.shield(self._spawn(reason="prewarm").init_done)
+
+        await asyncio.gather(*(one() for _ in range(count)))
 
     async def _start(self, env: Environment) -> None:
         try:
