@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import itertools
-import os
 import logging
+import os
 import random
 from collections.abc import Callable, Coroutine
 from typing import Any
