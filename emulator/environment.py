@@ -350,9 +350,22 @@ class Environment:
             self._freeze()
 
     def _deliver(self) -> None:
+        """Hand the pending event to the runtime's waiting `next`; a frozen environment is thawed only after the
+        event is written to its socket. On Lambda the Runtime API server is frozen with the runtime and answers
+        the moment both are thawed: whatever else reached the runtime while it was frozen (a server's FIN, an
+        expired timer) is there in the same instant as the event, as here."""
         waiter = self._next_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(self._hand_over())
+        if waiter is None or waiter.done():
+            return
+        frozen = self.lifecycle.state is State.FROZEN
+        waiter.set_result(self._hand_over())
+        if frozen:
+            # Runs after the `next` handler's step, which writes the response without yielding to the loop.
+            self._loop.call_soon(self._thaw_if_frozen)
+
+    def _thaw_if_frozen(self) -> None:
+        if self._frozen_since is not None and self.lifecycle.live:
+            self._thaw()
 
     def post_response(self, request_id: str, body: bytes, content_type: str | None) -> None:
         if self._late(request_id, "response"):
@@ -468,9 +481,7 @@ class Environment:
         assert invocation is not None
         self.pending = None
         self._drain()
-        if self.lifecycle.state is State.FROZEN:
-            self._thaw()
-        self.lifecycle.on_invoke()
+        self.lifecycle.on_invoke()  # from FROZEN too: the thaw follows the event (see _deliver)
         self._runtime_waiting = False
         self.current = invocation
         self.invocations += 1

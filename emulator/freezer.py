@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 import logging
 import os
 import signal
@@ -53,14 +54,18 @@ def process_start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
+_instances = itertools.count(1)
+
+
 def instance_name() -> str:
+    """``i<pid>.<start time>.<n>``: one per emulator, several emulators in one process included."""
     pid = os.getpid()
-    return f"i{pid}.{process_start_time(pid)}"
+    return f"i{pid}.{process_start_time(pid)}.{next(_instances)}"
 
 
 def _instance_alive(name: str) -> bool:
     try:
-        pid_s, start = name[1:].split(".", 1)
+        pid_s, start = name[1:].split(".")[:2]
         pid = int(pid_s)
     except ValueError:
         return True  # not ours: leave it alone

@@ -24,8 +24,9 @@ def through_proxy(db) -> dict[str, str]:
 @pytest.mark.parametrize("freezer", ["auto", "none"])
 def test_thread_loop_pool_with_fins_lost_while_frozen(lambda_freeze, lambda_freeze_postgres, freezer):
     """Frozen, the server's FIN is lost and the next query times out; unfrozen, the loop replaced the connection."""
-    # Closed after 1 s idle; frozen (or idle) 1.5 s: the unfrozen pool's replacement is 0.5 s old when used.
-    db = lambda_freeze_postgres(idle_session_timeout_s=1.0)
+    # Closed after 2 s idle; frozen (or idle) 3 s: the unfrozen pool's replacement is 1 s old when used, 1 s
+    # before the server would close it too.
+    db = lambda_freeze_postgres(idle_session_timeout_s=2.0)
     for _ in range(RUNS):
         fn = lambda_freeze.function(
             SAMPLES / "asyncpg_thread_loop/broken", env=through_proxy(db), upstreams=PG, freezer=freezer, timeout_s=10
@@ -34,7 +35,7 @@ def test_thread_loop_pool_with_fins_lost_while_frozen(lambda_freeze, lambda_free
         first = fn.invoke({})
         assert first.ok, first.payload
         if freezer == "none":
-            fn.stay_frozen(1.5)  # freezer "none": only time passes, and the loop thread runs
+            fn.stay_frozen(3.0)  # freezer "none": only time passes, and the loop thread runs
             second = fn.invoke({})
             assert second.ok, second.payload
             assert second.payload["backend_pid"] != first.payload["backend_pid"]
@@ -43,7 +44,7 @@ def test_thread_loop_pool_with_fins_lost_while_frozen(lambda_freeze, lambda_free
             assert any(e["kind"] == "close" and e.get("by") == "upstream" and e.get("how") == "fin" for e in events)
             assert sum(e["kind"] == "connect" for e in events) == 2
         else:
-            fn.stay_frozen(1.5)
+            fn.stay_frozen(3.0)
             second = fn.invoke({})
             assert second.error_type == "TimeoutError", second.payload
             dropped = [e for e in fn.faults("DB").events() if e.get("kind") == "dropped"]
@@ -51,7 +52,7 @@ def test_thread_loop_pool_with_fins_lost_while_frozen(lambda_freeze, lambda_free
 
 
 def test_thread_loop_pool_fixed_with_a_short_ping(lambda_freeze, lambda_freeze_postgres):
-    db = lambda_freeze_postgres(idle_session_timeout_s=1.0)
+    db = lambda_freeze_postgres(idle_session_timeout_s=2.0)
     for _ in range(RUNS):
         fn = lambda_freeze.function(
             SAMPLES / "asyncpg_thread_loop/fixed", env=through_proxy(db), upstreams=PG, timeout_s=10
@@ -59,7 +60,7 @@ def test_thread_loop_pool_fixed_with_a_short_ping(lambda_freeze, lambda_freeze_p
         fn.faults("DB").add("lost-fin", WhileFrozen(mode="drop"), direction="downstream")
         first = fn.invoke({})
         assert first.ok, first.payload
-        fn.stay_frozen(1.5)
+        fn.stay_frozen(3.0)
         second = fn.invoke({})
         assert second.ok, second.payload
         assert second.payload["backend_pid"] != first.payload["backend_pid"]
