@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,12 +29,15 @@ def one_client_server() -> Iterator[tuple[str, list[str]]]:
     assert proc.stdout is not None
     port = proc.stdout.readline().split()[1]
     seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(line.strip() for line in proc.stdout), daemon=True)
+    reader.start()  # the server's events, as they happen, for the failure messages
     try:
         yield f"127.0.0.1:{port}", seen
     finally:
         proc.terminate()
-        rest, _ = proc.communicate(timeout=10)
-        seen.extend(rest.splitlines())
+        proc.wait(timeout=10)
+        reader.join(timeout=10)
+        proc.stdout.close()
 
 
 def lifecycle(lambda_freeze, variant: str, address: str):
@@ -48,7 +52,7 @@ def lifecycle(lambda_freeze, variant: str, address: str):
 
 @pytest.mark.parametrize(("variant", "ok"), [("broken", False), ("fixed", True)])
 def test_init_side_effect_on_a_replacement(lambda_freeze, one_client_server, variant, ok):
-    address, _ = one_client_server
+    address, server_events = one_client_server
     for _ in range(RUNS):
         fn = lifecycle(lambda_freeze, variant, address)
         assert [fn.invoke({}).payload for _ in range(2)] == [{"answer": "pong"}] * 2
@@ -56,10 +60,11 @@ def test_init_side_effect_on_a_replacement(lambda_freeze, one_client_server, var
         (old,) = [env["id"] for env in fn.environments() if env["invocations"] == 2]
         fn.wait_for(lambda envs, old=old: len(envs) == 1 and envs[0]["id"] != old and envs[0]["state"] == "frozen")
         third = fn.invoke({})
+        story = {"server": server_events[-8:], "function": fn.logs[-12:]}
         if ok:
-            assert third.ok, third.payload
+            assert third.ok, (third.payload, story)
         else:
-            assert third.error_type == "ConnectionError", third.payload
+            assert third.error_type == "ConnectionError", (third.payload, story)
             assert third.error_message == "server answered 'busy' instead of 'pong'"
         assert "Init Duration" not in third.log  # the replacement was initialised before it was invoked
 
