@@ -141,21 +141,27 @@ class CgroupGroup(FreezerGroup):
 
     async def remove(self) -> None:
         self._close_controls()
-        # rmdir fails with EBUSY until every member has exited; SIGKILLed tasks go within milliseconds.
-        delay_s = 0.001
-        for _ in range(200):
-            try:
-                self.path.rmdir()
-                return
-            except FileNotFoundError:
-                return
-            except OSError as exc:
-                if exc.errno != errno.EBUSY:
-                    raise
-            self.kill()
-            await asyncio.sleep(delay_s)
-            delay_s = min(delay_s * 2, 0.05)
-        log.error("cgroup %s still has members %s; left in place", self.path, self.pids())
+        if not await rmdir_when_empty(self.path, before_retry=self.kill):
+            log.error("cgroup %s still has members %s; left in place", self.path, self.pids())
+
+
+async def rmdir_when_empty(path: Path, *, before_retry: Callable[[], None] = lambda: None, attempts: int = 200) -> bool:
+    """Remove a cgroup directory, retrying while rmdir says EBUSY (members not yet gone: SIGKILLed tasks leave
+    within milliseconds); False when it is still busy after ``attempts``. Other errors are raised."""
+    delay_s = 0.001
+    for _ in range(attempts):
+        try:
+            os.rmdir(path)
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                raise
+        before_retry()
+        await asyncio.sleep(delay_s)
+        delay_s = min(delay_s * 2, 0.05)
+    return False
 
 
 class Cgroup2Group(CgroupGroup):

@@ -7,13 +7,11 @@ process may create cgroups under its own; elsewhere the limit is not enforced, a
 
 from __future__ import annotations
 
-import asyncio
-import errno
 import logging
 import os
 from pathlib import Path
 
-from .freezer import ROOT_NAME, _instance_alive, _mountinfo, _own_cgroup, instance_name
+from .freezer import ROOT_NAME, _instance_alive, _mountinfo, _own_cgroup, instance_name, rmdir_when_empty
 
 log = logging.getLogger("lambda_freeze.memory")
 
@@ -43,19 +41,12 @@ class MemoryGroup:
         return False
 
     async def remove(self) -> None:
-        delay_s = 0.001
-        for _ in range(100):  # SIGKILLed members leave within milliseconds
-            try:
-                self.path.rmdir()
-                return
-            except FileNotFoundError:
-                return
-            except OSError as exc:
-                if exc.errno != errno.EBUSY:
-                    break
-            await asyncio.sleep(delay_s)
-            delay_s = min(delay_s * 2, 0.05)
-        log.warning("memory cgroup %s left in place", self.path)
+        try:
+            removed = await rmdir_when_empty(self.path, attempts=100)
+        except OSError:
+            removed = False
+        if not removed:
+            log.warning("memory cgroup %s left in place", self.path)
 
 
 class MemoryLimiter:

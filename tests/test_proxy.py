@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import os
 import socket
 import struct
 import threading
@@ -22,6 +21,8 @@ from urllib.parse import urlsplit
 import pytest
 import pytest_asyncio
 
+from conftest import require
+from emulator.databases import mysql_dsn, postgres_dsn
 from emulator.proxy import (
     Bandwidth,
     ColdStart,
@@ -40,20 +41,10 @@ from emulator.proxy import (
 )
 from emulator.proxy.view import FreezeListener
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
-PG_DSN = os.environ.get("LAMBDA_FREEZE_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-MYSQL_DSN = os.environ.get("LAMBDA_FREEZE_MYSQL_DSN", "mysql://root@127.0.0.1:3306/test")
+PG_DSN = postgres_dsn()
+MYSQL_DSN = mysql_dsn()
 WAIT_S = 5.0  # bound on any awaited event: a regression fails fast instead of hanging the suite
 LINGER_ZERO = struct.pack("ii", 1, 0)
-
-
-def require(condition: bool, what: str) -> None:
-    """A missing database skips locally and fails under CI=true, where every prerequisite must be there."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"prerequisite missing under CI: {what}")
-    pytest.skip(what)
 
 
 def require_module(name: str) -> Any:
