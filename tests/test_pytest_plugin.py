@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -90,20 +89,15 @@ def test_database_fixtures_create_and_drop_their_logins(pytester):
     assert users._execute(f"SELECT COUNT(*) FROM mysql.user WHERE User = '{my_user}'")[0][0] == 0
 
 
-def test_missing_database_fails_under_ci(pytester):
+def test_missing_database_fails_under_ci(pytester, monkeypatch):
     pytester.makepyfile(
         """
         def test_db(lambda_freeze_postgres):
             pass
         """
     )
-    env = {**os.environ, "CI": "true", "LAMBDA_FREEZE_PG_DSN": "postgresql://postgres@127.0.0.1:1/test"}
-    pytester.monkeypatch = pytest.MonkeyPatch()  # keep the outer environment untouched
-    for key, value in env.items():
-        pytester.monkeypatch.setenv(key, value)
-    try:
-        result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
-    finally:
-        pytester.monkeypatch.undo()
+    monkeypatch.setenv("CI", "true")  # the subprocess inherits it; undone when this test ends
+    monkeypatch.setenv("LAMBDA_FREEZE_PG_DSN", "postgresql://postgres@127.0.0.1:1/test")
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*PostgreSQL is not reachable*"])
