@@ -618,17 +618,21 @@ class Environment:
         invocation = self.current or self._retry_of
         if invocation is None or not self.lifecycle.live:
             return
-        message = f"Task timed out after {self.config.timeout_s:.2f} seconds"
         if not self.config.reset_on_timeout and self.lifecycle.state in (State.INVOKING, State.RESPONDED):
-            self._suspend(invocation, message)
+            self._suspend(invocation)
             return
         self.lifecycle.on_deadline()
-        self._emit(f"{iso_now()} {invocation.request_id} {message}", invocation)
-        invocation.resolve(Outcome.error("Sandbox.Timedout", message, request_id=invocation.request_id))
+        self._time_out(invocation)
         self._end_invocation(invocation, status="timeout", error_type="Sandbox.Timedout")
         self._begin_stop("timeout")
 
-    def _suspend(self, invocation: Invocation, message: str) -> None:
+    def _time_out(self, invocation: Invocation) -> None:
+        """Lambda's timeout line in the log, and its answer to the caller."""
+        message = f"Task timed out after {self.config.timeout_s:.2f} seconds"
+        self._emit(f"{iso_now()} {invocation.request_id} {message}", invocation)
+        invocation.resolve(Outcome.error("Sandbox.Timedout", message, request_id=invocation.request_id))
+
+    def _suspend(self, invocation: Invocation) -> None:
         """Lambda's older behaviour: the timed-out environment is frozen as it is, handler and all, and reused.
 
         Its late response is refused (the request id is no longer current); on thaw it runs on from where it
@@ -636,8 +640,7 @@ class Environment:
         """
         if self.lifecycle.state is State.INVOKING:
             self.lifecycle.on_error()
-        self._emit(f"{iso_now()} {invocation.request_id} {message}", invocation)
-        invocation.resolve(Outcome.error("Sandbox.Timedout", message, request_id=invocation.request_id))
+        self._time_out(invocation)
         self._finish_current(status="timeout", error_type="Sandbox.Timedout")
         self._timed_out_request_id = invocation.request_id
         self._freeze()
@@ -689,13 +692,9 @@ class Environment:
                 self.lifecycle.on_init_error()
             else:
                 self.lifecycle.on_deadline()
-        if retry is not None:  # the retried INIT failed too: the invocation gets the error
-            retry.resolve(outcome if status == "error" else self._timeout_outcome(retry))
-            self._end_invocation(
-                retry,
-                status="timeout" if status == "timeout" else "error",
-                error_type="Sandbox.Timedout" if status == "timeout" else outcome.error_type or "Unhandled",
-            )
+        if retry is not None:  # the retried INIT failed too (its timeout is on_deadline's): the invocation gets it
+            retry.resolve(outcome)
+            self._end_invocation(retry, status="error", error_type=outcome.error_type or "Unhandled")
             failure = None
         else:
             failure = InitFailure(outcome, status)
@@ -705,13 +704,6 @@ class Environment:
         self._begin_stop("failure")
         if failure is not None:
             self._owner.on_init_failed(self, failure, pending)
-
-    def _timeout_outcome(self, invocation: Invocation) -> Outcome:
-        return Outcome.error(
-            "Sandbox.Timedout",
-            f"Task timed out after {self.config.timeout_s:.2f} seconds",
-            request_id=invocation.request_id,
-        )
 
     async def stop(self, reason: str = "shutdown") -> None:
         """Shut the environment down (kill its process group, remove its cgroup); idempotent."""
