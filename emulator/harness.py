@@ -187,6 +187,14 @@ class LambdaFunction:
 
         self._emulator.call(kernel, timeout_s + 5)
 
+    def stop(self) -> None:
+        """Stop the function and its environments now (otherwise they stop with the fixture)."""
+
+        async def remove(emu: Emulator) -> None:
+            await emu.remove_function(self.name)
+
+        self._emulator.call(remove)
+
     def faults(self, upstream: str = "DB") -> FaultControl:
         """The fault proxy between this function and one of its upstreams (``upstreams={"DB": "host:port"}``)."""
         if upstream not in self.config.upstreams:
