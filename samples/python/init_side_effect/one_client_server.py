@@ -1,6 +1,11 @@
 """A server that talks to one client at a time, as some legacy systems do: a second client is
 answered "busy" to everything it asks. It answers "pong" to "ping". Prints its port, then one line per event on stdout.
 
+The server speaks first: it greets each connection with "hello", or "busy" when another client holds it. A client's
+connect() returns as soon as the kernel has completed the handshake, before this program has accepted the connection
+and judged it; only the greeting tells the client which it got. A client that does not wait for it is judged later,
+by whatever holds the server then: the client it collided with may have gone in between.
+
     python one_client_server.py [--port 0]
 """
 
@@ -36,6 +41,7 @@ class OneClientServer:
         self.current = writer
         print(f"connected {peer[1]}", flush=True)
         try:
+            writer.write(b"hello\n")  # the greeting
             while line := await reader.readline():
                 if line.strip() == b"ping":
                     writer.write(b"pong\n")
@@ -48,10 +54,10 @@ class OneClientServer:
             print(f"disconnected {peer[1]}", flush=True)
             writer.close()
 
-
     async def _busy(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """A client that came while another was served: every request is answered "busy"."""
+        """A client that came while another was served: greeted, and every request answered, with "busy"."""
         try:
+            writer.write(b"busy\n")  # the greeting
             while await reader.readline():
                 writer.write(b"busy\n")
                 await writer.drain()

@@ -10,6 +10,7 @@ host, port = os.environ["SERVER_ADDR"].rsplit(":", 1)
 def handler(event, context):
     with socket.create_connection((host, int(port)), timeout=5) as connection:
         stream = connection.makefile("rwb")
+        stream.readline()  # the server's greeting: the connection is open once the server has spoken
         stream.write(b"ping\n")
         stream.flush()
         answer = stream.readline().strip().decode()
