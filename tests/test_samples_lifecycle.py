@@ -18,9 +18,29 @@ SAMPLES = Path(__file__).parent.parent / "samples/python"
 RUNS = 5
 
 
+class ServerLog:
+    """The lines the one-client server printed (``connected <port>``, ``busy <port>``, ``disconnected <port>``)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+
+    def add(self, line: str) -> None:
+        with self._changed:
+            self.lines.append(line)
+            self._changed.notify_all()
+
+    def wait_since(self, start: int, count: int, timeout_s: float = 30.0) -> list[str]:
+        """The lines printed since line ``start``, once there are at least ``count`` of them."""
+        with self._changed:
+            arrived = self._changed.wait_for(lambda: len(self.lines) - start >= count, timeout=timeout_s)
+            assert arrived, f"the server printed {self.lines[start:]}, expected {count} lines"
+            return self.lines[start:]
+
+
 @pytest.fixture
-def one_client_server() -> Iterator[tuple[str, list[str]]]:
-    """The sample's one-client server on a free port; yields its address and the lines it printed so far."""
+def one_client_server() -> Iterator[tuple[str, ServerLog]]:
+    """The sample's one-client server on a free port; yields its address and what it prints."""
     proc = subprocess.Popen(
         [sys.executable, str(SAMPLES / "init_side_effect/one_client_server.py")],
         stdout=subprocess.PIPE,
@@ -28,16 +48,22 @@ def one_client_server() -> Iterator[tuple[str, list[str]]]:
     )
     assert proc.stdout is not None
     port = proc.stdout.readline().split()[1]
-    seen: list[str] = []
-    reader = threading.Thread(target=lambda: seen.extend(line.strip() for line in proc.stdout), daemon=True)
-    reader.start()  # the server's events, as they happen, for the failure messages
+    server_log = ServerLog()
+    stdout = proc.stdout
+
+    def read() -> None:
+        for line in stdout:
+            server_log.add(line.strip())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
-        yield f"127.0.0.1:{port}", seen
+        yield f"127.0.0.1:{port}", server_log
     finally:
         proc.terminate()
         proc.wait(timeout=10)
         reader.join(timeout=10)
-        proc.stdout.close()
+        stdout.close()
 
 
 def lifecycle(lambda_freeze, variant: str, address: str):
@@ -50,36 +76,41 @@ def lifecycle(lambda_freeze, variant: str, address: str):
     )
 
 
-@pytest.mark.parametrize(("variant", "ok"), [("broken", False), ("fixed", True)])
-def test_init_side_effect_on_a_replacement(lambda_freeze, one_client_server, variant, ok):
-    address, server_events = one_client_server
-    met_the_old_one = 0
+def test_init_side_effect_on_a_replacement_breaks_the_function(lambda_freeze, one_client_server):
+    address, server = one_client_server
     for _ in range(RUNS):
-        start = len(server_events)
-        fn = lifecycle(lambda_freeze, variant, address)
+        start = len(server.lines)
+        fn = lifecycle(lambda_freeze, "broken", address)
         assert [fn.invoke({}).payload for _ in range(2)] == [{"answer": "pong"}] * 2
         # The second invocation retired the environment: a replacement ran INIT beside it, then it left.
         (old,) = [env["id"] for env in fn.environments() if env["invocations"] == 2]
         fn.wait_for(lambda envs, old=old: len(envs) == 1 and envs[0]["id"] != old and envs[0]["state"] == "frozen")
         third = fn.invoke({})
-        story = {"server": server_events[-8:], "envs": fn.environments()}
         assert "Init Duration" not in third.log  # the replacement was initialised before it was invoked
-        if ok:
-            assert third.ok, (third.payload, story)
-            fn.stop()
-            continue
-        # The broken variant fails whenever the replacement's INIT met the old environment on the server ("busy").
-        # Occasionally the old environment is already gone by then (an open defect of replace_before_retire,
-        # which should keep it until the replacement's INIT is done); the function then works, as it should.
-        if any(event.startswith("busy") for event in server_events[start:]):
-            met_the_old_one += 1
-            assert third.error_type == "ConnectionError", (third.payload, story)
-            assert third.error_message == "server answered 'busy' instead of 'pong'"
-        else:
-            assert third.ok, (third.payload, story)
-        fn.stop()  # its environments let go of the server before the next run
-    if not ok:
-        assert met_the_old_one >= 1, server_events  # the failure the sample is about did reproduce
+        # The replacement's INIT met the old environment on the server, which held it until that INIT was over.
+        events = server.wait_since(start, 3)
+        assert [event.split()[0] for event in events] == ["connected", "busy", "disconnected"], events
+        assert events[0].split()[1] == events[2].split()[1] != events[1].split()[1], events
+        assert third.error_type == "ConnectionError", (third.payload, events, fn.environments())
+        assert third.error_message == "server answered 'busy' instead of 'pong'"
+        fn.stop()  # the replacement lets go of the server before the next run
+
+
+def test_init_side_effect_fixed_connects_in_the_handler(lambda_freeze, one_client_server):
+    address, server = one_client_server
+    for _ in range(RUNS):
+        start = len(server.lines)
+        fn = lifecycle(lambda_freeze, "fixed", address)
+        assert [fn.invoke({}).payload for _ in range(2)] == [{"answer": "pong"}] * 2
+        (old,) = [env["id"] for env in fn.environments() if env["invocations"] == 2]
+        fn.wait_for(lambda envs, old=old: len(envs) == 1 and envs[0]["id"] != old and envs[0]["state"] == "frozen")
+        third = fn.invoke({})
+        assert "Init Duration" not in third.log
+        assert third.ok, (third.payload, server.lines[start:], fn.environments())
+        assert third.payload == {"answer": "pong"}
+        events = server.wait_since(start, 6)  # each invocation connected and left; INIT took nothing
+        assert sorted(event.split()[0] for event in events) == ["connected"] * 3 + ["disconnected"] * 3, events
+        fn.stop()
 
 
 def test_relay_consumer_drains_the_queue(lambda_freeze, lambda_freeze_postgres):
