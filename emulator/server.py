@@ -11,9 +11,7 @@ import socket
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 
-from aiohttp import web
-
-from runtime_api import InvokeRequest, InvokeResult, RuntimeApiServer, create_invoke_app
+from runtime_api import InvokeApiServer, InvokeRequest, InvokeResult, RuntimeApiServer
 
 from .async_invoke import AsyncEvent, AsyncQueue, FailureRecord, load_pending, save_pending
 from .config import FunctionConfig, ServerConfig
@@ -39,7 +37,7 @@ class Emulator:
         self.timeline = Timeline()
         self.failures = FailureRecord(config.state_dir)
         self._runtime_server = RuntimeApiServer()
-        self._runner: web.AppRunner | None = None
+        self._invoke_api: InvokeApiServer | None = None
         self._ctx: EngineContext | None = None
         self.port: int | None = None
         self._started = False
@@ -61,10 +59,6 @@ class Emulator:
             count_environments=lambda: sum(pool.live_count() for pool in self.functions.values()),
             memory=MemoryLimiter.discover(),
         )
-        self._runner = web.AppRunner(
-            create_invoke_app(self), handle_signals=False, access_log=None, shutdown_timeout=1.0
-        )
-        await self._runner.setup()
         sock = socket.socket(socket.AF_INET6 if ":" in self.config.host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -85,7 +79,8 @@ class Emulator:
                 self.queues[event.function].submit(event)
             else:
                 log.warning("kept asynchronous event %s names unknown function %s", event.request_id, event.function)
-        await web.SockSite(self._runner, sock).start()
+        self._invoke_api = InvokeApiServer(self)
+        await self._invoke_api.listen(sock)
         self._started = True
         if self.config.host not in ("127.0.0.1", "::1", "localhost"):
             log.warning(
@@ -126,9 +121,9 @@ class Emulator:
         self._started = False
 
     async def _cleanup(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._invoke_api is not None:
+            await self._invoke_api.close(grace_s=1.0)
+            self._invoke_api = None
         # Attempts under way finish; what was never delivered is reported and kept.
         left = await asyncio.gather(*(queue.close() for queue in self.queues.values()))
         save_pending(self.config.state_dir, [event for events in left for event in events])

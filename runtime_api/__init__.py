@@ -3,7 +3,7 @@
 This package declares what it needs from the engine (``protocol``) and never imports ``emulator``.
 """
 
-from .invoke import create_invoke_app
+from .invoke import InvokeApiServer
 from .protocol import (
     MAX_ASYNC_PAYLOAD_BYTES,
     MAX_RESPONSE_BYTES,
@@ -27,6 +27,7 @@ __all__ = [
     "MAX_STREAMED_RESPONSE_BYTES",
     "MAX_SYNC_PAYLOAD_BYTES",
     "ApiError",
+    "InvokeApiServer",
     "InvokeBackend",
     "InvokeRequest",
     "InvokeResult",
@@ -37,5 +38,4 @@ __all__ = [
     "RuntimeBackend",
     "RuntimeEndpoint",
     "StreamEnd",
-    "create_invoke_app",
 ]

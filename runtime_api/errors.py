@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from aiohttp import web
+from .http import Response
 
 
 class HttpApiError(Exception):
@@ -19,10 +19,10 @@ class HttpApiError(Exception):
         self.extra: Mapping[str, str] = extra or {}
 
 
-def runtime_error(status: int, error_type: str, message: str) -> web.Response:
+def runtime_error(status: int, error_type: str, message: str) -> Response:
     """The Runtime API's error body: ``{"errorMessage": ..., "errorType": ...}``."""
     body = json.dumps({"errorMessage": message, "errorType": error_type}).encode()
-    return web.Response(status=status, body=body, content_type="application/json")
+    return Response(status, body, content_type="application/json")
 
 
 def aws_error(
@@ -32,13 +32,13 @@ def aws_error(
     *,
     request_id: str,
     extra: Mapping[str, str] | None = None,
-) -> web.Response:
+) -> Response:
     """An AWS REST-JSON error, as Lambda's front end sends it: botocore maps ``x-amzn-ErrorType`` to its class."""
     fields: dict[str, str] = {"Type": "User" if status < 500 else "Service", "message": message}
     fields.update(extra or {})
-    return web.Response(
-        status=status,
-        body=json.dumps(fields).encode(),
+    return Response(
+        status,
+        json.dumps(fields).encode(),
         content_type="application/json",
         headers={"x-amzn-ErrorType": error_type, "x-amzn-RequestId": request_id},
     )

@@ -5,22 +5,39 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import socket
 import uuid
-from collections.abc import Awaitable, Callable
-from urllib.parse import unquote
+from collections.abc import AsyncIterator
 
 import orjson
-from aiohttp import web
 
 from . import eventstream
 from .errors import HttpApiError, aws_error
-from .protocol import MAX_ASYNC_PAYLOAD_BYTES, MAX_SYNC_PAYLOAD_BYTES, ApiError, InvokeBackend, InvokeRequest
+from .http import (
+    BodyError,
+    BodyTooLarge,
+    HttpServer,
+    MethodNotAllowed,
+    NotFound,
+    Request,
+    Response,
+    Router,
+    StreamingResponse,
+    route_errors,
+)
+from .protocol import (
+    MAX_ASYNC_PAYLOAD_BYTES,
+    MAX_SYNC_PAYLOAD_BYTES,
+    ApiError,
+    InvokeBackend,
+    InvokeRequest,
+    ResponseChunks,
+)
 
 log = logging.getLogger("lambda_freeze.invoke_api")
 
 INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")
 STREAM_INVOCATION_TYPES = ("RequestResponse", "DryRun")  # InvokeWithResponseStream is synchronous only
-_backend_key = web.AppKey("backend", InvokeBackend)  # type: ignore[type-abstract]
 
 
 def _validate_payload(payload: bytes, invocation_type: str) -> bytes:
@@ -44,10 +61,10 @@ def _validate_payload(payload: bytes, invocation_type: str) -> bytes:
     return payload
 
 
-async def _read_payload(request: web.Request, invocation_type: str) -> bytes:
+async def _read_payload(request: Request, invocation_type: str) -> bytes:
     try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
+        raw: bytes | None = await request.read()
+    except BodyTooLarge:
         raw = None
     if raw is None:
         limit = MAX_ASYNC_PAYLOAD_BYTES if invocation_type == "Event" else MAX_SYNC_PAYLOAD_BYTES
@@ -60,10 +77,10 @@ async def _read_payload(request: web.Request, invocation_type: str) -> bytes:
 
 
 async def _invoke_request(
-    request: web.Request, invocation_types: tuple[str, ...], *, response_stream: bool = False
+    request: Request, invocation_types: tuple[str, ...], *, response_stream: bool = False
 ) -> InvokeRequest:
     """Validate an Invoke or InvokeWithResponseStream call as Lambda does, and read its payload."""
-    invocation_type = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+    invocation_type = request.headers.get("x-amz-invocation-type", "RequestResponse")
     if invocation_type not in invocation_types:
         raise HttpApiError(
             400,
@@ -71,7 +88,7 @@ async def _invoke_request(
             f"1 validation error detected: Value '{invocation_type}' at 'invocationType' failed to satisfy "
             f"constraint: Member must satisfy enum value set: [{', '.join(invocation_types)}]",
         )
-    log_type = request.headers.get("X-Amz-Log-Type")
+    log_type = request.headers.get("x-amz-log-type")
     if log_type not in (None, "None", "Tail"):
         raise HttpApiError(
             400,
@@ -79,7 +96,7 @@ async def _invoke_request(
             f"1 validation error detected: Value '{log_type}' at 'logType' failed to satisfy constraint: "
             "Member must satisfy enum value set: [Tail, None]",
         )
-    client_context = request.headers.get("X-Amz-Client-Context")
+    client_context = request.headers.get("x-amz-client-context")
     if client_context is not None:
         try:
             json.loads(base64.b64decode(client_context, validate=True))
@@ -89,7 +106,7 @@ async def _invoke_request(
             ) from None
     payload = await _read_payload(request, invocation_type)
     return InvokeRequest(
-        function=unquote(request.match_info["name"]),
+        function=request.params["name"],
         qualifier=request.query.get("Qualifier"),
         payload=payload,
         invocation_type=invocation_type,
@@ -99,96 +116,117 @@ async def _invoke_request(
     )
 
 
-async def _invoke(request: web.Request) -> web.StreamResponse:
-    result = await request.app[_backend_key].invoke(await _invoke_request(request, INVOCATION_TYPES))
-    headers = {"x-amzn-RequestId": result.request_id, **result.headers}
-    if result.status == 200:
+class InvokeApiServer:
+    """The Invoke API (Invoke, InvokeWithResponseStream) and the inspection API on one listening socket.
+
+    Lifecycle: ``await listen(sock)`` → serve → ``await close(grace_s)``.
+    """
+
+    def __init__(self, backend: InvokeBackend):
+        self._backend = backend
+        router = Router()
+        router.add("POST", "/2015-03-31/functions/{name}/invocations", self._invoke)
+        router.add("POST", "/2021-11-15/functions/{name}/response-streaming-invocations", self._invoke_stream)
+        router.add("GET", "/_lambda-freeze/environments", self._environments)
+        router.add("GET", "/_lambda-freeze/async", self._async_status)
+        self.router = router
+        # One byte over the sync limit so an oversize body is told apart from a full one.
+        self._http = HttpServer(
+            route_errors(router, _render_error),
+            max_body=MAX_SYNC_PAYLOAD_BYTES + 1,
+            error_response=lambda status, message: aws_error(
+                status, _ERROR_TYPES.get(status, "InvalidRequestContentException"), message, request_id=_new_id()
+            ),
+        )
+
+    async def listen(self, sock: socket.socket) -> None:
+        await self._http.listen(sock)
+
+    async def close(self, grace_s: float = 1.0) -> None:
+        """Stop accepting; calls in flight get ``grace_s`` to be answered, then are cancelled."""
+        await self._http.close(grace_s)
+
+    async def _invoke(self, request: Request) -> Response:
+        result = await self._backend.invoke(await _invoke_request(request, INVOCATION_TYPES))
+        headers = {"x-amzn-RequestId": result.request_id, **result.headers}
+        if result.status == 200:
+            headers["X-Amz-Executed-Version"] = result.executed_version
+        if result.function_error:
+            headers["X-Amz-Function-Error"] = result.function_error
+        if result.log_tail is not None:
+            headers["X-Amz-Log-Result"] = base64.b64encode(result.log_tail).decode()
+        if result.status == 204:
+            return Response(204, headers=headers)
+        return Response(result.status, result.payload, headers=headers, content_type=result.content_type)
+
+    async def _invoke_stream(self, request: Request) -> Response | StreamingResponse:
+        """InvokeWithResponseStream: 200 once the function answers, then its response as an event stream, each
+        piece as it arrives (``PayloadChunk`` events), closed by an ``InvokeComplete`` event that carries any error
+        and the log tail. Errors before the function runs (unknown function, throttling, bad request) are ordinary
+        AWS errors."""
+        invoke = await _invoke_request(request, STREAM_INVOCATION_TYPES, response_stream=True)
+        result = await self._backend.invoke(invoke)
+        headers = {"x-amzn-RequestId": result.request_id, **result.headers}
+        if result.stream is None:  # DryRun
+            return Response(result.status, headers=headers)
         headers["X-Amz-Executed-Version"] = result.executed_version
-    if result.function_error:
-        headers["X-Amz-Function-Error"] = result.function_error
-    if result.log_tail is not None:
-        headers["X-Amz-Log-Result"] = base64.b64encode(result.log_tail).decode()
-    if result.status == 204:
-        return web.Response(status=204, headers=headers)
-    return web.Response(status=result.status, body=result.payload, headers=headers, content_type=result.content_type)
+        headers["Content-Type"] = eventstream.CONTENT_TYPE
+        return StreamingResponse(200, headers, _event_stream(result.stream, result.request_id))
+
+    async def _environments(self, request: Request) -> Response:
+        return _json(list(self._backend.environments()))
+
+    async def _async_status(self, request: Request) -> Response:
+        return _json(dict(self._backend.async_status()))
 
 
-async def _invoke_with_response_stream(request: web.Request) -> web.StreamResponse:
-    """InvokeWithResponseStream: 200 once the function answers, then its response as an event stream, each piece
-    as it arrives (``PayloadChunk`` events), closed by an ``InvokeComplete`` event that carries any error and the
-    log tail. Errors before the function runs (unknown function, throttling, bad request) are ordinary AWS errors."""
-    invoke = await _invoke_request(request, STREAM_INVOCATION_TYPES, response_stream=True)
-    result = await request.app[_backend_key].invoke(invoke)
-    headers = {"x-amzn-RequestId": result.request_id, **result.headers}
-    if result.stream is None:  # DryRun
-        return web.Response(status=result.status, headers=headers)
-    headers["X-Amz-Executed-Version"] = result.executed_version
-    headers["Content-Type"] = eventstream.CONTENT_TYPE
-    response = web.StreamResponse(status=200, headers=headers)
-    stream = result.stream
+async def _event_stream(stream: ResponseChunks, request_id: str) -> AsyncIterator[bytes]:
     ended = False
     try:
-        await response.prepare(request)
         async for chunk in stream:
-            await response.write(eventstream.payload_chunk(chunk))
+            yield eventstream.payload_chunk(chunk)
         end = await stream.end()
         ended = True
         log_result = base64.b64encode(end.log_tail).decode() if end.log_tail is not None else None
-        await response.write(eventstream.invoke_complete(end.error_code, end.error_details, log_result))
-        await response.write_eof()
-    except ConnectionError:
-        log.info("the caller of %s went away before its response stream ended", result.request_id)
+        yield eventstream.invoke_complete(end.error_code, end.error_details, log_result)
     finally:
         if not ended:
+            log.info("the caller of %s went away before its response stream ended", request_id)
             stream.abandon()
-    return response
 
 
-async def _environments(request: web.Request) -> web.StreamResponse:
-    return web.json_response(list(request.app[_backend_key].environments()))
+def _json(document: object) -> Response:
+    return Response(200, orjson.dumps(document, default=str), content_type="application/json")
 
 
-async def _async_status(request: web.Request) -> web.StreamResponse:
-    return web.json_response(dict(request.app[_backend_key].async_status()))
+def _new_id() -> str:
+    return str(uuid.uuid4())
 
 
-@web.middleware
-async def _aws_errors(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
+_ERROR_TYPES = {
+    404: "UnknownOperationException",
+    405: "UnknownOperationException",
+    413: "RequestTooLargeException",
+    500: "ServiceException",
+}
+
+
+def _render_error(request: Request, exc: Exception) -> Response | None:
     """Every failure leaves in AWS's shape, so botocore raises the matching exception class."""
-    try:
-        return await handler(request)
-    except web.HTTPNotFound:
+    if isinstance(exc, (HttpApiError, ApiError)):
+        return aws_error(exc.status, exc.error_type, exc.message, request_id=_new_id(), extra=exc.extra)
+    if isinstance(exc, NotFound):
         return aws_error(
-            404,
-            "UnknownOperationException",
-            f"No operation matches {request.method} {request.path}",
-            request_id=str(uuid.uuid4()),
+            404, "UnknownOperationException", f"No operation matches {request.method} {request.path}",
+            request_id=_new_id(),
         )
-    except web.HTTPMethodNotAllowed:
+    if isinstance(exc, MethodNotAllowed):
         return aws_error(
-            405,
-            "UnknownOperationException",
-            f"{request.method} is not allowed on {request.path}",
-            request_id=str(uuid.uuid4()),
+            405, "UnknownOperationException", f"{request.method} is not allowed on {request.path}",
+            request_id=_new_id(),
         )
-    except web.HTTPException:
-        raise
-    except Exception as exc:
-        if isinstance(exc, (HttpApiError, ApiError)):
-            return aws_error(exc.status, exc.error_type, exc.message, request_id=str(uuid.uuid4()), extra=exc.extra)
-        log.exception("unexpected error serving %s %s", request.method, request.path)
-        return aws_error(500, "ServiceException", f"{type(exc).__name__}: {exc}", request_id=str(uuid.uuid4()))
-
-
-def create_invoke_app(backend: InvokeBackend) -> web.Application:
-    """The Invoke API (Invoke, InvokeWithResponseStream) and the inspection API on one application."""
-    # One byte over the sync limit so an oversize body is told apart from a full one.
-    app = web.Application(client_max_size=MAX_SYNC_PAYLOAD_BYTES + 1, middlewares=[_aws_errors])
-    app[_backend_key] = backend
-    app.router.add_post("/2015-03-31/functions/{name}/invocations", _invoke)
-    app.router.add_post("/2021-11-15/functions/{name}/response-streaming-invocations", _invoke_with_response_stream)
-    app.router.add_get("/_lambda-freeze/environments", _environments)
-    app.router.add_get("/_lambda-freeze/async", _async_status)
-    return app
+    if isinstance(exc, BodyError):
+        return aws_error(400, "InvalidRequestContentException", f"the request body broke off: {exc}",
+                         request_id=_new_id())
+    log.exception("unexpected error serving %s %s", request.method, request.path, exc_info=exc)
+    return aws_error(500, "ServiceException", f"{type(exc).__name__}: {exc}", request_id=_new_id())

@@ -1,7 +1,7 @@
 """The Runtime API 2018-06-01: one endpoint (its own 127.0.0.1 port) per execution environment.
 
-All endpoints share one aiohttp application; the listening port a request arrived on says which environment it
-belongs to, so a runtime can only ever reach its own environment.
+All endpoints share one HTTP server; the listening port a request arrived on says which environment it belongs to,
+so a runtime can only ever reach its own environment.
 """
 
 from __future__ import annotations
@@ -13,14 +13,21 @@ import json
 import logging
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
-
-from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 
 from .errors import runtime_error
+from .http import (
+    BodyError,
+    BodyTooLarge,
+    HttpServer,
+    MethodNotAllowed,
+    NotFound,
+    Request,
+    Response,
+    Router,
+    StreamingResponse,
+    route_errors,
+)
 from .protocol import MAX_RESPONSE_BYTES, ApiError, NextEvent, ResponseSink, RuntimeBackend
-from .trailers import TrailerStore, TrailerTapSite
 
 log = logging.getLogger("lambda_freeze.runtime_api")
 
@@ -33,36 +40,19 @@ STREAMING = "streaming"
 EXTENSION_ID_HEADER = "Lambda-Extension-Identifier"
 EXTENSION_ERROR_TYPE_HEADER = "Lambda-Extension-Function-Error-Type"
 
-_backends_key = web.AppKey("backends", dict)
-_trailers_key = web.AppKey("trailers", TrailerStore)
+_ERROR_TYPE = ERROR_TYPE_HEADER.lower()
+_ERROR_BODY = ERROR_BODY_TRAILER.lower()
+_RESPONSE_MODE = RESPONSE_MODE_HEADER.lower()
+_EXTENSION_ID = EXTENSION_ID_HEADER.lower()
+_EXTENSION_ERROR_TYPE = EXTENSION_ERROR_TYPE_HEADER.lower()
+_JSON = "application/json"
 
 
-def _backend(request: web.Request) -> RuntimeBackend:
-    sockname = request.transport.get_extra_info("sockname") if request.transport else None
-    backend: RuntimeBackend | None = request.app[_backends_key].get(sockname[1]) if sockname else None
-    if backend is None:
-        raise web.HTTPGone(text="this execution environment has ended")
-    return backend
+class _Gone(Exception):
+    """The request came to an endpoint whose environment has ended."""
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _rendering_api_errors(handler: Handler) -> Handler:
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except web.HTTPException:
-            raise
-        except Exception as exc:
-            if isinstance(exc, ApiError):
-                return runtime_error(exc.status, exc.error_type, exc.message)
-            raise
-
-    return wrapped
-
-
-def _next_response(event: NextEvent) -> web.Response:
+def _next_response(event: NextEvent) -> Response:
     headers = {
         "Lambda-Runtime-Aws-Request-Id": event.request_id,
         "Lambda-Runtime-Deadline-Ms": str(event.deadline_ms),
@@ -73,66 +63,178 @@ def _next_response(event: NextEvent) -> web.Response:
         headers["Lambda-Runtime-Client-Context"] = event.client_context
     if event.cognito_identity is not None:
         headers["Lambda-Runtime-Cognito-Identity"] = event.cognito_identity
-    return web.Response(body=event.payload, headers=headers, content_type="application/json")
+    return Response(200, event.payload, headers=headers, content_type=_JSON)
 
 
 _ACCEPTED = b'{"status":"OK"}'
 
 
-def _accepted() -> web.Response:
-    return web.Response(status=202, body=_ACCEPTED, content_type="application/json")
+def _accepted() -> Response:
+    return Response(202, _ACCEPTED, content_type=_JSON)
 
 
-@_rendering_api_errors
-async def _next(request: web.Request) -> web.StreamResponse:
-    event = await _backend(request).next_invocation()
-    return _next_response(event)
+def _too_large(limit: int) -> Response:
+    return runtime_error(413, "RequestEntityTooLarge", f"Exceeded maximum allowed payload size ({limit} bytes).")
 
 
-@_rendering_api_errors
-async def _response(request: web.Request) -> web.StreamResponse:
-    backend = _backend(request)
-    request_id = request.match_info["request_id"]
-    mode = request.headers.get(RESPONSE_MODE_HEADER)
-    if mode == STREAMING:
-        sink = backend.post_response_stream(request_id, request.headers.get("Content-Type"))
-        return await _stream_response(request, sink)
-    if mode is not None:  # as RAPID does: the invocation fails, and the runtime is told why
-        error_type = "Runtime.InvalidResponseModeHeader"
-        error = {"errorType": error_type, "errorMessage": f"{RESPONSE_MODE_HEADER} must be {STREAMING}, not {mode}"}
-        backend.post_error(request_id, json.dumps(error).encode(), error_type)
-        return runtime_error(400, "InvalidFunctionResponseMode", "Invalid function response mode")
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        backend.post_response_too_large(request_id, request.content_length)
-        return runtime_error(
-            413,
-            "RequestEntityTooLarge",
-            f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
+class RuntimeApiServer:
+    """Serves every environment's Runtime API endpoint from one HTTP server.
+
+    Lifecycle: ``await start()`` → ``await open_endpoint(backend)`` per environment → ``await close()``.
+    """
+
+    def __init__(self, host: str = "127.0.0.1"):
+        self._host = host
+        self._backends: dict[int, RuntimeBackend] = {}
+        router = Router()
+        router.add("GET", f"{PREFIX}/invocation/next", self._next)
+        router.add("POST", f"{PREFIX}/invocation/{{request_id}}/response", self._response)
+        router.add("POST", f"{PREFIX}/invocation/{{request_id}}/error", self._error)
+        router.add("POST", f"{PREFIX}/init/error", self._init_error)
+        router.add("POST", f"{EXTENSION_PREFIX}/register", self._extension_register)
+        router.add("GET", f"{EXTENSION_PREFIX}/event/next", self._extension_next)
+        router.add("POST", f"{EXTENSION_PREFIX}/init/error", self._extension_init_error)
+        router.add("POST", f"{EXTENSION_PREFIX}/exit/error", self._extension_exit_error)
+        self.router = router
+        self._http = HttpServer(
+            route_errors(router, self._render_error),
+            max_body=MAX_RESPONSE_BYTES,
+            error_response=lambda status, message: runtime_error(status, _error_type(status), message),
         )
-    backend.post_response(request_id, body, request.headers.get("Content-Type"))
-    return _accepted()
+        self._started = False
+
+    async def start(self) -> None:
+        self._started = True
+
+    async def open_endpoint(self, backend: RuntimeBackend) -> RuntimeEndpoint:
+        if not self._started:
+            raise RuntimeError("RuntimeApiServer.start() must be awaited before open_endpoint()")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self._host, 0))
+        port = sock.getsockname()[1]
+        listener = await self._http.listen(sock)
+        self._backends[port] = backend
+        return RuntimeEndpoint(self, listener, port, self._host)
+
+    async def close(self) -> None:
+        if self._started:
+            self._backends.clear()
+            await self._http.close(grace_s=0.5)
+            self._started = False
+
+    # ------------------------------------------------------------------------------------------- handlers
+    def _backend(self, request: Request) -> RuntimeBackend:
+        backend = self._backends.get(request.local_port)
+        if backend is None:
+            raise _Gone
+        return backend
+
+    @staticmethod
+    def _render_error(request: Request, exc: Exception) -> Response | None:
+        if isinstance(exc, ApiError):
+            return runtime_error(exc.status, exc.error_type, exc.message)
+        if isinstance(exc, _Gone):
+            return runtime_error(410, "EnvironmentGone", "this execution environment has ended")
+        if isinstance(exc, NotFound):
+            return runtime_error(404, "NotFound", f"no such endpoint: {request.path}")
+        if isinstance(exc, MethodNotAllowed):
+            return runtime_error(405, "MethodNotAllowed", f"{request.method} is not allowed on {request.path}")
+        if isinstance(exc, BodyTooLarge):
+            return _too_large(MAX_RESPONSE_BYTES)
+        if isinstance(exc, BodyError):
+            return runtime_error(400, "TruncatedHTTPRequest", "HTTP request detected as truncated")
+        return None
+
+    async def _next(self, request: Request) -> Response:
+        event = await self._backend(request).next_invocation()
+        return _next_response(event)
+
+    async def _response(self, request: Request) -> Response | StreamingResponse:
+        backend = self._backend(request)
+        request_id = request.params["request_id"]
+        headers = request.headers
+        mode = headers.get(_RESPONSE_MODE)
+        if mode == STREAMING:
+            sink = backend.post_response_stream(request_id, headers.get("content-type"))
+            return await _stream_response(request, sink)
+        if mode is not None:  # as RAPID does: the invocation fails, and the runtime is told why
+            error_type = "Runtime.InvalidResponseModeHeader"
+            message = f"{RESPONSE_MODE_HEADER} must be {STREAMING}, not {mode}"
+            error = {"errorType": error_type, "errorMessage": message}
+            backend.post_error(request_id, json.dumps(error).encode(), error_type)
+            return runtime_error(400, "InvalidFunctionResponseMode", "Invalid function response mode")
+        try:
+            body = await request.read()
+        except BodyTooLarge as exc:
+            backend.post_response_too_large(request_id, exc.size)
+            return _too_large(MAX_RESPONSE_BYTES)
+        backend.post_response(request_id, body, headers.get("content-type"))
+        return _accepted()
+
+    async def _error(self, request: Request) -> Response:
+        backend = self._backend(request)
+        body = await request.read()
+        backend.post_error(request.params["request_id"], body, request.headers.get(_ERROR_TYPE))
+        return _accepted()
+
+    async def _init_error(self, request: Request) -> Response:
+        backend = self._backend(request)
+        body = await request.read()
+        backend.post_init_error(body, request.headers.get(_ERROR_TYPE))
+        return _accepted()
+
+    async def _extension_register(self, request: Request) -> Response:
+        backend = self._backend(request)
+        try:
+            document = json.loads(await request.read() or b"{}")
+        except ValueError:
+            return runtime_error(400, "InvalidRequestFormat", "the register body is not JSON")
+        events = document.get("events") if isinstance(document, dict) else None
+        identifier, body = backend.register_extension(request.headers.get("lambda-extension-name"), events)
+        return Response(
+            200, json.dumps(dict(body)).encode(), headers={EXTENSION_ID_HEADER: identifier}, content_type=_JSON
+        )
+
+    async def _extension_next(self, request: Request) -> Response:
+        event = await self._backend(request).next_extension_event(request.headers.get(_EXTENSION_ID))
+        return Response(
+            200,
+            json.dumps(dict(event)).encode(),
+            headers={"Lambda-Extension-Event-Identifier": str(uuid.uuid4())},
+            content_type=_JSON,
+        )
+
+    async def _extension_init_error(self, request: Request) -> Response:
+        return await self._extension_error(request, "init")
+
+    async def _extension_exit_error(self, request: Request) -> Response:
+        return await self._extension_error(request, "exit")
+
+    async def _extension_error(self, request: Request, kind: str) -> Response:
+        backend = self._backend(request)
+        body = await request.read()
+        headers = request.headers
+        backend.extension_error(headers.get(_EXTENSION_ID), kind, body, headers.get(_EXTENSION_ERROR_TYPE))
+        return _accepted()
 
 
-async def _stream_response(request: web.Request, sink: ResponseSink) -> web.StreamResponse:
+async def _stream_response(request: Request, sink: ResponseSink) -> Response:
     """A streamed ``/response``: each piece of the chunked body goes on as it arrives; the trailers, read once
     the body has ended, say whether the function failed mid-stream."""
     try:
-        async for chunk in request.content.iter_any():
+        async for chunk in request.stream():
             if not await sink.write(chunk):
-                return runtime_error(
-                    413, "RequestEntityTooLarge", f"Exceeded maximum allowed payload size ({sink.limit_bytes} bytes)."
-                )
+                return _too_large(sink.limit_bytes)
     except asyncio.CancelledError:
         sink.truncated("the request was cancelled")
         raise
-    except (ConnectionError, HttpProcessingError, web.RequestPayloadError) as exc:
-        sink.truncated(f"{type(exc).__name__}: {exc}")
+    except BodyError as exc:
+        sink.truncated(f"{type(exc.__cause__ or exc).__name__}: {exc}")
         return runtime_error(400, "TruncatedHTTPRequest", "HTTP request detected as truncated")
-    trailers = request.app[_trailers_key].take(request.raw_path)
-    error_type = trailers.get(ERROR_TYPE_HEADER) or None
-    encoded_body = trailers.get(ERROR_BODY_TRAILER)
+    trailers = request.trailers
+    error_type = trailers.get(_ERROR_TYPE) or None
+    encoded_body = trailers.get(_ERROR_BODY)
     error_body = None
     if encoded_body:
         try:
@@ -143,108 +245,22 @@ async def _stream_response(request: web.Request, sink: ResponseSink) -> web.Stre
     return _accepted()
 
 
-@_rendering_api_errors
-async def _error(request: web.Request) -> web.StreamResponse:
-    backend = _backend(request)
-    body = await request.read()
-    backend.post_error(request.match_info["request_id"], body, request.headers.get(ERROR_TYPE_HEADER))
-    return _accepted()
-
-
-@_rendering_api_errors
-async def _init_error(request: web.Request) -> web.StreamResponse:
-    backend = _backend(request)
-    body = await request.read()
-    backend.post_init_error(body, request.headers.get(ERROR_TYPE_HEADER))
-    return _accepted()
-
-
-@_rendering_api_errors
-async def _extension_register(request: web.Request) -> web.StreamResponse:
-    backend = _backend(request)
-    try:
-        document = json.loads(await request.read() or b"{}")
-    except ValueError:
-        return runtime_error(400, "InvalidRequestFormat", "the register body is not JSON")
-    events = document.get("events") if isinstance(document, dict) else None
-    identifier, body = backend.register_extension(request.headers.get("Lambda-Extension-Name"), events)
-    return web.json_response(dict(body), headers={EXTENSION_ID_HEADER: identifier})
-
-
-@_rendering_api_errors
-async def _extension_next(request: web.Request) -> web.StreamResponse:
-    event = await _backend(request).next_extension_event(request.headers.get(EXTENSION_ID_HEADER))
-    return web.json_response(dict(event), headers={"Lambda-Extension-Event-Identifier": str(uuid.uuid4())})
-
-
-def _extension_error(kind: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    @_rendering_api_errors
-    async def handler(request: web.Request) -> web.StreamResponse:
-        backend = _backend(request)
-        body = await request.read()
-        backend.extension_error(
-            request.headers.get(EXTENSION_ID_HEADER), kind, body, request.headers.get(EXTENSION_ERROR_TYPE_HEADER)
-        )
-        return _accepted()
-
-    return handler
+def _error_type(status: int) -> str:
+    return {400: "InvalidRequest", 413: "RequestEntityTooLarge", 431: "RequestHeaderFieldsTooLarge"}.get(
+        status, "InternalError" if status >= 500 else "InvalidRequest"
+    )
 
 
 class RuntimeEndpoint:
     """One environment's listening socket; ``address`` is what ``AWS_LAMBDA_RUNTIME_API`` is set to."""
 
-    def __init__(self, server: RuntimeApiServer, site: web.BaseSite, port: int, host: str):
+    def __init__(self, server: RuntimeApiServer, listener: asyncio.Server, port: int, host: str):
         self._server = server
-        self._site = site
+        self._listener = listener
         self.port = port
         self.address = f"{host}:{port}"
 
     async def close(self) -> None:
         """Stop accepting the runtime's connections; requests already in flight answer 410."""
-        self._server._app[_backends_key].pop(self.port, None)
-        await self._site.stop()
-
-
-class RuntimeApiServer:
-    """Serves every environment's Runtime API endpoint from one aiohttp application.
-
-    Lifecycle: ``await start()`` → ``await open_endpoint(backend)`` per environment → ``await close()``.
-    """
-
-    def __init__(self, host: str = "127.0.0.1"):
-        self._host = host
-        self._app = web.Application(client_max_size=MAX_RESPONSE_BYTES)
-        self._app[_backends_key] = {}
-        self._app[_trailers_key] = TrailerStore()
-        self._app.router.add_get(f"{PREFIX}/invocation/next", _next)
-        self._app.router.add_post(f"{PREFIX}/invocation/{{request_id}}/response", _response)
-        self._app.router.add_post(f"{PREFIX}/invocation/{{request_id}}/error", _error)
-        self._app.router.add_post(f"{PREFIX}/init/error", _init_error)
-        self._app.router.add_post(f"{EXTENSION_PREFIX}/register", _extension_register)
-        self._app.router.add_get(f"{EXTENSION_PREFIX}/event/next", _extension_next)
-        self._app.router.add_post(f"{EXTENSION_PREFIX}/init/error", _extension_error("init"))
-        self._app.router.add_post(f"{EXTENSION_PREFIX}/exit/error", _extension_error("exit"))
-        self._runner = web.AppRunner(self._app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
-        self._started = False
-
-    async def start(self) -> None:
-        await self._runner.setup()
-        self._started = True
-
-    async def open_endpoint(self, backend: RuntimeBackend) -> RuntimeEndpoint:
-        if not self._started:
-            raise RuntimeError("RuntimeApiServer.start() must be awaited before open_endpoint()")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self._host, 0))
-        port = sock.getsockname()[1]
-        site = TrailerTapSite(self._runner, sock, self._app[_trailers_key])
-        await site.start()
-        self._app[_backends_key][port] = backend
-        return RuntimeEndpoint(self, site, port, self._host)
-
-    async def close(self) -> None:
-        if self._started:
-            self._app[_backends_key].clear()
-            await self._runner.cleanup()
-            self._started = False
+        self._server._backends.pop(self.port, None)
+        self._server._http.stop_listening(self._listener)

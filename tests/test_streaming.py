@@ -22,7 +22,6 @@ from emulator import node_ric
 from emulator.errors import ConfigError
 from emulator.invocation import Invocation, Outcome, ResponseStream
 from runtime_api import MAX_RESPONSE_BYTES, MAX_STREAMED_RESPONSE_BYTES, eventstream
-from runtime_api.trailers import TrailerStore, TrailerTap
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -279,58 +278,6 @@ def test_the_encoding_is_what_botocore_parses(piece: int) -> None:
         ":message-type": "event",
     }
     assert message.payload == b"{}"
-
-
-# ------------------------------------------------------------------------------------------ the trailer tap
-class _Inner(asyncio.Protocol):
-    def __init__(self) -> None:
-        self.received = bytearray()
-
-    def data_received(self, data: bytes) -> None:
-        self.received += data
-
-
-CONNECTION = (
-    b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n"
-    b"POST /a/response HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n0\r\nX-Fake: 1\r\n"
-    b"POST /b/response HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: X-Error\r\n\r\n"
-    b"3;ext=1\r\nabc\r\n2\r\n\r\n\r\n0\r\nX-Error: boom\r\nX-Other:  two words \r\n\r\n"
-    b"POST /c/response HTTP/1.1\r\nHost: x\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
-    b"\r\nPOST /d/response?q=1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
-    b"1\r\n\n\r\n0\r\nLambda-Runtime-Function-Error-Type: Late\r\n\r\n"
-)
-
-
-def _tap(pieces: list[bytes]) -> tuple[TrailerStore, _Inner]:
-    store, inner = TrailerStore(), _Inner()
-    tap = TrailerTap(inner, store)
-    for piece in pieces:
-        tap.data_received(piece)
-    return store, inner
-
-
-def _check(store: TrailerStore) -> None:
-    assert dict(store.take("/b/response")) == {"X-Error": "boom", "X-Other": "two words"}
-    assert store.take("/b/response") == {}  # taken once
-    assert store.take("/a/response") == {}  # a Content-Length body is skipped, whatever it holds
-    assert store.take("/c/response") == {}
-    assert store.take("/d/response?q=1")["lambda-runtime-function-error-type"] == "Late"
-
-
-def test_the_tap_keeps_trailers_wherever_the_bytes_are_split() -> None:
-    for split in range(len(CONNECTION) + 1):
-        store, inner = _tap([CONNECTION[:split], CONNECTION[split:]])
-        _check(store)
-        assert bytes(inner.received) == CONNECTION  # passed on unchanged
-    store, _ = _tap([CONNECTION[i : i + 1] for i in range(len(CONNECTION))])
-    _check(store)
-
-
-def test_the_tap_stops_following_what_it_does_not_understand() -> None:
-    garbage = b"NOT HTTP\r\n\r\n"
-    store, inner = _tap([garbage + CONNECTION])
-    assert store.take("/b/response") == {}
-    assert bytes(inner.received) == garbage + CONNECTION
 
 
 # ---------------------------------------------------------------------------------- the stream's flow control
