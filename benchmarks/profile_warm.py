@@ -199,7 +199,7 @@ def micro(args: argparse.Namespace) -> dict[str, object]:
     from emulator import logs
     from emulator.errors import FreezerUnavailable
     from emulator.invocation import new_trace_id
-    from emulator.memory import peak_rss_kb, process_tree
+    from emulator.memory import PeakRssReader, process_tree
 
     out: dict[str, object] = {}
     freezers: dict[str, object] = {}
@@ -244,12 +244,14 @@ def micro(args: argparse.Namespace) -> dict[str, object]:
                 return group.pids() if group.attach_paths else process_tree(pid)
 
             pids = members()
+            rss = PeakRssReader()
             result = {
                 "freeze_us": freeze_ns / n / 1e3,
                 "thaw_us": thaw_ns / n / 1e3,
                 "members_us": _per_call_us(members, 1000),
-                "peak_rss_us": _per_call_us(lambda pids=pids: peak_rss_kb(pids), 1000),
+                "peak_rss_us": _per_call_us(lambda pids=pids: rss.total_kb(pids), 1000),
             }
+            rss.close()
             result.update(_kept_open(group, pids))
             freezers[name] = result
         finally:

@@ -9,8 +9,6 @@ import json
 import logging
 import signal
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +173,9 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 
 def _invoke(args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.request
+
     url = f"{args.endpoint.rstrip('/')}/2015-03-31/functions/{args.name}/invocations"
     headers = {"Content-Type": "application/json"}
     if args.log_tail:

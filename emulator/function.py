@@ -17,7 +17,7 @@ import logging
 import os
 import random
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import runtimes
 from .config import UPSTREAM, FunctionConfig
@@ -26,7 +26,9 @@ from .environment import Environment, InitFailure
 from .errors import LambdaFreezeError
 from .invocation import Invocation, Outcome
 from .lifecycle import State
-from .proxy import Proxy, ProxyEvent
+
+if TYPE_CHECKING:
+    from .proxy import Proxy, ProxyEvent
 
 log = logging.getLogger("lambda_freeze.function")
 
@@ -57,6 +59,8 @@ class FunctionPool:
         self.listeners: list[Callable[[Environment], None]] = []  # told of every new environment
         # One fault proxy per upstream; every environment gets a listening port of its own on each.
         self.proxies: dict[str, Proxy] = {}
+        if config.upstreams:
+            from .proxy import Proxy  # the proxy's modules load only for functions that have upstreams
         for upstream, address in config.upstreams.items():
             parts = UPSTREAM.fullmatch(address)
             assert parts is not None  # checked by FunctionConfig
