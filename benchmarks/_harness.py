@@ -78,6 +78,9 @@ class Server:
         self._stderr_thread: threading.Thread | None = None
 
     def start(self, timeout_s: float = 30.0) -> Server:
+        """Spawn the server and wait for its serving line; once only (``with Server(...).start()`` is fine)."""
+        if self.proc is not None:
+            return self
         self.spawned_ns = time.perf_counter_ns()
         self.proc = subprocess.Popen(
             self.argv,
