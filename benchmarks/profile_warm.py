@@ -249,7 +249,7 @@ def micro(args: argparse.Namespace) -> dict[str, object]:
                 "freeze_us": freeze_ns / n / 1e3,
                 "thaw_us": thaw_ns / n / 1e3,
                 "members_us": _per_call_us(members, 1000),
-                "peak_rss_us": _per_call_us(lambda pids=pids: rss.total_kb(pids), 1000),
+                "peak_rss_us": _per_call_us(lambda pids=pids, rss=rss: rss.total_kb(pids), 1000),
             }
             rss.close()
             result.update(_kept_open(group, pids))

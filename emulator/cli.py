@@ -29,7 +29,9 @@ from .server import Emulator
 log = logging.getLogger("lambda_freeze")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
+    """The command line; ``repro``'s own arguments (and the scenario package they need) only when ``command`` is
+    repro, so that starting ``serve`` does not load it."""
     parser = argparse.ArgumentParser(
         prog="lambda-freeze",
         description="A local AWS Lambda execution environment that freezes runtimes between invocations.",
@@ -69,9 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     invoke.add_argument("--log-tail", action="store_true", help="print the last 4 KB of the invocation's log")
 
     repro = sub.add_parser("repro", help="replay a bug-report scenario file N times and report how often it failed")
-    from .scenario import add_arguments as add_repro_arguments
+    if command == "repro":
+        from .scenario import add_arguments as add_repro_arguments
 
-    add_repro_arguments(repro)
+        add_repro_arguments(repro)
 
     ric = sub.add_parser("install-node-ric", help="build the Node.js runtime client (aws-lambda-ric) into its cache")
     ric.add_argument("--force", action="store_true", help="rebuild even when the cached build is current")
@@ -202,7 +205,8 @@ def _invoke(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    args = _parser(next((word for word in words if not word.startswith("-")), None)).parse_args(argv)
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="lambda-freeze %(levelname)s %(name)s: %(message)s")
     logging.getLogger("lambda_freeze.freezer").setLevel(min(level, logging.INFO))

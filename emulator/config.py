@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -258,6 +257,8 @@ class ServerConfig:
 
 
 def _read_toml(file: Path) -> tuple[dict[str, Any], list[FunctionConfig]]:
+    import tomllib  # only a --config file needs it
+
     try:
         data = tomllib.loads(file.read_text())
     except FileNotFoundError:

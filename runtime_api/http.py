@@ -24,7 +24,6 @@ import socket
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from email.utils import formatdate
 from http import HTTPStatus
 from urllib.parse import parse_qsl, unquote
 
@@ -343,8 +342,20 @@ class _Clock:
         now = int(time.time())
         if now != self._second:
             self._second = now
-            self._value = formatdate(now, usegmt=True).encode()
+            self._value = _http_date(now)
         return self._value
+
+
+_DAYS = (b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun")
+_MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")
+
+
+def _http_date(epoch_s: int) -> bytes:
+    """RFC 9110's IMF-fixdate, e.g. ``Sun, 06 Nov 1994 08:49:37 GMT``."""
+    t = time.gmtime(epoch_s)
+    return b"%s, %02d %s %04d %02d:%02d:%02d GMT" % (
+        _DAYS[t.tm_wday], t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec
+    )
 
 
 _clock = _Clock()

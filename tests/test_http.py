@@ -26,8 +26,6 @@ from runtime_api.http import (
     route_errors,
 )
 
-pytestmark = pytest.mark.asyncio
-
 PIPELINE = (
     b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n"
     b"POST /a/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n0\r\nX-Fake: 1\r\n"
@@ -167,6 +165,7 @@ async def served() -> AsyncIterator[Served]:
     await served.server.close(grace_s=1.0)
 
 
+@pytest.mark.asyncio
 async def test_pipelined_requests_are_answered_in_order_wherever_the_bytes_are_split(served: Served) -> None:
     port = await served.start()
     for split in (1, 7, 40, len(PIPELINE) // 2, len(PIPELINE) - 3):
@@ -192,6 +191,7 @@ async def test_pipelined_requests_are_answered_in_order_wherever_the_bytes_are_s
         assert by_path["/d/echo"][3] == {"q": "1", "r": ""}
 
 
+@pytest.mark.asyncio
 async def test_a_streamed_request_body_arrives_piece_by_piece_with_its_trailers(served: Served) -> None:
     port = await served.start()
     reader, writer = await _connect(port)
@@ -206,6 +206,7 @@ async def test_a_streamed_request_body_arrives_piece_by_piece_with_its_trailers(
     writer.close()
 
 
+@pytest.mark.asyncio
 async def test_a_body_that_breaks_off_reaches_the_handler_as_an_error(served: Served) -> None:
     port = await served.start()
     reader, writer = await _connect(port)
@@ -216,6 +217,7 @@ async def test_a_body_that_breaks_off_reaches_the_handler_as_an_error(served: Se
     assert await reader.read() == b""  # and the connection is closed
 
 
+@pytest.mark.asyncio
 async def test_over_the_limit_a_body_is_refused_and_the_connection_goes_on(served: Served) -> None:
     port = await served.start()
     reader, writer = await _connect(port)
@@ -228,6 +230,7 @@ async def test_over_the_limit_a_body_is_refused_and_the_connection_goes_on(serve
     writer.close()
 
 
+@pytest.mark.asyncio
 async def test_expect_100_continue(served: Served) -> None:
     port = await served.start()
     reader, writer = await _connect(port)
@@ -241,6 +244,7 @@ async def test_expect_100_continue(served: Served) -> None:
     assert await reader.read() == b""
 
 
+@pytest.mark.asyncio
 async def test_an_answer_before_the_body_is_read_drops_the_rest_of_it(served: Served) -> None:
     port = await served.start()
     reader, writer = await _connect(port)
@@ -262,6 +266,7 @@ async def test_an_answer_before_the_body_is_read_drops_the_rest_of_it(served: Se
         (b"GET /next HTTP/1.1\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n", 431),
     ],
 )
+@pytest.mark.asyncio
 async def test_malformed_requests_are_answered_and_the_connection_closes(
     served: Served, request_bytes: bytes, status: int
 ) -> None:
@@ -274,6 +279,7 @@ async def test_malformed_requests_are_answered_and_the_connection_closes(
     assert await reader.read() == b""
 
 
+@pytest.mark.asyncio
 async def test_routing_errors_and_handler_bugs_are_answered(served: Served) -> None:
     port = await served.start()
     reader, writer = await _connect(port)
@@ -287,6 +293,7 @@ async def test_routing_errors_and_handler_bugs_are_answered(served: Served) -> N
     assert await reader.read() == b""
 
 
+@pytest.mark.asyncio
 async def test_a_streamed_response_is_written_as_it_comes_and_closed_when_the_caller_leaves(served: Served) -> None:
     port = await served.start()
     reader, writer = await _connect(port)
@@ -300,6 +307,7 @@ async def test_a_streamed_response_is_written_as_it_comes_and_closed_when_the_ca
     await asyncio.wait_for(served.streamed_closed.wait(), 5)  # the generator's finally ran
 
 
+@pytest.mark.asyncio
 async def test_close_gives_requests_in_flight_their_grace_then_cancels_them() -> None:
     served = Served()
     port = await served.start()
@@ -325,3 +333,12 @@ async def test_close_gives_requests_in_flight_their_grace_then_cancels_them() ->
     await asyncio.wait_for(served.held.wait(), 5)
     await served.server.close(grace_s=0.05)  # the handler never ends: cancelled
     assert await reader.read() == b""
+
+
+def test_the_date_header_is_an_imf_fixdate() -> None:
+    from email.utils import formatdate
+
+    from runtime_api.http import _http_date
+
+    for epoch_s in (0, 784_111_777, 1_795_000_000, 4_102_444_799):
+        assert _http_date(epoch_s).decode() == formatdate(epoch_s, usegmt=True)
