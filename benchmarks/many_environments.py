@@ -5,7 +5,11 @@
 
 1. ``--clients`` callers (threads, each one keep-alive connection) invoke a trivial function with reserved
    concurrency ``--clients`` for ``--seconds``: errors, invokes/s, p50/p99. Reference: 1.5 x RIE's sequential
-   1,400 invokes/s (RIE runs one environment and crashes on a second concurrent invocation).
+   1,400 invokes/s (RIE runs one environment and crashes on a second concurrent invocation). With ``--client wrk``
+   the callers are wrk's connections instead (``apt-get install wrk``): Python caller threads contend for the GIL
+   and take CPU from the emulator on a small machine; wrk's event loop costs a fraction of it. Every
+   environment is initialised first (``--prewarm``), so the figure is warm throughput; a response that is not 200,
+   or that carries ``X-Amz-Function-Error``, counts as an error.
 2. ``--environments`` environments initialised at start (``--prewarm``) and frozen: the emulator's RSS per
    environment beyond one environment's (the runtimes' own memory is theirs), and the warm invoke p50 with that
    many frozen against one frozen. Targets: at most 1 MB per environment; p50 within 1.2x.
@@ -15,7 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -107,6 +114,55 @@ def concurrent_throughput(clients: int, seconds: float, freezer: str) -> dict[st
     }
 
 
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = "{}"
+wrk.headers["Content-Type"] = "application/json"
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) errors = 0 end
+function response(status, headers, body)
+  if status ~= 200 or headers["X-Amz-Function-Error"] ~= nil then errors = errors + 1 end
+end
+function done(summary, latency, requests)
+  local failed = 0
+  for _, thread in ipairs(threads) do failed = failed + thread:get("errors") end
+  io.write(string.format("RESULT %d %d %.3f %.3f %.3f\\n", summary.requests, failed + summary.errors.status,
+    summary.duration / 1e6, latency:percentile(50) / 1e3, latency:percentile(99) / 1e3))
+end
+"""
+
+
+def wrk_throughput(clients: int, seconds: float, freezer: str) -> dict[str, object]:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("--client wrk needs wrk on PATH (apt-get install wrk)")
+    extra = ("--reserved-concurrency", str(clients), "--prewarm", str(clients), "--timeout", "10")
+    with Server.lambda_freeze("app.handler", freezer=freezer, extra_args=extra).start(timeout_s=120) as server:
+        await_frozen(server, clients, timeout_s=max(60.0, clients * 1.0))
+        with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+            script.write(WRK_SCRIPT)
+            script.flush()
+            url = f"http://{server.host}:{server.port}{INVOKE_PATH}"
+            argv = [wrk, "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "-s", script.name, url]
+            out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+        envs = environments(server)
+    fields = next(line for line in out.splitlines() if line.startswith("RESULT")).split()
+    invokes, errors, wall_s, p50_ms, p99_ms = int(fields[1]), int(fields[2]), *map(float, fields[3:])
+    return {
+        "client": "wrk",
+        "clients": clients,
+        "seconds": round(wall_s, 2),
+        "invokes": invokes,
+        "errors": errors,
+        "invokes_per_s": round(invokes / wall_s, 1),
+        "p50_ms": round(p50_ms, 3),
+        "p99_ms": round(p99_ms, 3),
+        "environments": len(envs),
+        "target_invokes_per_s": 1.5 * RIE_SEQUENTIAL_PER_S,
+    }
+
+
 def frozen_environments(count: int, freezer: str, invokes: int) -> dict[str, object]:
     results: dict[str, object] = {"environments": count}
     measured: dict[int, tuple[int, Latencies]] = {}
@@ -152,11 +208,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--freezer", default="auto")
     parser.add_argument("--quick", action="store_true", help="16 callers for 5 s, 50 environments")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--client", choices=("threads", "wrk"), default="threads", help="who the callers are")
+    parser.add_argument("--skip-frozen", action="store_true", help="only the throughput part")
     args = parser.parse_args(argv)
     if args.quick:
         args.clients, args.seconds, args.environments, args.invokes = 16, 5.0, 50, 500
-    report = {"throughput": concurrent_throughput(args.clients, args.seconds, args.freezer)}
+    throughput = wrk_throughput if args.client == "wrk" else concurrent_throughput
+    report = {"throughput": throughput(args.clients, args.seconds, args.freezer)}
     print(json.dumps(report["throughput"]), file=sys.stderr, flush=True)  # kept even if the second part fails
+    if args.skip_frozen:
+        return 0
     report["frozen"] = frozen_environments(args.environments, args.freezer, args.invokes)
     if args.json:
         print(json.dumps(report, indent=2))
