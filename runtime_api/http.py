@@ -373,7 +373,7 @@ def _head(status: int, headers: Mapping[str, str] | None, extra: list[bytes]) ->
     return lines
 
 
-def encode_response(response: Response, keep_alive: bool) -> bytes:
+def encode_response(response: Response, keep_alive: bool, *, http10: bool = False) -> bytes:
     extra: list[bytes] = []
     if response.content_type is not None:
         extra += (b"Content-Type: ", response.content_type.encode("latin-1"), b"\r\n")
@@ -381,6 +381,8 @@ def encode_response(response: Response, keep_alive: bool) -> bytes:
         extra += (b"Content-Length: ", str(len(response.body)).encode(), b"\r\n")
     if not keep_alive:
         extra.append(b"Connection: close\r\n")
+    elif http10:  # an HTTP/1.0 client asked to keep the connection: it must be told it is kept
+        extra.append(b"Connection: keep-alive\r\n")
     lines = _head(response.status, response.headers, extra)
     lines.append(b"\r\n")
     if response.body and response.status not in _NO_BODY_STATUSES:
@@ -592,7 +594,7 @@ class HttpProtocol(asyncio.Protocol):
                     if isinstance(response, StreamingResponse):
                         keep_alive = await self._stream(response, keep_alive)
                     else:
-                        self._write(encode_response(response, keep_alive))
+                        self._write(encode_response(response, keep_alive, http10=request.version == "1.0"))
                 except asyncio.CancelledError:
                     raise
                 except Exception:

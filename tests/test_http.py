@@ -288,6 +288,9 @@ async def test_routing_errors_and_handler_bugs_are_answered(served: Served) -> N
     assert (await _response(reader))[0] == 405
     writer.write(b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n")
     assert (await _response(reader))[0] == 500
+    writer.write(b"GET /next HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    status, headers, _ = await _response(reader)
+    assert (status, headers["connection"]) == (200, "keep-alive")
     writer.write(b"GET /next HTTP/1.0\r\n\r\n")  # HTTP/1.0 without keep-alive: answered, then closed
     assert (await _response(reader))[2] == b"event"
     assert await reader.read() == b""
