@@ -13,8 +13,8 @@ Every figure is measured against a `lambda-freeze serve --port 0` subprocess sta
 - 1 MB echo: the handler returns its event, a ~1 MB JSON document;
 - cold start: spawn → serving line → first response, repeated; with INIT as the emulator reports it
   (REPORT's ``Init Duration``) and the first invoke's latency as the client sees it;
-- floor: the same client against an aiohttp + uvloop server that answers at once (one HTTP round trip), the least
-  an emulator built on aiohttp can cost (an invoke is three such round trips: Invoke API, runtime ``response``,
+- floor: the same client against a bare uvloop protocol that answers at once (one HTTP round trip, no parsing),
+  the least any Python server can cost (an invoke is three such round trips: Invoke API, runtime ``response``,
   runtime ``next``).
 """
 
@@ -77,7 +77,7 @@ def _runtime_pid(client: RawClient | object) -> int | None:
 
 
 def bench_floor(args: argparse.Namespace) -> dict[str, object]:
-    with Server.floor() as server:
+    with Server.floor(raw=True) as server:
         client = CLIENTS[args.client](server.host, server.port)
         try:
             timed_posts(client, INVOKE_PATH, SMALL_EVENT, args.warmup, SMALL_RESPONSE)
@@ -212,7 +212,7 @@ def print_text(report: dict[str, object]) -> None:
     floor = report.get("floor")
     if floor:
         print(
-            f"\nfloor (aiohttp+uvloop answering at once, same client): p50 {floor['p50_ms']:.3f} ms  "
+            f"\nfloor (a bare uvloop protocol answering at once, same client): p50 {floor['p50_ms']:.3f} ms  "
             f"p90 {floor['p90_ms']:.3f}  p99 {floor['p99_ms']:.3f}  {floor['invokes_per_s']:,.0f} req/s   "
             f"CPU µs per request: {_fmt_cpu(floor['cpu_us_per_request'])}"
         )
