@@ -12,7 +12,7 @@ from urllib.parse import unquote
 import orjson
 from aiohttp import web
 
-from . import eventstream
+from . import eventstream, openapi
 from .errors import HttpApiError, aws_error
 from .protocol import MAX_ASYNC_PAYLOAD_BYTES, MAX_SYNC_PAYLOAD_BYTES, ApiError, InvokeBackend, InvokeRequest
 
@@ -152,6 +152,10 @@ async def _async_status(request: web.Request) -> web.StreamResponse:
     return web.json_response(dict(request.app[_backend_key].async_status()))
 
 
+async def _openapi_document(request: web.Request) -> web.StreamResponse:
+    return web.Response(body=openapi.document_json(), content_type="application/json")
+
+
 @web.middleware
 async def _aws_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -191,4 +195,5 @@ def create_invoke_app(backend: InvokeBackend) -> web.Application:
     app.router.add_post("/2021-11-15/functions/{name}/response-streaming-invocations", _invoke_with_response_stream)
     app.router.add_get("/_lambda-freeze/environments", _environments)
     app.router.add_get("/_lambda-freeze/async", _async_status)
+    app.router.add_get(openapi.DOCUMENT_PATH, _openapi_document)
     return app
