@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -224,7 +224,7 @@ class _SharedFile:
 
 
 def raw_exchange(
-    port: int, data: bytes, *, half_close: bool, timeout_s: float = 15.0, counter: str | None = None
+    port: int, data: bytes, *, half_close: bool, timeout_s: float = 10.0, counter: str | None = None
 ) -> RawExchange:
     """Send ``data`` as it is on a new connection (then shut the sending side with ``half_close``) and read every
     response until the server closes the connection. A silence of ``timeout_s`` is a failure: the server hung."""
@@ -239,14 +239,27 @@ def raw_exchange(
                 sock.shutdown(socket.SHUT_WR)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server answered and closed before taking everything: read what it said
+
+        def finish_sending() -> None:
+            if not half_close:
+                try:
+                    sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass  # the server closed it already
+
         with sock.makefile("rb") as stream:
-            _read_replies(_SharedFile(stream), exchange, data, timeout_s, counter)
+            _read_replies(_SharedFile(stream), exchange, data, timeout_s, counter, finish_sending)
     exchange.elapsed_s = time.monotonic() - started
     return exchange
 
 
 def _read_replies(
-    shared: _SharedFile, exchange: RawExchange, data: bytes, timeout_s: float, counter: str | None
+    shared: _SharedFile,
+    exchange: RawExchange,
+    data: bytes,
+    timeout_s: float,
+    counter: str | None,
+    finish_sending: Callable[[], None],
 ) -> None:
     while True:
         response = _AnyVersionResponse(shared)  # type: ignore[arg-type]
@@ -267,6 +280,9 @@ def _read_replies(
         if response.will_close:
             exchange.closed = True
             return
+        # The server keeps the connection (it may read a request's Connection headers otherwise than the client
+        # meant): the client has nothing more to send, and says so; the server then closes.
+        finish_sending()
 
 
 # ------------------------------------------------------------------------------------------------ error shapes

@@ -554,8 +554,15 @@ class Target:
 
 
 def live_target(emulator: ServeProcess) -> Target:
+    # With the log tail, the answer comes once the runtime is back in `next`: the environment is frozen again, and
+    # no `next` sent from here could slip in before the runtime's own.
     status, headers, body = http_call(
-        emulator.port, "POST", INVOKE.format(emulator.name), b'{"__fuzz_env": true}', counter="invoke/http"
+        emulator.port,
+        "POST",
+        INVOKE.format(emulator.name),
+        b'{"__fuzz_env": true}',
+        {"X-Amz-Log-Type": "Tail"},
+        counter="invoke/http",
     )
     assert status == 200, body
     answer = json.loads(body)
@@ -871,10 +878,10 @@ def test_out_of_order_runtime_calls_during_an_invocation(emulator):
 
 # ------------------------------------------------------------------------------------------------ memory
 def test_emulator_memory_is_stable_under_a_barrage():
-    """VmRSS of the emulator, sampled after each round of every kind of request: the lowest of the last rounds
-    against the lowest of the warm-up rounds. A 6 MB body lifts the allocator's high-water mark for a while (a
-    single sample can be tens of MB over), so single samples are not compared; memory kept per request raises
-    every sample, the lowest too."""
+    """VmRSS of the emulator, sampled after each round of every kind of request, once warm: the lowest of the last
+    two rounds against the lowest of the first two. A 6 MB body lifts the allocator's high-water mark (a sample
+    can be 10-25 MB over, for a while or for good), so single samples are not compared; memory kept per request
+    raises every later sample, the lowest too."""
     emulator = ServeProcess(timeout_s=FUNCTION_TIMEOUT_S)
     try:
         accepted: set[str] = set()
@@ -894,9 +901,10 @@ def test_emulator_memory_is_stable_under_a_barrage():
         rounds = [round_kb(scale) for _ in range(6)]
         sent = SENT.total() - sent_before
         print(f"\nemulator VmRSS (kB) after warm-up rounds {warm_up}, then after rounds of {sent} requests {rounds}")
-        before_kb, after_kb = min(warm_up), min(rounds[-2:])
-        # The timeline keeps up to 100,000 events (a few per invocation): allow that, and the allocator, 6 MB.
-        assert after_kb - before_kb <= 6 * 1024, (warm_up, rounds, sent)
+        before_kb, after_kb = min(rounds[:2]), min(rounds[-2:])
+        # The timeline keeps up to 100,000 events (a few per invocation, a few hundred bytes each) and the allocator
+        # wanders: 4 MB, or 5 % for a long run.
+        assert after_kb - before_kb <= max(4 * 1024, before_kb // 20), (warm_up, rounds, sent)
     finally:
         emulator.stop()
 
