@@ -45,7 +45,14 @@ class ServeProcess:
     """``lambda-freeze serve`` of one function, with its log (stderr) and its functions' output (stdout) read as
     they come: ``wait_reports`` awaits the REPORT line of invocations, ``errors`` are the emulator's ERROR lines."""
 
-    def __init__(self, code_dir: Path = FUZZ_FUNCTION, *args: str, name: str = "fn", timeout_s: float = 3.0):
+    def __init__(
+        self,
+        code_dir: Path = FUZZ_FUNCTION,
+        *args: str,
+        name: str = "fn",
+        timeout_s: float = 3.0,
+        env: dict[str, str] | None = None,
+    ):
         self.name = name
         self.proc = subprocess.Popen(
             [
@@ -66,6 +73,7 @@ class ServeProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
         )
         self.log: list[str] = []
         self.reports: set[str] = set()
