@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import orjson
 
-from . import eventstream
+from . import eventstream, openapi
 from .errors import HttpApiError, aws_error
 from .http import (
     BodyError,
@@ -99,7 +99,8 @@ async def _invoke_request(
     client_context = request.headers.get("x-amz-client-context")
     if client_context is not None:
         try:
-            json.loads(base64.b64decode(client_context, validate=True))
+            if not isinstance(json.loads(base64.b64decode(client_context, validate=True)), dict):
+                raise ValueError("not an object")
         except ValueError:
             raise HttpApiError(
                 400, "InvalidRequestContentException", "Client context must be a valid Base64-encoded JSON object."
@@ -129,6 +130,7 @@ class InvokeApiServer:
         router.add("POST", "/2021-11-15/functions/{name}/response-streaming-invocations", self._invoke_stream)
         router.add("GET", "/_lambda-freeze/environments", self._environments)
         router.add("GET", "/_lambda-freeze/async", self._async_status)
+        router.add("GET", openapi.DOCUMENT_PATH, self._openapi_document)
         self.router = router
         # One byte over the sync limit so an oversize body is told apart from a full one.
         self._http = HttpServer(
@@ -179,6 +181,9 @@ class InvokeApiServer:
     async def _async_status(self, request: Request) -> Response:
         return _json(dict(self._backend.async_status()))
 
+    async def _openapi_document(self, request: Request) -> Response:
+        return Response(200, openapi.document_json(), content_type="application/json")
+
 
 async def _event_stream(stream: ResponseChunks, request_id: str) -> AsyncIterator[bytes]:
     ended = False
@@ -216,17 +221,13 @@ def _render_error(request: Request, exc: Exception) -> Response | None:
     if isinstance(exc, (HttpApiError, ApiError)):
         return aws_error(exc.status, exc.error_type, exc.message, request_id=_new_id(), extra=exc.extra)
     if isinstance(exc, NotFound):
-        return aws_error(
-            404, "UnknownOperationException", f"No operation matches {request.method} {request.path}",
-            request_id=_new_id(),
-        )
+        message = f"No operation matches {request.method} {request.path}"
+        return aws_error(404, "UnknownOperationException", message, request_id=_new_id())
     if isinstance(exc, MethodNotAllowed):
-        return aws_error(
-            405, "UnknownOperationException", f"{request.method} is not allowed on {request.path}",
-            request_id=_new_id(),
-        )
+        message = f"{request.method} is not allowed on {request.path}"
+        return aws_error(405, "UnknownOperationException", message, request_id=_new_id())
     if isinstance(exc, BodyError):
-        return aws_error(400, "InvalidRequestContentException", f"the request body broke off: {exc}",
-                         request_id=_new_id())
-    log.exception("unexpected error serving %s %s", request.method, request.path, exc_info=exc)
+        message = f"the request body broke off: {exc}"
+        return aws_error(400, "InvalidRequestContentException", message, request_id=_new_id())
+    log.error("unexpected error serving %s %s", request.method, request.path, exc_info=exc)
     return aws_error(500, "ServiceException", f"{type(exc).__name__}: {exc}", request_id=_new_id())
