@@ -5,6 +5,7 @@ timeline renderings."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import socket
 import tomllib
@@ -45,9 +46,18 @@ def repro(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str
 
 # ------------------------------------------------------------------------------------- shipped scenarios
 def test_scenarios_are_shipped() -> None:
+    """One per reproduction of the Python samples, the seeds among them."""
     names = {p.relative_to(SCENARIOS).as_posix() for p in SHIPPED}
-    assert {"python/asyncpg_pool_broken.toml", "python/asyncpg_pool_fixed.toml", "python/aiomysql_pool_broken.toml",
-            "python/aiomysql_pool_fixed.toml", "python/warm_state_leak_leaky.toml"} <= names
+    python = {f"python/{name}.toml" for name in (
+        "asyncpg_pool_broken", "asyncpg_pool_fixed", "aiomysql_pool_broken", "aiomysql_pool_fixed",
+        "asyncpg_thread_loop_broken", "asyncpg_thread_loop_fixed", "aurora_wakeup_broken", "aurora_wakeup_fixed",
+        "nat_idle_drop_broken", "nat_idle_drop_fixed", "init_side_effect_broken", "init_side_effect_fixed",
+        "warm_state_leak_leaky", "warm_state_leak_fixed", "relay_consumer")}
+    assert python <= names
+    samples = {p.parent.relative_to(ROOT / "samples").as_posix() for p in (ROOT / "samples/python").rglob("app.py")}
+    used = {sc.load(path).functions[name].code_dir.relative_to(ROOT / "samples").as_posix()
+            for path in SHIPPED for name in sc.load(path).functions}
+    assert samples - used == {"python/hello"}  # every sample but the greeting has a scenario
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.relative_to(SCENARIOS).as_posix())
@@ -62,23 +72,30 @@ def test_shipped_scenario_matches_the_schema_and_stays_small(path: Path) -> None
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.relative_to(SCENARIOS).as_posix())
 def test_shipped_scenario_reproduces(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every run goes through every step; the expectation holds on every run, or, where the file says the outcome
+    is a race, on the fraction of runs it asks for."""
     scenario = sc.load(path)
     require_prerequisites(scenario)
     status, out, err = repro(capsys, path, "--json")
     report = json.loads(out)
     assert status == 0, (report["results"], err)
-    assert report["runs"] == report["reproduced"] == scenario.runs
-    assert report["passed"] is True
+    assert report["passed"] is True and report["runs"] == scenario.runs
+    assert report["reproduced"] >= math.ceil(scenario.required_fraction * scenario.runs - 1e-9)
+    assert not any(r["failure"] and "aborted" in str(r["steps"][-1]["outcome"]) for r in report["results"])
+    strict = scenario.required_fraction == 1
+    checked = {s.expect.invoke for s in scenario.steps if s.expect is not None}
     for step, spec in zip(report["steps"], scenario.steps, strict=True):
-        assert step["runs"] == scenario.runs
-        if spec.action == "expect":
+        assert step["runs"] == scenario.runs, report["results"]  # no run was cut short
+        if spec.action == "expect" and strict:
             assert step["outcomes"] == {"held": scenario.runs}, report["results"]
-        elif spec.action == "invoke":
-            assert len(step["outcomes"]) == 1, step  # the same outcome on every run
-    assert report["timeline_run"] == scenario.runs and "invoke" in report["timeline"]
-    assert [line for line in err.splitlines() if line.startswith("run ")] == [
-        f"run {n}/{scenario.runs}: reproduced" for n in range(1, scenario.runs + 1)
-    ]
+        elif spec.action == "invoke" and strict and spec.key not in checked:
+            assert len(step["outcomes"]) == 1, step  # what no expect step looks at: the same on every run
+    assert "invoke" in report["timeline"]
+    if strict:
+        assert report["timeline_run"] == scenario.runs
+        assert [line for line in err.splitlines() if line.startswith("run ")] == [
+            f"run {n}/{scenario.runs}: reproduced" for n in range(1, scenario.runs + 1)
+        ]
 
 
 # ----------------------------------------------------------------------------------- replaying (no database)
