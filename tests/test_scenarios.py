@@ -46,15 +46,19 @@ def repro(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str
 
 # ------------------------------------------------------------------------------------- shipped scenarios
 def test_scenarios_are_shipped() -> None:
-    """One per reproduction of the Python samples, the seeds among them."""
+    """One per reproduction of the samples: Python (the seeds among them) and Node.js."""
     names = {p.relative_to(SCENARIOS).as_posix() for p in SHIPPED}
     python = {f"python/{name}.toml" for name in (
         "asyncpg_pool_broken", "asyncpg_pool_fixed", "aiomysql_pool_broken", "aiomysql_pool_fixed",
         "asyncpg_thread_loop_broken", "asyncpg_thread_loop_fixed", "aurora_wakeup_broken", "aurora_wakeup_fixed",
         "nat_idle_drop_broken", "nat_idle_drop_fixed", "init_side_effect_broken", "init_side_effect_fixed",
         "warm_state_leak_leaky", "warm_state_leak_fixed", "relay_consumer")}
-    assert python <= names
-    samples = {p.parent.relative_to(ROOT / "samples").as_posix() for p in (ROOT / "samples/python").rglob("app.py")}
+    node = {f"node/sequelize_{name}.toml" for name in (
+        "counter", "stale_pool_fin", "stale_pool_rst", "never_empty", "acquire_timeout", "unhandled_rejection",
+        "connect_etimedout", "recommended")}
+    assert python | node <= names
+    samples = {p.parent.relative_to(ROOT / "samples").as_posix() for p in (ROOT / "samples").rglob("*")
+               if p.name in ("app.py", "index.js") and "node_modules" not in p.parts}
     used = {sc.load(path).functions[name].code_dir.relative_to(ROOT / "samples").as_posix()
             for path in SHIPPED for name in sc.load(path).functions}
     assert samples - used == {"python/hello"}  # every sample but the greeting has a scenario
