@@ -122,8 +122,11 @@ class PostgresRoles:
         statement_timeout_ms: int | None = None,
         connection_limit: int | None = None,
         settings: dict[str, str] | None = None,
+        own_schema: bool = False,
     ) -> DatabaseLogin:
-        """A role that may connect to the admin DSN's database; ``settings`` apply to every session it opens."""
+        """A role that may connect to the admin DSN's database; ``settings`` apply to every session it opens. With
+        ``own_schema``, a schema named after the role, first on its default ``search_path`` (``"$user", public``):
+        the tables it creates without a schema name are its own, and go with it."""
         name = _name()
         values = dict(settings or {})
         if idle_session_timeout_s is not None:
@@ -137,6 +140,7 @@ class PostgresRoles:
             f'CREATE ROLE "{name}" LOGIN{limit}',
             f'GRANT ALL ON DATABASE "{self.database}" TO "{name}"',
             f'GRANT ALL ON SCHEMA public TO "{name}"',
+            *([f'CREATE SCHEMA "{name}" AUTHORIZATION "{name}"'] if own_schema else []),
             *(f"ALTER ROLE \"{name}\" SET {key} = '{value}'" for key, value in values.items()),
         ]
         _run(lambda: self._execute(*statements))
@@ -204,17 +208,22 @@ class MySQLUsers:
         except Exception as exc:  # pymysql.err.OperationalError and friends
             raise OSError(str(exc)) from exc
 
-    def create(self, *, wait_timeout_s: int | None = None, max_connections: int | None = None) -> DatabaseLogin:
-        """A user with rights on the admin DSN's database. MariaDB keeps ``wait_timeout`` per session only, so it
-        comes back as ``init_command`` (``DB_INIT_COMMAND`` in ``env()``), which the samples run on connect."""
+    def create(
+        self, *, wait_timeout_s: int | None = None, max_connections: int | None = None, own_database: bool = False
+    ) -> DatabaseLogin:
+        """A user with rights on the admin DSN's database, or, with ``own_database``, on a database of its own
+        (named after it, dropped with it). MariaDB keeps ``wait_timeout`` per session only, so it comes back as
+        ``init_command`` (``DB_INIT_COMMAND`` in ``env()``), which the samples run on connect."""
         name = _name()
+        database = name if own_database else self.database
         limit = f" WITH MAX_USER_CONNECTIONS {max_connections}" if max_connections is not None else ""
         self._execute(
+            *([f"CREATE DATABASE `{database}`"] if own_database else []),
             f"CREATE USER '{name}'@'%'{limit}",
-            f"GRANT ALL ON `{self.database}`.* TO '{name}'@'%'",
+            f"GRANT ALL ON `{database}`.* TO '{name}'@'%'",
         )
         init = f"SET SESSION wait_timeout = {int(wait_timeout_s)}" if wait_timeout_s is not None else None
-        login = DatabaseLogin("mysql", self.host, self.port, name, self.database, init_command=init, admin=self)
+        login = DatabaseLogin("mysql", self.host, self.port, name, database, init_command=init, admin=self)
         self.logins.append(login)
         return login
 
@@ -238,6 +247,8 @@ class MySQLUsers:
         for login in self.logins:
             self.kill_sessions(login)
             self._execute(f"DROP USER IF EXISTS '{login.user}'@'%'")
+            if login.database != self.database:  # its own
+                self._execute(f"DROP DATABASE IF EXISTS `{login.database}`")
         self.logins.clear()
 
     __call__ = create

@@ -2,7 +2,7 @@
 
 Both read the same records (``emulator.timeline``): ``spawn`` / ``state`` / ``retire`` / ``stopped`` of each
 execution environment, ``invoke`` outcomes, ``async`` deliveries, ``leak`` findings, the fault proxy's ``proxy``
-records, and a scenario's ``step`` and ``run`` records. Times are the timeline's monotonic clock.
+records, and a scenario's ``step``, ``run`` and ``service`` records. Times are the timeline's monotonic clock.
 """
 
 from __future__ import annotations
@@ -181,6 +181,8 @@ def chrome_trace(timeline: Timeline | Iterable[TimelineEvent]) -> dict[str, Any]
             if kind not in _QUIET_PROXY and kind != "connect":
                 text = _proxy_text(d) or f"{_connection(d)} {kind}"
                 instant(track, t, text, "proxy", dict(d))
+        elif e.kind == "service":  # a scenario's service process: its start, readiness, output and end
+            instant(tracks.track("services", e.subject), t, str(d.get("text", d.get("what", ""))), "service", dict(d))
         elif e.kind in ("step", "run"):
             pid, tid = tracks.track("scenario", "runs" if e.kind == "run" else "steps")
             start = _start(e)
@@ -298,6 +300,8 @@ def text_timeline(timeline: Timeline | Iterable[TimelineEvent], *, width: int = 
             note(t, e.subject, f"retired ({d.get('reason', '')})")
         elif e.kind == "step":
             note(_start(e), "scenario", str(d.get("label", "step")))
+        elif e.kind == "service":
+            note(t, e.subject, str(d.get("text", d.get("what", ""))))
         elif e.kind == "leak":
             note(t, e.subject, f"LEAK {str(d.get('request_id', ''))[:8]}: {d.get('value')!r} in the {d.get('where')}")
         elif e.kind == "async":

@@ -5,6 +5,7 @@ timeline renderings."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import socket
 import tomllib
@@ -45,9 +46,22 @@ def repro(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str
 
 # ------------------------------------------------------------------------------------- shipped scenarios
 def test_scenarios_are_shipped() -> None:
+    """One per reproduction of the samples: Python (the seeds among them) and Node.js."""
     names = {p.relative_to(SCENARIOS).as_posix() for p in SHIPPED}
-    assert {"python/asyncpg_pool_broken.toml", "python/asyncpg_pool_fixed.toml", "python/aiomysql_pool_broken.toml",
-            "python/aiomysql_pool_fixed.toml", "python/warm_state_leak_leaky.toml"} <= names
+    python = {f"python/{name}.toml" for name in (
+        "asyncpg_pool_broken", "asyncpg_pool_fixed", "aiomysql_pool_broken", "aiomysql_pool_fixed",
+        "asyncpg_thread_loop_broken", "asyncpg_thread_loop_fixed", "aurora_wakeup_broken", "aurora_wakeup_fixed",
+        "nat_idle_drop_broken", "nat_idle_drop_fixed", "init_side_effect_broken", "init_side_effect_fixed",
+        "warm_state_leak_leaky", "warm_state_leak_fixed", "relay_consumer")}
+    node = {f"node/sequelize_{name}.toml" for name in (
+        "counter", "stale_pool_fin", "stale_pool_rst", "never_empty", "acquire_timeout", "unhandled_rejection",
+        "connect_etimedout", "recommended")}
+    assert python | node <= names
+    samples = {p.parent.relative_to(ROOT / "samples").as_posix() for p in (ROOT / "samples").rglob("*")
+               if p.name in ("app.py", "index.js") and "node_modules" not in p.parts}
+    used = {sc.load(path).functions[name].code_dir.relative_to(ROOT / "samples").as_posix()
+            for path in SHIPPED for name in sc.load(path).functions}
+    assert samples - used == {"python/hello"}  # every sample but the greeting has a scenario
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.relative_to(SCENARIOS).as_posix())
@@ -62,23 +76,30 @@ def test_shipped_scenario_matches_the_schema_and_stays_small(path: Path) -> None
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.relative_to(SCENARIOS).as_posix())
 def test_shipped_scenario_reproduces(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every run goes through every step; the expectation holds on every run, or, where the file says the outcome
+    is a race, on the fraction of runs it asks for."""
     scenario = sc.load(path)
     require_prerequisites(scenario)
     status, out, err = repro(capsys, path, "--json")
     report = json.loads(out)
     assert status == 0, (report["results"], err)
-    assert report["runs"] == report["reproduced"] == scenario.runs
-    assert report["passed"] is True
+    assert report["passed"] is True and report["runs"] == scenario.runs
+    assert report["reproduced"] >= math.ceil(scenario.required_fraction * scenario.runs - 1e-9)
+    assert not any(r["failure"] and "aborted" in str(r["steps"][-1]["outcome"]) for r in report["results"])
+    strict = scenario.required_fraction == 1
+    checked = {s.expect.invoke for s in scenario.steps if s.expect is not None}
     for step, spec in zip(report["steps"], scenario.steps, strict=True):
-        assert step["runs"] == scenario.runs
-        if spec.action == "expect":
+        assert step["runs"] == scenario.runs, report["results"]  # no run was cut short
+        if spec.action == "expect" and strict:
             assert step["outcomes"] == {"held": scenario.runs}, report["results"]
-        elif spec.action == "invoke":
-            assert len(step["outcomes"]) == 1, step  # the same outcome on every run
-    assert report["timeline_run"] == scenario.runs and "invoke" in report["timeline"]
-    assert [line for line in err.splitlines() if line.startswith("run ")] == [
-        f"run {n}/{scenario.runs}: reproduced" for n in range(1, scenario.runs + 1)
-    ]
+        elif spec.action == "invoke" and strict and spec.key not in checked:
+            assert len(step["outcomes"]) == 1, step  # what no expect step looks at: the same on every run
+    assert "invoke" in report["timeline"]
+    if strict:
+        assert report["timeline_run"] == scenario.runs
+        assert [line for line in err.splitlines() if line.startswith("run ")] == [
+            f"run {n}/{scenario.runs}: reproduced" for n in range(1, scenario.runs + 1)
+        ]
 
 
 # ----------------------------------------------------------------------------------- replaying (no database)
@@ -258,6 +279,33 @@ def test_a_good_file_loads(tmp_path: Path) -> None:
          "steps: no expect step"),
         (("[[steps]]\ninvoke", "[faults.nat]\ntype = \"idle_drop\"\nsettings = { idle = 1 }\n\n[[steps]]\ninvoke"),
          "13: faults.nat.settings.idle: unknown setting of the idle_drop toxic; known: idle_s, count_keepalives"),
+        # services, database setup, placeholders
+        (("[functions.app]", '[services.legacy]\ncommand = ["srv"]\n\n[functions.app]'),
+         "7: services.legacy: how does it tell it is ready? Give a ready_line"),
+        (("[functions.app]", '[services.legacy]\ncommand = ["${python}", "x.py", "${prot}"]\n\n[functions.app]'),
+         "8: services.legacy.command[2]: ${prot}: unknown placeholder here; known: ${port}, ${python}"),
+        (("[functions.app]", '[services.legacy]\ncommand = ["srv", "${port}"]\nready_timeout = 0\n\n[functions.app]'),
+         "9: services.legacy.ready_timeout: must be > 0, not 0"),
+        (('code_dir = "fn"', 'code_dir = "fn"\nenv = { ADDR = "${services.legcy.address}" }'),
+         "9: functions.app.env.ADDR: ${services.legcy.address}: no service 'legcy' is declared"),
+        (('upstreams = { DB = "pg" }', 'upstreams = { DB = "pg close=fn" }'),
+         "9: functions.app.upstreams.DB: 'pg close=fn' is neither a database (known: pg) nor host:port"),
+        (('kind = "postgresql"', 'kind = "postgresql"\nsetup = ["CREATE TABLE q (id int)", 3]'),
+         "5: databases.pg.setup[1]: expected a SQL statement (a non-empty string), not an integer"),
+        # the new steps
+        (('[[steps]]\nexpect', '[[steps]]\nsql = { database = "pgx", run = "SELECT 1" }\n\n[[steps]]\nexpect'),
+         "15: step 2 (sql).database: no database 'pgx'; known: pg"),
+        (('[[steps]]\nexpect', '[[steps]]\nawait_async = "ap"\n\n[[steps]]\nexpect'),
+         "15: step 2 (await_async): a function's name, true (all), or { function, timeout }; known: app, not 'ap'"),
+        (('expect = { invoke = "first", ok = true }', 'expect = { query = "SELECT 1" }'),
+         "15: step 2 (expect).equals: required"),
+        (('expect = { invoke = "first", ok = true }', 'expect = { query = "SELECT 1", equals = 1, ok = true }'),
+         "15: step 2 (expect).ok: not with query: an expect step checks an invocation or a query's result"),
+        (('expect = { invoke = "first", ok = true }', 'expect = { invoke = "first", equals = 1 }'),
+         "15: step 2 (expect).equals: only with query"),
+        (("ok = true }", 'ok = true, not_log = "${invoke.frist.request_id}" }'),
+         "15: step 2 (expect).not_log: ${invoke.frist.request_id}: no earlier invoke step is named 'frist' (named: "
+         "first)"),
     ],
 )
 def test_problems_name_the_line_and_the_field(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
@@ -446,6 +494,25 @@ VALID = [
     example(databases={"pg": {"kind": "postgresql", "idle_in_transaction_session_timeout_s": 1,
                               "statement_timeout_ms": 100, "connection_limit": 0, "settings": {"work_mem": "4MB"}},
                        "my": {"kind": "mysql", "max_connections": 2}}),
+    example(databases={"pg": {"kind": "postgresql", "setup": "CREATE TABLE q (id int)"},
+                       "my": {"kind": "mysql", "setup": ["CREATE TABLE q (id int)", "INSERT INTO q VALUES (1)"]}}),
+    example(services={"one": {"command": ["${python}", "server.py"], "cwd": ".", "ready_line": "^port (?P<port>\\d+)",
+                              "ready_timeout": 5},
+                      "two": {"command": ["srv", "--port", "${port}", "--upstream", "${services.one.address}"],
+                              "env": {"DB_USER": "${databases.pg.user}", "N": 1, "$${literal}": "$${x}"}},
+                      "quiet": {"command": ["x"], "ready_line": "started"}},
+            fn={"env": {"ADDR": "${services.two.address}", "H": "${services.one.host}:${services.one.port}",
+                        "DSN": "postgresql://${databases.pg.user}@${databases.pg.host}:${databases.pg.port}/"
+                               "${databases.pg.name}"},
+                "upstreams": {"DB": "pg close=fin", "LEGACY": "one", "OTHER": "127.0.0.1:7 close=rst"}}),
+    example(databases={"pg": {"kind": "postgresql"}},
+            steps=steps({"sql": "INSERT INTO q VALUES (1)"}, {"sql": ["SELECT 1", "SELECT 2"]},
+                        {"sql": {"database": "pg", "run": "SELECT 1"}}, {"await_async": True}, {"await_async": "app"},
+                        {"await_async": {"function": "app", "timeout": 5}}, {"await_async": {}},
+                        {"expect": {"query": "SELECT count(*) FROM q", "equals": 0}},
+                        {"expect": {"query": "SELECT 1, 'a'", "database": "pg", "equals": [[1, "a"]]}},
+                        {"expect": {"invoke": "first", "not_log": "Init Duration|${invoke.first.request_id}",
+                                    "not_payload": "${invoke.first.payload.items.0.id}", "log": "$${x}"}})),
 ]
 
 INVALID = [
@@ -478,6 +545,26 @@ INVALID = [
     example(steps=steps({"kill_db_connections": False})), example(steps=steps({"kill_db_connections": 3})),
     example(steps=steps({"expect": {}})), example(steps=steps({"expect": {"invoke": "first"}})),
     example(steps=steps({"expect": {"ok": "yes"}})), example(steps=[{"invoke": {}}]),
+    example(services={"s": {"ready_line": "x"}}), example(services={"s": {"command": [], "ready_line": "x"}}),
+    example(services={"s": {"command": "srv ${port}"}}), example(services={"s": {"command": ["x"], "shell": True}}),
+    example(services={"s": {"command": ["x", "${port}"], "ready_timeout": 0}}),
+    example(services={"s": {"command": ["x", "${port}"], "env": {"A": [1]}}}),
+    example(services={"s b": {"command": ["x", "${port}"]}}), example(services=["x"]),
+    example(databases={"pg": {"kind": "postgresql", "setup": 3}}),
+    example(databases={"pg": {"kind": "postgresql", "setup": []}}),
+    example(databases={"pg": {"kind": "postgresql", "setup": [""]}}),
+    example(databases={"pg": {"kind": "mysql", "setup": ["  "]}}),
+    example(steps=steps({"sql": 3})), example(steps=steps({"sql": {}})), example(steps=steps({"sql": {"run": []}})),
+    example(steps=steps({"sql": {"run": "x", "extra": 1}})), example(steps=steps({"sql": {"database": 1, "run": "x"}})),
+    example(steps=steps({"await_async": False})), example(steps=steps({"await_async": 3})),
+    example(steps=steps({"await_async": {"timeout": 0}})), example(steps=steps({"await_async": {"function": "a b"}})),
+    example(steps=steps({"await_async": {"wait": 1}})),
+    example(steps=steps({"expect": {"query": "SELECT 1"}})),
+    example(steps=steps({"expect": {"query": "SELECT 1", "equals": 1, "ok": True}})),
+    example(steps=steps({"expect": {"equals": 1}})), example(steps=steps({"expect": {"query": " ", "equals": 1}})),
+    example(steps=steps({"expect": {"query": "SELECT 1", "database": "a b", "equals": 1}})),
+    example(steps=steps({"expect": {"not_log": 3}})), example(steps=steps({"expect": {"invoke": "first",
+                                                                                       "not_payload": ["x"]}})),
 ]
 
 # Problems only the checker can see: they need the file system, or what other parts of the file say.
@@ -491,6 +578,34 @@ SEMANTIC = [
     example(steps=steps({"expect": {"ok": True, "error_type": "E"}})),
     example(faults={"x": {"type": "noop", "upstream": "CACHE"}}),
     example(fn={"env": {"AWS_REGION": "x"}}),
+    # services: how it is ready, its port, its directory, what its placeholders name
+    example(services={"s": {"command": ["x"]}}),
+    example(services={"s": {"command": ["x", "${port}"], "ready_line": "(?P<port>\\d+)"}}),
+    example(services={"s": {"command": ["x"], "ready_line": "("}}),
+    example(services={"s": {"command": ["x", "${port}"], "cwd": "nowhere"}}),
+    example(services={"s": {"command": ["x", "${services.t.port}", "${port}"]}, "t": {"command": ["y", "${port}"]}}),
+    example(services={"s": {"command": ["x", "${prot}"], "ready_line": "up"}}),
+    example(services={"s": {"command": ["x", "${databases.nope.user}", "${port}"]}}),
+    example(services={"pg": {"command": ["x", "${port}"]}}),  # named as a database
+    example(services={"s": {"command": ["x"], "ready_line": "up"}}, fn={"env": {"A": "${services.s.port}"}}),
+    example(services={"s": {"command": ["x"], "ready_line": "up"}}, fn={"upstreams": {"DB": "pg", "S": "s"}}),
+    example(fn={"env": {"A": "${services.nope.address}"}}), example(fn={"env": {"A": "${databases.nope.user}"}}),
+    example(fn={"env": {"A": "${databases.pg.password}"}}), example(fn={"env": {"A": "${port}"}}),
+    example(fn={"env": {"A": "${python}"}}), example(fn={"upstreams": {"DB": "pg close=never"}}),
+    # steps: the databases, functions and invocations they name
+    example(steps=steps({"sql": "SELECT 1"})),  # two databases: which one?
+    example(steps=steps({"sql": {"database": "nope", "run": "SELECT 1"}})),
+    example(steps=steps({"await_async": "nope"})), example(steps=steps({"await_async": {"function": "nope"}})),
+    example(steps=steps({"expect": {"query": "SELECT 1", "equals": 1}})),
+    example(steps=steps({"expect": {"query": "SELECT 1", "database": "nope", "equals": 1}})),
+    example(steps=steps({"expect": {"log": "${invoke.later.request_id}"}}, {"invoke": {"as": "later"}})),
+    example(steps=steps({"expect": {"payload": "${invoke.first.response}"}})),
+    example(steps=steps({"expect": {"payload": "${invoke.first.request_id.x}"}})),
+    example(steps=steps({"expect": {"payload": "${invoke.first.payload}"}})),
+    example(steps=steps({"expect": {"payload": "${services.s.port}"}})),
+    example(steps=steps({"expect": {"message": "(${invoke.first.request_id}", "ok": False}})),
+    example(steps=[{"invoke_async": {"as": "a"}}, {"expect": {"payload": "x"}}]),
+    example(steps=[{"invoke_async": {"as": "a"}}, {"expect": {"not_log": "x"}}]),
 ]
 
 
@@ -538,16 +653,21 @@ def test_schema_names_the_same_keys_as_the_checker_and_the_engine() -> None:
         assert set(settings.get("required", [])) == {k for k, (_, required) in known.items() if required}, kind
     assert {rule["if"]["properties"]["type"]["const"] for rule in defs["toxic_settings"]["allOf"]} == set(TOXICS)
     assert set(defs["step"]["properties"]) == set(sc.ACTIONS)
-    assert set(defs["step"]["properties"]["expect"]["properties"]) == set(sc.EXPECT_KEYS)
+    assert set(defs["expect_invocation"]["properties"]) == set(sc.EXPECT_KEYS)
+    assert set(defs["expect_query"]["properties"]) == set(sc.QUERY_KEYS)
     assert set(defs["invocation"]["properties"]) == set(sc.INVOCATION_KEYS)
     assert set(defs["fault"]["properties"]) == set(sc.FAULT_KEYS)
+    assert set(defs["service"]["properties"]) == set(sc.SERVICE_KEYS)
+    assert set(defs["step"]["properties"]["sql"]["anyOf"][1]["properties"]) == set(sc.SQL_KEYS)
+    assert set(defs["step"]["properties"]["await_async"]["anyOf"][2]["properties"]) == set(sc.AWAIT_KEYS)
 
 
 def test_the_readme_documents_every_key() -> None:
     readme = (SCENARIOS / "README.md").read_text()
     defs = SCHEMA["$defs"]
     keys = {*SCHEMA["properties"], *defs["function"]["properties"], *defs["step"]["properties"],
-            *defs["step"]["properties"]["expect"]["properties"], *defs["invocation"]["properties"],
+            *defs["expect_invocation"]["properties"], *defs["expect_query"]["properties"],
+            *defs["invocation"]["properties"], *defs["service"]["properties"], *sc.SQL_KEYS, *sc.AWAIT_KEYS,
             *defs["fault"]["properties"], "add", "remove", *TOXICS,
             *(key for branch in defs["database"]["oneOf"] for key in branch["properties"]),
             *(key for rule in defs["toxic_settings"]["allOf"]

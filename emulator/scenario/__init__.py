@@ -7,31 +7,41 @@ expected outcome reproduced, with the timeline of one run.
 The format is documented in ``scenarios/README.md`` and ``scenarios/schema.json``; ``load()`` checks a file and
 names the line and the field of every problem.
 
-``model`` (the dataclasses), ``read`` (the file and its lines), ``checks`` and ``load`` (checking),
-``runner`` (the runs), ``report`` (the report) and ``command`` (``lambda-freeze repro``).
+``model`` (the dataclasses), ``read`` (the file and its lines), ``checks``, ``load``, ``steps`` and
+``placeholders`` (checking), ``prerequisites`` and ``runner`` (the runs), ``services`` (processes the functions
+talk to), ``sql`` (statements and queries as the run's login), ``report`` (the report) and ``command``
+(``lambda-freeze repro``).
 """
 
 from .checks import (
+    AWAIT_KEYS,
     DATABASE_KEYS,
     EXPECT_KEYS,
     FAULT_KEYS,
     FUNCTION_KEYS,
     INVOCATION_KEYS,
+    QUERY_KEYS,
+    SERVICE_KEYS,
+    SQL_KEYS,
     TOP_KEYS,
     toxic_settings,
 )
 from .command import add_arguments, run
 from .load import load, validate
 from .model import ACTIONS, Scenario, ScenarioError
-from .runner import CannotRun, preflight
+from .prerequisites import CannotRun, preflight
 
 __all__ = [
     "ACTIONS",
+    "AWAIT_KEYS",
     "DATABASE_KEYS",
     "EXPECT_KEYS",
     "FAULT_KEYS",
     "FUNCTION_KEYS",
     "INVOCATION_KEYS",
+    "QUERY_KEYS",
+    "SERVICE_KEYS",
+    "SQL_KEYS",
     "TOP_KEYS",
     "CannotRun",
     "Scenario",

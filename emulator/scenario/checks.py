@@ -14,6 +14,7 @@ from ..config import PLACEMENTS, RUNTIMES
 from ..freezer import CHOICES
 from ..proxy import DIRECTIONS, TOXICS
 from .model import FUNCTION_NAME, IDENTIFIER, UPSTREAM, Path_
+from .placeholders import fill
 
 _BAD = object()  # a value that failed its check (the problem is recorded)
 Check = Callable[["_Checker", Any, Path_], Any]
@@ -120,6 +121,31 @@ def _regex(ck: _Checker, value: Any, where: Path_) -> Any:
         return ck.error(where, f"not a valid regular expression: {exc}")
 
 
+def _pattern(ck: _Checker, value: Any, where: Path_) -> Any:
+    """A regular expression that may hold ``${...}`` placeholders (checked by the loader): kept as text."""
+    if not isinstance(value, str):
+        return ck.error(where, f"expected a regular expression (a string), not {_kind(value)}")
+    try:
+        re.compile(fill(value, lambda _: "0"))
+    except re.error as exc:
+        return ck.error(where, f"not a valid regular expression: {exc}")
+    return value
+
+
+def _statements(ck: _Checker, value: Any, where: Path_) -> Any:
+    """SQL: one statement (a string) or several (an array of strings), as a tuple."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        return ck.error(where, f"expected a SQL statement (a string) or an array of them, not {_kind(value)}")
+    out = []
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not item.strip():
+            return ck.error((*where, index), f"expected a SQL statement (a non-empty string), not {_kind(item)}")
+        out.append(item)
+    return tuple(out)
+
+
 def _anything(ck: _Checker, value: Any, where: Path_) -> Any:
     return value
 
@@ -167,6 +193,7 @@ TOP_KEYS: dict[str, Check] = {
     "functions": _anything,  # checked one by one below
     "databases": _anything,
     "faults": _anything,
+    "services": _anything,
     "steps": _anything,
 }
 FUNCTION_KEYS: dict[str, Check] = {
@@ -197,6 +224,7 @@ FUNCTION_KEYS: dict[str, Check] = {
 DATABASE_KEYS: dict[str, dict[str, Check]] = {
     "postgresql": {
         "kind": _anything,
+        "setup": _statements,
         "idle_session_timeout_s": SECONDS,
         "idle_in_transaction_session_timeout_s": SECONDS,
         "statement_timeout_ms": _number(1, integer=True),
@@ -205,6 +233,7 @@ DATABASE_KEYS: dict[str, dict[str, Check]] = {
     },
     "mysql": {
         "kind": _anything,
+        "setup": _statements,
         "wait_timeout_s": _number(1, integer=True),
         "max_connections": _number(1, integer=True),
     },
@@ -221,13 +250,35 @@ INVOCATION_KEYS: dict[str, Check] = {
     "payload": _anything,
     "as": _string(IDENTIFIER, "a name (letters, digits, _ and -)"),
 }
-EXPECT_KEYS: dict[str, Check] = {
+SERVICE_KEYS: dict[str, Check] = {
+    "command": _array_of(_string(), min_items=1),
+    "cwd": _string(),
+    "env": _table_of(_scalar),
+    "ready_line": _regex,
+    "ready_timeout": SECONDS,
+}
+SQL_KEYS: dict[str, Check] = {
+    "database": _string(IDENTIFIER, "a database name"),
+    "run": _statements,
+}
+AWAIT_KEYS: dict[str, Check] = {
+    "function": _string(FUNCTION_NAME, "a function name"),
+    "timeout": SECONDS,
+}
+EXPECT_KEYS: dict[str, Check] = {  # on an invocation
     "invoke": _string(IDENTIFIER, "the name of an invoke step"),
     "ok": _boolean,
     "error_type": _string(),
-    "message": _regex,
-    "log": _regex,
-    "payload": _regex,
+    "message": _pattern,
+    "log": _pattern,
+    "payload": _pattern,
+    "not_log": _pattern,
+    "not_payload": _pattern,
+}
+QUERY_KEYS: dict[str, Check] = {  # on a query's result
+    "query": _string(r"(?s).*\S.*", "a SQL query"),
+    "database": _string(IDENTIFIER, "a database name"),
+    "equals": _anything,
 }
 
 

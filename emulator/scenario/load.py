@@ -14,34 +14,35 @@ from ..proxy.errors import ProxyError
 from .checks import (
     _BAD,
     DATABASE_KEYS,
-    EXPECT_KEYS,
     FAULT_KEYS,
     FUNCTION_KEYS,
-    INVOCATION_KEYS,
-    SECONDS,
+    SERVICE_KEYS,
     TOP_KEYS,
-    Check,
     _Checker,
     _kind,
-    _string,
     toxic_settings,
 )
 from .model import (
     ACTIONS,
-    CONDITIONS,
+    DEFAULT_READY_TIMEOUT_S,
     DEFAULT_RUNS,
     FUNCTION_NAME,
     IDENTIFIER,
     DatabaseSpec,
-    Expectation,
     FaultSpec,
     FunctionSpec,
     Path_,
     Scenario,
     ScenarioError,
-    Step,
+    ServiceSpec,
 )
+from .placeholders import Known, names, problem
 from .read import _read
+from .steps import StepBuilder
+
+# An upstream's target: a database, a service or host:port, optionally with how the proxy passes on a close.
+TARGET = re.compile(r"(?P<target>\S+?)(?P<close>\s+close=(?:mirror|fin|rst))?")
+HOST_PORT = re.compile(r"[^\s:\[\]]+:\d{1,5}|\[[0-9a-fA-F:]+\]:\d{1,5}")
 
 
 def load(path: str | Path) -> Scenario:
@@ -70,9 +71,11 @@ class _Builder:
         self.base = path.resolve().parent
         self.databases: dict[str, DatabaseSpec] = {}
         self.functions: dict[str, FunctionSpec] = {}
+        self.services: dict[str, ServiceSpec] = {}
         # Every name the file declares, the faulty ones too: what refers to them is not faulty for that.
         self.database_names: list[str] = []
         self.function_names: list[str] = []
+        self.service_ports: dict[str, bool] = {}  # service -> it has a port (a faulty one: assumed so)
 
     def fail(self, where: Path_, message: str) -> None:
         self.ck.error(where, message)
@@ -88,15 +91,17 @@ class _Builder:
         self.function_names = list(top["functions"]) if isinstance(top["functions"], dict) else []
         for name, spec in _items(ck, top.get("databases", {}), ("databases",), IDENTIFIER, "a database name"):
             self.database(name, spec)
+        for name, spec in _items(ck, top.get("services", {}), ("services",), IDENTIFIER, "a service name"):
+            self.service(name, spec)
         for name, spec in _items(ck, top["functions"], ("functions",), FUNCTION_NAME, "a function name", 1):
             self.function(name, spec)
         faults: dict[str, FaultSpec] = {}
         for name, spec in _items(ck, top.get("faults", {}), ("faults",), IDENTIFIER, "a toxic name"):
-            added = self.fault(name, spec, ("faults", name), FAULT_KEYS)
+            added = self.fault(name, spec, ("faults", name))
             if added is not None:
                 faults[name] = added
         declared = list(top.get("faults", {})) if isinstance(top.get("faults"), dict) else []
-        steps = self.steps(top["steps"], {name: faults.get(name) for name in declared})
+        steps = StepBuilder(self, {name: faults.get(name) for name in declared}).build(top["steps"])
         if ck.problems:
             return None
         return Scenario(
@@ -110,6 +115,7 @@ class _Builder:
             databases=self.databases,
             faults=faults,
             steps=tuple(steps),
+            services=self.services,
         )
 
     def database(self, name: str, spec: Any) -> None:
@@ -128,8 +134,49 @@ class _Builder:
                 spec = {k: v for k, v in spec.items() if k != key}
         checked = self.ck.table(spec, where, DATABASE_KEYS[kind])
         if checked is not _BAD:
-            settings = {k: v for k, v in checked.items() if k != "kind"}
-            self.databases[name] = DatabaseSpec(name, kind, settings)
+            settings = {k: v for k, v in checked.items() if k not in ("kind", "setup")}
+            self.databases[name] = DatabaseSpec(name, kind, settings, checked.get("setup", ()))
+
+    def service(self, name: str, spec: Any) -> None:
+        ck, where = self.ck, ("services", name)
+        before = dict(self.service_ports)  # a service may refer to the ones declared before it
+        self.service_ports[name] = True
+        if name in self.database_names:
+            ck.error(where, f"a database is named {name!r} too: name the service differently, so that "
+                            "upstreams can tell them apart")
+        checked = ck.table(spec, where, SERVICE_KEYS, required=("command",))
+        if checked is _BAD:
+            return
+        cwd = (self.base / checked.get("cwd", ".")).resolve()
+        if not cwd.is_dir():
+            ck.error((*where, "cwd"), f"directory {cwd} does not exist")
+        values: list[tuple[Path_, str]] = [((*where, "command", i), arg) for i, arg in enumerate(checked["command"])]
+        values += [((*where, "env", key), value) for key, value in checked.get("env", {}).items()]
+        known = Known(services=before, databases=self.database_names, in_service=True)
+        for at, text in values:
+            for placeholder in names(text):
+                why = problem(placeholder, known)
+                if why is not None:
+                    ck.error(at, why)
+        auto_port = any("port" in names(text) for _, text in values)
+        ready = checked.get("ready_line")
+        port_group = ready is not None and "port" in ready.groupindex
+        if auto_port and port_group:
+            ck.error((*where, "ready_line"), "its (?P<port>...) group and ${port} both choose the port: keep one")
+        if ready is None and not auto_port:
+            ck.error(where, "how does it tell it is ready? Give a ready_line (a regular expression matched against "
+                            "each line of its output), or ${port} in its command (ready when the port accepts "
+                            "connections)")
+        self.service_ports[name] = auto_port or port_group
+        self.services[name] = ServiceSpec(
+            name=name,
+            command=tuple(checked["command"]),
+            cwd=cwd,
+            env=checked.get("env", {}),
+            ready_line=ready,
+            auto_port=auto_port,
+            ready_timeout_s=float(checked.get("ready_timeout", DEFAULT_READY_TIMEOUT_S)),
+        )
 
     def function(self, name: str, spec: Any) -> None:
         ck, where = self.ck, ("functions", name)
@@ -139,17 +186,30 @@ class _Builder:
         for prefix, target in checked.get("databases", {}).items():
             if target not in self.database_names:
                 ck.error((*where, "databases", prefix), f"no database {target!r}; {_known(self.database_names)}")
-            elif checked.get("upstreams", {}).get(prefix, target) != target:
+            elif upstream_target(checked.get("upstreams", {}).get(prefix, target))[0] != target:
                 ck.error((*where, "upstreams", prefix), f"names another database than databases.{prefix}")
-        for upstream, target in checked.get("upstreams", {}).items():
-            if target not in self.database_names and not re.fullmatch(r"[^\s:]+:\d{1,5}|\[[0-9a-fA-F:]+\]:\d{1,5}",
-                                                                       target):
+        upstreams = {}
+        for upstream, value in checked.get("upstreams", {}).items():
+            target, close = upstream_target(value)
+            if target in self.database_names or self.service_ports.get(target):
+                upstreams[upstream] = f"127.0.0.1:1{close}"
+            elif target in self.service_ports:
+                ck.error((*where, "upstreams", upstream), f"service {target} has no port")
+            elif not HOST_PORT.fullmatch(target):
+                services = f", a service ({_known(self.service_ports)})" if self.service_ports else ""
                 ck.error((*where, "upstreams", upstream),
-                         f"{target!r} is neither a database ({_known(self.database_names)}) nor host:port")
+                         f"{value!r} is neither a database ({_known(self.database_names)}){services} nor "
+                         "host:port (each may be followed by ' close=mirror|fin|rst')")
+            else:
+                upstreams[upstream] = value.strip()
+        known = Known(services=self.service_ports, databases=self.database_names)
+        for key, text in checked.get("env", {}).items():
+            for placeholder in names(text):
+                why = problem(placeholder, known)
+                if why is not None:
+                    ck.error((*where, "env", key), why)
         settings = {FILE_KEYS[k][0]: FILE_KEYS[k][1](v) for k, v in checked.items() if k in FILE_KEYS}
         settings.setdefault("handler", "app.handler")
-        upstreams = {u: "127.0.0.1:1" if t in self.database_names else t
-                     for u, t in checked.get("upstreams", {}).items()}
         try:  # the engine's own checks: code directory, handler, ranges, reserved variables
             FunctionConfig(name=name, code_dir=(self.base / checked["code_dir"]).resolve(),
                            env=checked.get("env", {}), upstreams=upstreams, **settings)
@@ -166,9 +226,9 @@ class _Builder:
             settings=settings,
         )
 
-    def fault(self, name: str, spec: Any, where: Path_, keys: Mapping[str, Check]) -> FaultSpec | None:
+    def fault(self, name: str, spec: Any, where: Path_) -> FaultSpec | None:
         ck = self.ck
-        checked = ck.table(spec, where, keys, required=("type",))
+        checked = ck.table(spec, where, FAULT_KEYS, required=("type",))
         if checked is _BAD:
             return None
         kind = checked["type"]
@@ -222,128 +282,25 @@ class _Builder:
             return None
         return name
 
-    def steps(self, raw: Any, active: dict[str, FaultSpec | None]) -> list[Step]:
-        """The steps; ``active`` holds the faults in place (None: a faulty one, reported already)."""
-        ck = self.ck
-        if not isinstance(raw, list) or not raw:
-            ck.error(("steps",), "expected an array of steps ([[steps]] tables), at least one")
-            return []
-        steps: list[Step] = []
-        counts: dict[str, int] = {}
-        invokes: dict[str, Step] = {}
-        last_invoke: Step | None = None
-        for index, item in enumerate(raw):
-            where: Path_ = ("steps", index)
-            if not isinstance(item, dict) or len(item) != 1 or next(iter(item)) not in ACTIONS:
-                found = ", ".join(map(str, item)) if isinstance(item, dict) else _kind(item)
-                ck.error(where, f"a step is a table with exactly one action ({', '.join(ACTIONS)}); found: "
-                         f"{found or 'nothing'}")
-                continue
-            action, value = next(iter(item.items()))
-            counts[action] = counts.get(action, 0) + 1
-            label = f"{action}#{counts[action]}"
-            here: Path_ = (*where, action)
-            line = next((ck.lines[where[:n]] for n in (2, 1) if where[:n] in ck.lines), None)
-            base = {"number": index + 1, "action": action, "line": line}
-            if action in ("invoke", "invoke_async"):
-                checked = ck.table(value, here, INVOCATION_KEYS)
-                if checked is _BAD:  # still known by its name: expect steps that refer to it add no noise
-                    name = value.get("as") if isinstance(value, dict) and isinstance(value.get("as"), str) else None
-                    invokes[name or label] = last_invoke = Step(**base, label=label, key=name or label)
-                    continue
-                name = checked.get("as")
-                if name in invokes:
-                    ck.error((*here, "as"), f"{name!r} already names step {invokes[name].number}")
-                function = self.target_function(checked.get("function"), (*here, "function"))
-                step = Step(**base, label=f"{label} ({name})" if name else label, function=function,
-                            payload=checked.get("payload", {}), key=name or label)
-                invokes[step.key or label] = last_invoke = step
-            elif action == "stay_frozen":
-                seconds = SECONDS(ck, value, here)
-                if seconds is _BAD:
-                    continue
-                step = Step(**base, label=f"{label} ({seconds:g} s)", seconds=float(seconds))
-            elif action == "fault":
-                fault_step = self.fault_step(value, here, active, base, label)
-                if fault_step is None:
-                    continue
-                step = fault_step
-            elif action == "kill_db_connections":
-                if value is True:
-                    names = tuple(self.database_names)
-                elif isinstance(value, str) and value in self.database_names:
-                    names = (value,)
-                else:
-                    ck.error(here, f"a database's name or true (all); {_known(self.database_names)}, not {value!r}")
-                    continue
-                if not names:
-                    ck.error(here, "the scenario has no databases")
-                    continue
-                step = Step(**base, label=f"{label} ({value if value is not True else 'all'})", databases=names)
-            else:
-                expectation = self.expectation(value, here, invokes, last_invoke)
-                if expectation is None:
-                    continue
-                step = Step(**base, label=f"{label} → {expectation.invoke}", expect=expectation)
-            steps.append(step)
-        if not any(step.action == "expect" for step in steps) and not ck.problems:
-            ck.error(("steps",), "no expect step: add one that says which outcome reproduces the bug")
-        return steps
+    def target_database(self, name: str | None, where: Path_) -> str | None:
+        names = self.database_names
+        if name is None:
+            if len(names) == 1:
+                return names[0]
+            self.ck.error(where, f"required: the scenario has several databases ({', '.join(names)})" if names
+                          else "the scenario has no databases: declare one, e.g. [databases.pg] kind = \"postgresql\"")
+            return None
+        if name not in names:
+            self.ck.error(where, f"no database {name!r}; {_known(names)}")
+            return None
+        return name
 
-    def fault_step(self, value: Any, here: Path_, active: dict[str, FaultSpec | None], base: dict[str, Any],
-                   label: str) -> Step | None:
-        ck = self.ck
-        if isinstance(value, dict) and "remove" in value:
-            checked = ck.table(value, here, {"remove": _string(IDENTIFIER, "a toxic name")}, required=("remove",))
-            if checked is _BAD:
-                return None
-            if checked["remove"] not in active:
-                self.fail((*here, "remove"), f"no fault {checked['remove']!r} is in place at this step; "
-                          f"{_known(active)}")
-                return None
-            removed = active.pop(checked["remove"])
-            if removed is None:
-                return None
-            return Step(**base, label=f"{label} (remove {removed.name})", fault=removed, remove=removed.name)
-        if not isinstance(value, dict) or "add" not in value:
-            self.fail(here, 'expected { add = "<name>", type = "<toxic>", ... } or { remove = "<name>" }')
-            return None
-        name = _string(IDENTIFIER, "a toxic name")(ck, value["add"], (*here, "add"))
-        if name is _BAD:
-            return None
-        if name in active:
-            self.fail((*here, "add"), f"fault {name!r} is already in place; remove it first")
-            return None
-        fault = self.fault(name, {k: v for k, v in value.items() if k != "add"}, here, FAULT_KEYS)
-        active[name] = fault
-        if fault is None:
-            return None
-        return Step(**base, label=f"{label} (add {name})", fault=fault)
 
-    def expectation(self, value: Any, here: Path_, invokes: dict[str, Step], last: Step | None) -> Expectation | None:
-        ck = self.ck
-        checked = ck.table(value, here, EXPECT_KEYS)
-        if checked is _BAD:
-            return None
-        if not any(key in checked for key in CONDITIONS):
-            self.fail(here, f"says nothing to check: give at least one of {', '.join(CONDITIONS)}")
-            return None
-        target = invokes.get(checked["invoke"]) if "invoke" in checked else last
-        if target is None:
-            if "invoke" in checked:
-                known = ", ".join(invokes) or "none"
-                self.fail((*here, "invoke"), f"no earlier invoke step is named {checked['invoke']!r} (named: {known})")
-                return None
-            self.fail(here, "no invoke step comes before it")
-            return None
-        if checked.get("ok") is True and ("error_type" in checked or "message" in checked):
-            self.fail((*here, "ok"), "ok = true contradicts error_type / message")
-            return None
-        if target.action == "invoke_async" and "log" in checked:
-            self.fail((*here, "log"), "not available for invoke_async (its log is not returned)")
-            return None
-        assert target.key is not None
-        return Expectation(invoke=target.key, **{key: checked[key] for key in CONDITIONS if key in checked})
+def upstream_target(value: str) -> tuple[str, str]:
+    """An upstream's value split into its target and its close mode (``"pg close=fin"`` -> ``("pg", " close=fin")``);
+    a value of another shape is all target."""
+    parts = TARGET.fullmatch(value.strip())
+    return (parts["target"], parts["close"] or "") if parts else (value, "")
 
 
 def _items(ck: _Checker, value: Any, where: Path_, pattern: str, what: str, at_least: int = 0) -> list[tuple[str, Any]]:

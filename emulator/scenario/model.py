@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import LambdaFreezeError
 
-ACTIONS = ("invoke", "invoke_async", "stay_frozen", "fault", "kill_db_connections", "expect")
-CONDITIONS = ("ok", "error_type", "message", "log", "payload")
+ACTIONS = ("invoke", "invoke_async", "stay_frozen", "fault", "kill_db_connections", "sql", "await_async", "expect")
+CONDITIONS = ("ok", "error_type", "message", "log", "payload", "not_log", "not_payload")  # on an invocation
 IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_-]{0,63}"
 UPSTREAM = r"[A-Z][A-Z0-9_]*"
 FUNCTION_NAME = r"[A-Za-z0-9_-]{1,64}"
 DEFAULT_RUNS = 5
+DEFAULT_READY_TIMEOUT_S = 10.0  # a service's start, until it is ready
+DEFAULT_AWAIT_ASYNC_S = 60.0  # await_async: until the queues are drained
 Path_ = tuple[str | int, ...]  # where a value sits in the file: ("steps", 2, "invoke", "as")
 
 
@@ -36,6 +38,21 @@ class DatabaseSpec:
     name: str
     kind: str  # "postgresql" | "mysql"
     settings: Mapping[str, Any]  # keyword arguments of PostgresRoles.create / MySQLUsers.create
+    setup: tuple[str, ...] = ()  # statements run as the run's login before the services and functions start
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A process a scenario needs (a server the function talks to), started before the functions of every
+    run and stopped after it. ``command`` and ``env`` may hold placeholders (``${port}``, ``${python}``, ...)."""
+
+    name: str
+    command: tuple[str, ...]
+    cwd: Path
+    env: Mapping[str, str]
+    ready_line: re.Pattern[str] | None  # ready when a line of its output matches; a (?P<port>) group is its port
+    auto_port: bool  # ${port} in its command or env: a free port is chosen for it every run
+    ready_timeout_s: float
 
 
 @dataclass(frozen=True)
@@ -45,7 +62,7 @@ class FunctionSpec:
     freezer: str | None
     env: Mapping[str, str]
     databases: Mapping[str, str]  # variable prefix -> database, connected to directly
-    upstreams: Mapping[str, str]  # upstream -> database (through the fault proxy) or host:port
+    upstreams: Mapping[str, str]  # upstream -> database, service or host:port, optionally " close=fin|rst|mirror"
     settings: Mapping[str, Any]  # FunctionConfig fields: handler, runtime, timeout_s, ...
 
 
@@ -61,12 +78,21 @@ class FaultSpec:
 
 @dataclass(frozen=True)
 class Expectation:
-    invoke: str  # the key of the invoke step it checks
+    """What must hold of an invocation (``invoke``) or of a query's result (``query``). The regular expressions are
+    kept as text: ``${invoke.NAME.request_id}`` and ``${invoke.NAME.payload.KEY}`` in them are filled in when the
+    step runs, then they are compiled."""
+
+    invoke: str | None = None  # the key of the invoke step it checks
     ok: bool | None = None
     error_type: str | None = None
-    message: re.Pattern[str] | None = None
-    log: re.Pattern[str] | None = None
-    payload: re.Pattern[str] | None = None
+    message: str | None = None
+    log: str | None = None
+    payload: str | None = None
+    not_log: str | None = None
+    not_payload: str | None = None
+    query: str | None = None  # a SQL query, run as the run's login of ``database``
+    database: str | None = None
+    equals: Any = None
 
 
 @dataclass(frozen=True)
@@ -78,10 +104,12 @@ class Step:
     function: str | None = None  # invoke, invoke_async
     payload: Any = None
     key: str | None = None  # invoke, invoke_async: what expect steps call it (its "as" name, else its label)
-    seconds: float = 0.0  # stay_frozen
+    seconds: float = 0.0  # stay_frozen; await_async: how long it may wait
     fault: FaultSpec | None = None  # fault (add)
     remove: str | None = None  # fault (remove)
-    databases: tuple[str, ...] = ()  # kill_db_connections
+    databases: tuple[str, ...] = ()  # kill_db_connections; sql: the one database
+    statements: tuple[str, ...] = ()  # sql
+    functions: tuple[str, ...] = ()  # await_async
     expect: Expectation | None = None
 
 
@@ -97,3 +125,4 @@ class Scenario:
     databases: Mapping[str, DatabaseSpec]
     faults: Mapping[str, FaultSpec]
     steps: tuple[Step, ...]
+    services: Mapping[str, ServiceSpec] = field(default_factory=dict)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -10,10 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import FunctionConfig
-from ..errors import LambdaFreezeError
 from ..proxy import make_toxic
 from ..timeline import TimelineEvent
-from .model import Scenario, Step
+from . import sql
+from .load import upstream_target
+from .model import Expectation, Scenario, Step
+from .placeholders import fill, payload_value
+from .prerequisites import preflight
+from .services import RunningService
 
 
 @dataclass
@@ -77,6 +82,7 @@ class _Run:
         self.threads: dict[str, Any] = {}  # freezer -> (EmulatorThread, CollectingSink)
         self.functions: dict[str, Any] = {}  # name -> (LambdaFunction, EmulatorThread)
         self.logins: dict[str, Any] = {}
+        self.services: dict[str, RunningService] = {}
         self.invoked: dict[str, _Invoked] = {}
         self.marks: list[TimelineEvent] = []
 
@@ -109,6 +115,27 @@ class _Run:
         self.marks.append(TimelineEvent(time.time(), time.monotonic(), kind, "scenario", {"started_s": started,
                                                                                           **detail}))
 
+    def _service_event(self, name: str, what: str, detail: dict[str, Any]) -> None:
+        """A service's start, readiness, output and end, in the run's timeline (called from its reader thread)."""
+        self.marks.append(TimelineEvent(time.time(), time.monotonic(), "service", name, {"what": what, **detail}))
+
+    def _value(self, name: str) -> str:
+        """A placeholder's value in this run: ``services.NAME.port``, ``databases.NAME.user``, ..."""
+        kind, target, field = name.split(".")
+        if kind == "services":
+            return str(getattr(self.services[target], field))
+        login = self.logins[target]
+        return str(login.database if field == "name" else getattr(login, field))
+
+    def _upstream(self, value: str) -> str:
+        """An upstream's address in this run: a database's server, a service's port, or the file's host:port."""
+        target, close = upstream_target(value)
+        if target in self.logins:
+            return _address(self.logins[target]) + close
+        if target in self.services:
+            return self.services[target].address + close
+        return value.strip()
+
     def _emulator(self, freezer: str) -> tuple[Any, Any]:
         from ..config import ServerConfig
         from ..testing import CollectingSink, EmulatorThread
@@ -122,14 +149,23 @@ class _Run:
         from ..harness import LambdaFunction
 
         for name, database in self.scenario.databases.items():
-            self.logins[name] = self.admins[database.kind].create(**database.settings)
+            # A login of its own, with a schema (PostgreSQL) or database (MySQL) of its own: the tables of a run
+            # are its own, and go with it.
+            own = {"own_schema": True} if database.kind == "postgresql" else {"own_database": True}
+            self.logins[name] = login = self.admins[database.kind].create(**database.settings, **own)
+            if database.setup:
+                sql.execute(login, database.setup)
+        for name, service in self.scenario.services.items():
+            self.services[name] = RunningService(service, self._service_event)
+            self.services[name].start(self._value)
         for spec in self.scenario.functions.values():
             env: dict[str, str] = {}
-            prefixes = {**spec.databases, **{u: t for u, t in spec.upstreams.items() if t in self.logins}}
-            for prefix, login in prefixes.items():
-                env.update(self.logins[login].env(prefix))
-            env.update(spec.env)  # what the file says wins
-            upstreams = {u: _address(self.logins[t]) if t in self.logins else t for u, t in spec.upstreams.items()}
+            targets = {u: upstream_target(t)[0] for u, t in spec.upstreams.items()}
+            prefixes = {**spec.databases, **{u: t for u, t in targets.items() if t in self.logins}}
+            for prefix, login_name in prefixes.items():
+                env.update(self.logins[login_name].env(prefix))
+            env.update({key: fill(text, self._value) for key, text in spec.env.items()})  # what the file says wins
+            upstreams = {u: self._upstream(t) for u, t in spec.upstreams.items()}
             config = FunctionConfig(name=spec.name, code_dir=spec.code_dir, env=env, upstreams=upstreams,
                                     **spec.settings)
             thread, sink = self._emulator(self.freezer or spec.freezer or self.scenario.freezer or "auto")
@@ -143,7 +179,6 @@ class _Run:
             self._fault(Step(0, "fault", fault.name, None, fault=fault))
 
     def _teardown(self) -> tuple[list[TimelineEvent], str]:
-        events = list(self.marks)
         freezers = []
         for thread, _ in self.threads.values():
             try:
@@ -151,9 +186,18 @@ class _Run:
             except Exception as exc:  # a boundary: the report comes first
                 print(f"lambda-freeze: run {self.number}: stopping the emulator: {exc}", file=sys.stderr)
             if thread.emulator is not None:
-                events.extend(thread.emulator.timeline.events)
                 if thread.emulator.freezer is not None:
                     freezers.append(thread.emulator.freezer.name)
+        for service in reversed(self.services.values()):  # after the functions that used them
+            try:
+                service.stop()
+            except Exception as exc:  # a boundary: the report comes first
+                print(f"lambda-freeze: run {self.number}: stopping service {service.spec.name}: {exc}",
+                      file=sys.stderr)
+        events = list(self.marks)  # the services' last records too
+        for thread, _ in self.threads.values():
+            if thread.emulator is not None:
+                events.extend(thread.emulator.timeline.events)
         for admin in self.admins.values():
             try:
                 admin.drop_all()
@@ -206,25 +250,85 @@ class _Run:
         killed = sum(self.logins[name].kill_sessions() for name in step.databases)
         return StepResult(step.label, step.action, f"killed {killed}")
 
+    def _sql(self, step: Step) -> StepResult:
+        rows = sql.execute(self.logins[step.databases[0]], step.statements)
+        return StepResult(step.label, step.action, f"ran {len(step.statements)}",
+                          detail=_short(json.dumps(sql.result(rows), default=str)) if rows else None)
+
+    def _await_async(self, step: Step) -> StepResult:
+        """Until no asynchronous event of the functions is queued, waiting for a retry, or being delivered."""
+        counts = {"delivered": 0, "failed": 0}
+        deadline = time.monotonic() + step.seconds
+
+        def drained(status: Mapping[str, Any]) -> bool:
+            return bool(status["queued"] == status["retrying"] == status["in_flight"] == 0)
+
+        for name in step.functions:
+            function, _ = self.functions[name]
+            # Checked on every engine event; read again once the loop has finished what that event was part of
+            # (an attempt's outcome is recorded just before its retry is scheduled).
+            while not drained(status := function.async_status()):
+                try:
+                    function.wait_async(drained, max(deadline - time.monotonic(), 0.001))
+                except TimeoutError:
+                    status = function.async_status()
+                    raise TimeoutError(f"function {name}'s asynchronous events not done after {step.seconds:g} s: "
+                                       f"{status['queued']} queued, {status['retrying']} waiting for a retry, "
+                                       f"{status['in_flight']} being delivered") from None
+            counts["delivered"] += status["delivered"]
+            counts["failed"] += status["failed"]
+        return StepResult(step.label, step.action,
+                          f"drained ({counts['delivered']} delivered, {counts['failed']} failed)")
+
     def _expect(self, step: Step) -> StepResult:
         expect = step.expect
         assert expect is not None
+        if expect.query is not None:
+            return self._expect_query(step, expect)
+        assert expect.invoke is not None
         invoked = self.invoked[expect.invoke]
         if invoked.ok is None:
-            self._await_async(invoked)
+            self._await_delivery(invoked)
         problems = []
         if expect.ok is not None and invoked.ok != expect.ok:
             problems.append(f"expected {'success' if expect.ok else 'an error'}, got {invoked.outcome}")
         if expect.error_type is not None and invoked.error_type != expect.error_type:
             problems.append(f"expected {expect.error_type}, got {invoked.outcome}")
-        for what, pattern, text in (("errorMessage", expect.message, invoked.message),
-                                     ("log", expect.log, invoked.log), ("response", expect.payload, invoked.payload)):
-            if pattern is not None and not pattern.search(text):
-                problems.append(f"{what} {_short(text, 80)!r} does not match /{pattern.pattern}/")
+        for what, source, text, wanted in (
+            ("errorMessage", expect.message, invoked.message, True), ("log", expect.log, invoked.log, True),
+            ("response", expect.payload, invoked.payload, True), ("log", expect.not_log, invoked.log, False),
+            ("response", expect.not_payload, invoked.payload, False),
+        ):
+            if source is None:
+                continue
+            try:
+                pattern = re.compile(fill(source, self._invocation_value))
+            except (LookupError, ValueError) as exc:  # a value of an earlier response that is not there
+                problems.append(f"{what} /{source}/: {exc}")
+                continue
+            found = pattern.search(text)
+            if wanted and not found:
+                problems.append(f"{what} {_short(text, 80)!r} does not match /{source}/")
+            elif not wanted and found:
+                problems.append(f"{what} has {_short(found[0], 80)!r}, which matches /{source}/")
         return StepResult(step.label, step.action, "not held" if problems else "held",
                           request_id=invoked.request_id, detail="; ".join(problems) or None)
 
-    def _await_async(self, invoked: _Invoked) -> None:
+    def _invocation_value(self, name: str) -> str:
+        """``${invoke.NAME.request_id}``, ``${invoke.NAME.payload.KEY}``: escaped for a regular expression."""
+        _, key, field, *path = name.split(".")
+        invoked = self.invoked[key]
+        return re.escape(invoked.request_id if field == "request_id" else payload_value(invoked.payload, path))
+
+    def _expect_query(self, step: Step, expect: Expectation) -> StepResult:
+        assert expect.query is not None and expect.database is not None
+        got = sql.result(sql.execute(self.logins[expect.database], [expect.query]))
+        held = sql.same(got, expect.equals)
+        detail = None if held else f"the query returned {json.dumps(got, default=str)}, not " \
+                                   f"{json.dumps(expect.equals, default=str)}"
+        return StepResult(step.label, step.action, "held" if held else "not held", detail=detail)
+
+    def _await_delivery(self, invoked: _Invoked) -> None:
         """The first delivery attempt's outcome, from the emulator's ``invoke`` record of that request."""
         function, thread = self.functions[invoked.function]
 
@@ -245,38 +349,6 @@ class _Run:
 
 def _address(login: Any) -> str:
     return f"[{login.host}]:{login.port}" if ":" in login.host else f"{login.host}:{login.port}"
-
-
-class CannotRun(LambdaFreezeError):
-    """A scenario whose prerequisites are missing (a database server, a runtime client); the message says how to
-    provide them."""
-
-    error_type = "CannotRun"
-
-
-def preflight(scenario: Scenario) -> dict[str, Any]:
-    """Check that every function can start and every database server is reachable; returns one administrator per
-    database kind the scenario uses."""
-    from ..databases import MySQLUsers, PostgresRoles, mysql_dsn, postgres_dsn
-    from ..runtimes import bootstrap_problem
-
-    for spec in scenario.functions.values():
-        problem = bootstrap_problem(FunctionConfig(name=spec.name, code_dir=spec.code_dir, **spec.settings))
-        if problem is not None:
-            raise CannotRun(f"function {spec.name}: {problem}")
-    admins: dict[str, Any] = {}
-    for kind in sorted({database.kind for database in scenario.databases.values()}):
-        admin = PostgresRoles(postgres_dsn()) if kind == "postgresql" else MySQLUsers(mysql_dsn())
-        variable = "LAMBDA_FREEZE_PG_DSN" if kind == "postgresql" else "LAMBDA_FREEZE_MYSQL_DSN"
-        try:
-            admin.check()
-        except OSError as exc:
-            raise CannotRun(
-                f"{'PostgreSQL' if kind == 'postgresql' else 'MySQL'} at {admin.host}:{admin.port} is not reachable "
-                f"({_short(str(exc), 160)}): start it, or point {variable} at one"
-            ) from None
-        admins[kind] = admin
-    return admins
 
 
 def run_scenario(scenario: Scenario, *, runs: int | None = None, freezer: str | None = None,
