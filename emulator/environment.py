@@ -266,17 +266,23 @@ class Environment:
                 f"next called for request {self.current.request_id if self.current else '?'} before its "
                 "response or error was posted"
             )
-        if state not in (State.INITIALIZING, State.RESPONDED):
+        repoll = state is State.READY and not self._runtime_waiting  # an earlier `next` was withdrawn
+        if state not in (State.INITIALIZING, State.RESPONDED) and not repoll:
             self.lifecycle.on_next()  # refuses: the message names the state
         waiter: asyncio.Future[NextEvent] = self._loop.create_future()
         self._next_waiter = waiter
         self._runtime_waiting = True
-        self._advance()
+        if repoll:
+            self._deliver()  # an invocation may have been assigned meanwhile
+        else:
+            self._advance()
         try:
             return await waiter
         finally:
             if self._next_waiter is waiter:
                 self._next_waiter = None
+                if waiter.cancelled():  # the call was withdrawn (its connection closed): the runtime is not waiting
+                    self._runtime_waiting = False
 
     def _on_extension_ready(self) -> None:
         self._progress.set()

@@ -125,6 +125,8 @@ class ExtensionHub:
         finally:
             if extension.waiter is waiter:
                 extension.waiter = None
+                if waiter.cancelled():  # withdrawn (its connection closed): the extension is not waiting
+                    extension.busy = True
 
     def error(self, identifier: str | None) -> Extension:
         """An extension's ``init/error`` or ``exit/error``: which one it was."""

@@ -205,6 +205,7 @@ class Request:
     __slots__ = (
         "_query",
         "body",
+        "cancel_on_disconnect",
         "headers",
         "keep_alive",
         "local_port",
@@ -237,6 +238,8 @@ class Request:
         self.local_port = local_port
         self.params: dict[str, str] = {}
         self._query: dict[str, str] | None = None
+        # A handler that only waits (a long poll) sets this: when the client goes away, it is cancelled.
+        self.cancel_on_disconnect = False
 
     @property
     def query(self) -> dict[str, str]:
@@ -427,6 +430,8 @@ class HttpProtocol(asyncio.Protocol):
         reason = exc or ConnectionResetError("the connection was closed")
         for request in self._queue:
             request.body.fail(reason)
+        if self._queue and self._queue[0].cancel_on_disconnect and self._task is not None:
+            self._task.cancel()
         if self._parsing is not None:
             self._parsing.body.fail(reason)
         if self._drained is not None and not self._drained.done():

@@ -96,6 +96,13 @@ async def _invoke_request(
             f"1 validation error detected: Value '{log_type}' at 'logType' failed to satisfy constraint: "
             "Member must satisfy enum value set: [Tail, None]",
         )
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise HttpApiError(
+            415,
+            "UnsupportedMediaTypeException",
+            f"The payload's Content-Encoding {encoding!r} is not supported: send the JSON document as it is.",
+        )
     client_context = request.headers.get("x-amz-client-context")
     if client_context is not None:
         try:

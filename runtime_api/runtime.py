@@ -147,6 +147,7 @@ class RuntimeApiServer:
         return None
 
     async def _next(self, request: Request) -> Response:
+        request.cancel_on_disconnect = True  # a `next` whose connection closed waits for nothing any more
         event = await self._backend(request).next_invocation()
         return _next_response(event)
 
@@ -197,6 +198,7 @@ class RuntimeApiServer:
         )
 
     async def _extension_next(self, request: Request) -> Response:
+        request.cancel_on_disconnect = True
         event = await self._backend(request).next_extension_event(request.headers.get(_EXTENSION_ID))
         return Response(
             200,

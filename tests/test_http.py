@@ -52,6 +52,7 @@ class Served:
         router.add("POST", "/early", self.early)
         router.add("GET", "/stream-out", self.stream_out)
         router.add("GET", "/hold", self.hold)
+        router.add("GET", "/poll", self.poll)
         router.add("GET", "/boom", self.boom)
         self.server = HttpServer(
             route_errors(router, self.render),
@@ -106,6 +107,16 @@ class Served:
     async def hold(self, request: Request) -> Response:
         self.held.set()
         await self.release.wait()
+        return Response(200, b"released")
+
+    async def poll(self, request: Request) -> Response:
+        request.cancel_on_disconnect = True
+        self.held.set()
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.streamed_closed.set()
+            raise
         return Response(200, b"released")
 
     async def boom(self, request: Request) -> Response:
@@ -308,6 +319,17 @@ async def test_a_streamed_response_is_written_as_it_comes_and_closed_when_the_ca
     await writer.wait_closed()
     served.release.set()
     await asyncio.wait_for(served.streamed_closed.wait(), 5)  # the generator's finally ran
+
+
+@pytest.mark.asyncio
+async def test_a_long_poll_is_withdrawn_when_its_client_goes_away(served: Served) -> None:
+    port = await served.start()
+    _, writer = await _connect(port)
+    writer.write(b"GET /poll HTTP/1.1\r\nHost: x\r\n\r\n")
+    await asyncio.wait_for(served.held.wait(), 5)
+    writer.close()
+    await asyncio.wait_for(served.streamed_closed.wait(), 5)  # the poll was cancelled
+    served.release.set()
 
 
 @pytest.mark.asyncio
