@@ -7,14 +7,14 @@ import json
 from importlib import resources
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]
-
 DOCUMENT_PATH = "/_lambda-freeze/openapi.json"  # where the Invoke API server publishes it
 
 
 @functools.cache
 def document() -> dict[str, Any]:
     """The document as a mapping (parsed once; do not modify it)."""
+    import yaml  # type: ignore[import-untyped]  # loaded when the document is first asked for, not at start
+
     text = resources.files(__package__).joinpath("openapi.yaml").read_text(encoding="utf-8")
     loaded: dict[str, Any] = yaml.safe_load(text)
     return loaded
