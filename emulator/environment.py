@@ -680,6 +680,8 @@ class Environment:
         else:  # INIT retried inside this invocation never reached `next`
             self.current = invocation
             self._retry_of = None
+            if self.pending is invocation:  # answered now: never to be placed again when the environment stops
+                self.pending = None
             self._finish_current(status=status, error_type=error_type)
 
     def _fail_init(self, outcome: Outcome, status: str) -> None:

@@ -1,26 +1,61 @@
-"""Runtimes that misbehave: killed from outside while frozen, flooding their output."""
+"""Runtimes that misbehave: killed from outside while frozen, flooding their output, out of memory, and custom
+runtimes (``provided/rogue``) that break the Runtime API's rules. Each gets Lambda's outcome while the function's
+other environments and other functions keep serving."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+from typing import Any
 
 import pytest
 
-from conftest import FREEZERS
+from conftest import FREEZERS, FUNCTIONS, Served
+from emulator import FunctionConfig
 
 pytestmark = pytest.mark.timeout(120)
+
+ROGUE = {"runtime": "provided", "handler": "rogue"}
+
+
+def neighbour(fn: Served) -> Served:
+    """A second, well-behaved function served by the same emulator."""
+    config = FunctionConfig(name="neighbour", code_dir=FUNCTIONS / "provided/python", handler="x", runtime="provided")
+
+    async def add(emu: Any) -> None:
+        emu.add_function(config)
+
+    fn.emulator.call(add)
+    return Served(fn.emulator, fn.client, config.name, fn.sink)
+
+
+def serves(other: Served) -> bool:
+    result = other.invoke({"ping": 1}, tail=False)
+    return result.function_error is None and result.payload["event"] == {"ping": 1}
+
+
+def rogue(fn: Served, what: str) -> list[dict[str, Any]]:
+    """What the rogue runtime observed, from its ``ROGUE {json}`` log lines."""
+    seen = [json.loads(line[6:]) for line in fn.lines if line.startswith("ROGUE ")]
+    return [entry for entry in seen if entry["what"] == what]
+
+
+def report_of(fn: Served, request_id: str) -> str:
+    return next(line for line in fn.lines if line.startswith(f"REPORT RequestId: {request_id}"))
 
 
 @pytest.mark.parametrize("freezer", [f for f in FREEZERS if f != "cgroup1"])
 def test_runtime_killed_while_frozen_is_noticed_and_replaced(serve, freezer):
     # (Under cgroup v1 a frozen task acts on SIGKILL only once thawed: it dies as the next event is handed over.)
     fn = serve("python/basic", freezer=freezer)
+    other = neighbour(fn)
     first = fn.invoke({"action": "pid"}).payload
     (env,) = fn.environments()
     assert env["state"] == "frozen"
     os.kill(first, signal.SIGKILL)  # as the OOM killer would
     fn.wait_envs(lambda envs: envs == [])  # noticed at once: the environment is gone
+    assert serves(other)
     after = fn.invoke({"action": "pid"})
     assert after.function_error is None and after.payload != first
     assert "Init Duration" in after.log
@@ -46,3 +81,33 @@ def test_allocating_past_the_memory_size_is_out_of_memory(serve):
     assert result.payload["errorMessage"].endswith("Runtime exited with error: signal: killed")
     assert "Status: error\tError Type: Runtime.OutOfMemory" in result.log
     assert fn.invoke({"megabytes": 16}).payload == 16  # replaced
+
+
+# ------------------------------------------------------------------------------------ rogue custom runtimes
+
+
+def test_exit_during_init_is_exit_error(serve):
+    fn = serve("provided/rogue", env={"ROGUE_INIT_EXIT": "7"}, **ROGUE)
+    other = neighbour(fn)
+    result = fn.invoke({"action": "echo"})
+    assert result.function_error == "Unhandled"
+    assert result.payload["errorType"] == "Runtime.ExitError"
+    message = result.payload["errorMessage"]
+    assert message == f"RequestId: {result.request_id} Error: Runtime exited with error: exit status 7"
+    # INIT failed, was retried inside the invocation, and failed again.
+    assert len(rogue(fn, "exiting during INIT")) == 2
+    assert sum(line.startswith("INIT_REPORT") and "Status: error" in line for line in fn.lines) == 1
+    assert "Status: error\tError Type: Runtime.ExitError" in report_of(fn, result.request_id)
+    fn.wait_envs(lambda envs: envs == [])
+    assert serves(other)
+
+
+def test_exit_during_init_once_is_retried_inside_the_invocation(serve, tmp_path):
+    marker = tmp_path / "exited-once"
+    fn = serve("provided/rogue", env={"ROGUE_INIT_EXIT": "7", "ROGUE_INIT_EXIT_MARKER": str(marker)}, **ROGUE)
+    other = neighbour(fn)
+    result = fn.invoke({"action": "echo"})
+    assert result.function_error is None and result.payload["event"] == {"action": "echo"}
+    assert len(rogue(fn, "exiting during INIT")) == 1
+    assert serves(other)
+    assert fn.invoke({"action": "echo"}).payload["pid"] == result.payload["pid"]  # warm from then on
