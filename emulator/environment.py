@@ -42,6 +42,10 @@ from .process import RuntimeProcess, describe_exit
 log = logging.getLogger("lambda_freeze.environment")
 
 STOP_TIMEOUT_S = 5.0  # how long a SIGKILLed runtime may take to go (a task in uninterruptible sleep)
+# How long an invocation waits for an environment whose runtime has answered but is not back in `next` yet
+# (locally a caller can be faster than the runtime's way back); after that it goes to another environment, as
+# Lambda routes around an environment that is still busy.
+ANSWERED_WAIT_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +131,7 @@ class Environment:
         self._report_init = retry_of is None
         self._next_waiter: asyncio.Future[NextEvent] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._give_back_timer: asyncio.TimerHandle | None = None
         self.init_done: asyncio.Future[InitFailure | None] = self._loop.create_future()
         self.stopped = asyncio.Event()
         self._exited = asyncio.Event()
@@ -458,11 +463,42 @@ class Environment:
             )
         self.pending = invocation
         invocation.env_id = self.id
+        if self.lifecycle.state is State.RESPONDED:
+            self._arm_give_back(invocation)
         if self.suspended:  # the runtime finishes its timed-out handler first, then comes to `next`
             self.suspended = False
             self._thaw()
         if self.lifecycle.state in (State.READY, State.FROZEN):
             self._deliver()
+
+    def answered_recently(self) -> bool:
+        """Answered, its runtime expected back in `next` any moment: an invocation may wait for it."""
+        return (
+            self.lifecycle.state is State.RESPONDED
+            and self.can_take()
+            and time.monotonic() - self.lifecycle.entered_s < ANSWERED_WAIT_S
+        )
+
+    def _arm_give_back(self, invocation: Invocation) -> None:
+        delay_s = self.lifecycle.entered_s + ANSWERED_WAIT_S - time.monotonic()
+        self._give_back_timer = self._loop.call_later(max(0.0, delay_s), self._give_back, invocation)
+
+    def _give_back(self, invocation: Invocation) -> None:
+        """The runtime answered but is still not back in `next`: the waiting invocation goes elsewhere."""
+        self._give_back_timer = None
+        if self.pending is not invocation or self.lifecycle.state is not State.RESPONDED:
+            return
+        if time.monotonic() - self.lifecycle.entered_s < ANSWERED_WAIT_S:  # the loop ran the timer a bit early
+            self._arm_give_back(invocation)
+            return
+        self.pending = None
+        self._ctx.timeline.record("reroute", self.id, function=self.config.name, request_id=invocation.request_id)
+        self._owner.on_orphaned(self, invocation)
+
+    def _cancel_give_back(self) -> None:
+        if self._give_back_timer is not None:
+            self._give_back_timer.cancel()
+            self._give_back_timer = None
 
     def can_take(self) -> bool:
         state = self.lifecycle.state
@@ -480,6 +516,7 @@ class Environment:
         invocation = self.pending
         assert invocation is not None
         self.pending = None
+        self._cancel_give_back()
         self._drain()
         self.lifecycle.on_invoke()  # from FROZEN too: the thaw follows the event (see _deliver)
         self._runtime_waiting = False
@@ -729,6 +766,7 @@ class Environment:
         if self._stop_task is not None:
             return
         self._cancel_timer()
+        self._cancel_give_back()
         graceful = bool(self.extensions.extensions) and self._group is not None
         if self._group is not None and not graceful:
             self._group.kill()

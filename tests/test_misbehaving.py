@@ -84,6 +84,24 @@ def test_allocating_past_the_memory_size_is_out_of_memory(serve):
 
 
 # ------------------------------------------------------------------------------------ rogue custom runtimes
+def test_answered_but_never_back_in_next_is_not_reused_and_is_reclaimed_at_the_timeout(serve):
+    """RAPID ends an invocation when the runtime, having answered, calls `next` again; until then the environment
+    is busy (never frozen: the runtime is not waiting), and the function timeout resets it. Lambda routes the
+    next invocation to another environment meanwhile."""
+    fn = serve("provided/rogue", timeout_s=10, **ROGUE)
+    other = neighbour(fn)
+    hung = fn.invoke({"action": "hang_after_response"}, tail=False)
+    assert hung.function_error is None and hung.payload["event"] == {"action": "hang_after_response"}
+    (env,) = fn.environments()
+    assert env["phase"] == "responded" and env["kernel_frozen"] is False
+    after = fn.invoke({"action": "echo"})
+    assert after.function_error is None
+    assert after.payload["pid"] != hung.payload["pid"] and "Init Duration" in after.log  # another environment
+    assert [e["phase"] for e in fn.environments() if e["id"] == env["id"]] == ["responded"]  # before its timeout
+    assert serves(other)
+    fn.wait_envs(lambda envs: env["id"] not in {e["id"] for e in envs}, timeout_s=30)
+    assert "Status: timeout" in report_of(fn, hung.request_id)
+    assert fn.invoke({"action": "echo"}).payload["pid"] == after.payload["pid"]  # the healthy one serves on
 
 
 def test_exit_during_init_is_exit_error(serve):
