@@ -445,11 +445,20 @@ class Environment:
         return True
 
     def _answerable(self, request_id: str) -> Invocation:
+        """The invocation a response or error answers. As RAPID checks: the state first (403 when no invocation
+        waits for an answer: INIT, idle, or already answered), then the request id (400)."""
+        state = self.lifecycle.state
+        if not self.lifecycle.live:  # timed out or shut down: RAPID's answer for a request already replied to
+            raise InvalidRequestID(f"Invalid request ID: request {request_id} has ended")
+        if state is not State.INVOKING:
+            answered = f" (request {self.current.request_id} was already answered)" if self.current else ""
+            raise InvalidStateTransition(
+                f"State transition from {state.name} to {State.RESPONDED.name} failed for runtime. Error: no "
+                f"invocation is waiting for an answer while the environment is {state.value}{answered}"
+            )
         invocation = self.current
         if invocation is None or invocation.request_id != request_id:
             raise InvalidRequestID("Invalid request ID")
-        if self.lifecycle.state is not State.INVOKING:
-            raise InvalidRequestID(f"Invalid request ID: request {request_id} was already answered")
         if invocation.stream is not None:
             raise InvalidStateTransition(f"request {request_id} is being answered by a streamed response")
         return invocation
