@@ -104,6 +104,44 @@ def test_answered_but_never_back_in_next_is_not_reused_and_is_reclaimed_at_the_t
     assert fn.invoke({"action": "echo"}).payload["pid"] == after.payload["pid"]  # the healthy one serves on
 
 
+def test_response_posted_after_the_invocation_timed_out_is_refused(serve):
+    """With an extension registered, a timeout SIGTERMs the runtime before the kill (Lambda's SHUTDOWN phase):
+    the runtime's late answer is refused as RAPID refuses an answer for a request already replied to."""
+    fn = serve("provided/rogue", timeout_s=1, env={"ROGUE_EXTENSION": "1"}, **ROGUE)
+    other = neighbour(fn)
+    assert fn.invoke({"action": "echo"}).function_error is None
+    timed_out = fn.invoke({"action": "sleep", "seconds": 30})
+    assert timed_out.payload["errorType"] == "Sandbox.Timedout"
+    fn.wait_envs(lambda envs: envs == [])
+    (late,) = rogue(fn, "late response")
+    assert late["request_id"] == timed_out.request_id
+    assert late["status"] == 400 and late["body"]["errorType"] == "InvalidRequestID"
+    assert serves(other)
+    after = fn.invoke({"action": "echo"})
+    assert after.payload["event"] == {"action": "echo"} and "Init Duration" in after.log  # never the late answer
+
+
+def test_second_concurrent_next_is_refused_and_the_first_serves_on(serve):
+    """Two threads long-poll `next` at once. One poll is the runtime's; the other is refused with
+    InvalidStateTransition, so no event is ever handed out twice (RAPID would park it and later hand it an
+    event, or the current one again)."""
+    fn = serve("provided/rogue", env={"ROGUE_POLLERS": "2"}, **ROGUE)
+    other = neighbour(fn)
+    results = [fn.invoke({"action": "echo", "n": n}) for n in range(3)]
+    assert [r.payload["event"]["n"] for r in results] == [0, 1, 2]
+    (refused,) = rogue(fn, "next refused")
+    assert refused["status"] == 403 and refused["body"]["errorType"] == "InvalidStateTransition"
+    seen = [json.loads(line[6:]) for line in fn.lines if line.startswith("ROGUE ")]
+    after_refusal = seen[seen.index(refused) + 1 :]
+    assert {entry["poller"] for entry in after_refusal} == {"poller-0", "poller-1"} - {refused["poller"]}
+    assert results[-1].payload["poller"] != refused["poller"]
+    handed = [entry["request_id"] for entry in rogue(fn, "event")]
+    assert sorted(handed) == sorted(r.request_id for r in results)  # each event handed over exactly once
+    (env,) = fn.environments()
+    assert env["state"] == "frozen" and fn.wait_kernel_frozen(env["id"])  # frozen whole, not half
+    assert serves(other)
+
+
 def test_exit_during_init_is_exit_error(serve):
     fn = serve("provided/rogue", env={"ROGUE_INIT_EXIT": "7"}, **ROGUE)
     other = neighbour(fn)
