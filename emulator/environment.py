@@ -224,12 +224,21 @@ class Environment:
                 on_output=self._lines.feed,
                 on_exit=self.on_exit,
             )
-            pid = self._process.start()
+            pid = await self._process.start()
         except OSError as exc:
             self._process = None
+            self._exited.set()  # nothing to wait for when stopping
             self._fail_init(Outcome.error("Runtime.InvalidEntrypoint", f"cannot start the runtime: {exc}"), "error")
             return
+        self._attached(pid)
+
+    def _attached(self, pid: int) -> None:
+        """A process of the environment has exec'd, in its cgroups. When the environment was told to stop while the
+        process started, the group's kill came before it joined: it is killed now."""
+        assert self._group is not None
         self._group.attached(pid)
+        if self._stop_task is not None:
+            self._group.kill()
 
     def _attach_paths(self) -> tuple[Path, ...]:
         """The cgroups a process of this environment joins before it execs: the freezer's and the memory one."""
@@ -252,7 +261,7 @@ class Environment:
                 on_exit=lambda code, name=path.name: self._on_extension_exit(name, code),  # type: ignore[misc]
             )
             try:
-                self._group.attached(process.start())
+                self._attached(await process.start())
             except OSError as exc:
                 self._fail_init(Outcome.error("Extension.LaunchError", f"cannot start {path}: {exc}"), "error")
                 return False
@@ -825,8 +834,9 @@ class Environment:
                     except TimeoutError:
                         log.error("%s: extension pid %s did not die", self.id, process.pid)
                 process.close()
-            if self._process is not None:
-                if self._process.returncode is None:
+            runtime = self._process  # None once a start that was under way failed
+            if runtime is not None:
+                if runtime.returncode is None:
                     try:
                         async with asyncio.timeout(STOP_TIMEOUT_S):
                             await self._exited.wait()
@@ -834,7 +844,7 @@ class Environment:
                         log.error(
                             "%s: runtime pid %s did not die within %.0f s of SIGKILL", self.id, self.pid, STOP_TIMEOUT_S
                         )
-                self._process.close()
+                runtime.close()
             self._rss.close()
             if self._group is not None:
                 await self._group.remove()
