@@ -67,6 +67,11 @@ class Owner(Protocol):
     def on_orphaned(self, env: Environment, invocation: Invocation) -> None:
         """An invocation assigned but never handed over: the environment ended first. Route it elsewhere."""
 
+    def place_elsewhere(self, env: Environment, invocation: Invocation) -> bool:
+        """An invocation waited too long for ``env``: another environment takes it if the limits allow (else False,
+        and it goes on waiting)."""
+        return False
+
     def on_stopped(self, env: Environment) -> None: ...
 
     def on_suspended(self, env: Environment) -> None:
@@ -510,8 +515,10 @@ class Environment:
             self._arm_give_back(invocation)
             return
         self.pending = None
+        if not self._owner.place_elsewhere(self, invocation):
+            self.pending = invocation  # at the concurrency limit: it waits here for `next` or the timeout
+            return
         self._ctx.timeline.record("reroute", self.id, function=self.config.name, request_id=invocation.request_id)
-        self._owner.on_orphaned(self, invocation)
 
     def _cancel_give_back(self) -> None:
         if self._give_back_timer is not None:

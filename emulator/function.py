@@ -272,6 +272,9 @@ class FunctionPool:
         # Lambda retries INIT inside the invocation, under the function timeout.
         self._spawn(retry_of=pending, reason=f"INIT retry after {env.id}")
 
+    def place_elsewhere(self, env: Environment, invocation: Invocation) -> bool:
+        return self.try_place(invocation)
+
     def on_orphaned(self, env: Environment, invocation: Invocation) -> None:
         if not self.try_place(invocation):
             invocation.abandon(
