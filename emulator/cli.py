@@ -25,6 +25,7 @@ from .config import (
 from .errors import LambdaFreezeError
 from .freezer import CHOICES
 from .server import Emulator
+from .timeline import RECENT_EVENTS, Timeline
 
 log = logging.getLogger("lambda_freeze")
 
@@ -144,8 +145,13 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
     return config
 
 
+def _timeline(trace: Path | None) -> Timeline:
+    """The whole history when it is written on exit; else only recent events, so memory stays flat."""
+    return Timeline() if trace is not None else Timeline(RECENT_EVENTS)
+
+
 async def _serve(config: ServerConfig, trace: Path | None = None) -> None:
-    emulator = Emulator(config)
+    emulator = Emulator(config, timeline=_timeline(trace))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -42,6 +42,10 @@ from .process import RuntimeProcess, describe_exit
 log = logging.getLogger("lambda_freeze.environment")
 
 STOP_TIMEOUT_S = 5.0  # how long a SIGKILLed runtime may take to go (a task in uninterruptible sleep)
+# How long an invocation waits for an environment whose runtime has answered but is not back in `next` yet
+# (locally a caller can be faster than the runtime's way back); after that it goes to another environment, as
+# Lambda routes around an environment that is still busy.
+ANSWERED_WAIT_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,11 @@ class Owner(Protocol):
 
     def on_orphaned(self, env: Environment, invocation: Invocation) -> None:
         """An invocation assigned but never handed over: the environment ended first. Route it elsewhere."""
+
+    def place_elsewhere(self, env: Environment, invocation: Invocation) -> bool:
+        """An invocation waited too long for ``env``: another environment takes it if the limits allow (else False,
+        and it goes on waiting)."""
+        return False
 
     def on_stopped(self, env: Environment) -> None: ...
 
@@ -127,6 +136,7 @@ class Environment:
         self._report_init = retry_of is None
         self._next_waiter: asyncio.Future[NextEvent] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._give_back_timer: asyncio.TimerHandle | None = None
         self.init_done: asyncio.Future[InitFailure | None] = self._loop.create_future()
         self.stopped = asyncio.Event()
         self._exited = asyncio.Event()
@@ -219,12 +229,21 @@ class Environment:
                 on_output=self._lines.feed,
                 on_exit=self.on_exit,
             )
-            pid = self._process.start()
+            pid = await self._process.start()
         except OSError as exc:
             self._process = None
+            self._exited.set()  # nothing to wait for when stopping
             self._fail_init(Outcome.error("Runtime.InvalidEntrypoint", f"cannot start the runtime: {exc}"), "error")
             return
+        self._attached(pid)
+
+    def _attached(self, pid: int) -> None:
+        """A process of the environment has exec'd, in its cgroups. When the environment was told to stop while the
+        process started, the group's kill came before it joined: it is killed now."""
+        assert self._group is not None
         self._group.attached(pid)
+        if self._stop_task is not None:
+            self._group.kill()
 
     def _attach_paths(self) -> tuple[Path, ...]:
         """The cgroups a process of this environment joins before it execs: the freezer's and the memory one."""
@@ -247,7 +266,7 @@ class Environment:
                 on_exit=lambda code, name=path.name: self._on_extension_exit(name, code),  # type: ignore[misc]
             )
             try:
-                self._group.attached(process.start())
+                self._attached(await process.start())
             except OSError as exc:
                 self._fail_init(Outcome.error("Extension.LaunchError", f"cannot start {path}: {exc}"), "error")
                 return False
@@ -446,11 +465,20 @@ class Environment:
         return True
 
     def _answerable(self, request_id: str) -> Invocation:
+        """The invocation a response or error answers. As RAPID checks: the state first (403 when no invocation
+        waits for an answer: INIT, idle, or already answered), then the request id (400)."""
+        state = self.lifecycle.state
+        if not self.lifecycle.live:  # timed out or shut down: RAPID's answer for a request already replied to
+            raise InvalidRequestID(f"Invalid request ID: request {request_id} has ended")
+        if state is not State.INVOKING:
+            answered = f" (request {self.current.request_id} was already answered)" if self.current else ""
+            raise InvalidStateTransition(
+                f"State transition from {state.name} to {State.RESPONDED.name} failed for runtime. Error: no "
+                f"invocation is waiting for an answer while the environment is {state.value}{answered}"
+            )
         invocation = self.current
         if invocation is None or invocation.request_id != request_id:
             raise InvalidRequestID("Invalid request ID")
-        if self.lifecycle.state is not State.INVOKING:
-            raise InvalidRequestID(f"Invalid request ID: request {request_id} was already answered")
         if invocation.stream is not None:
             raise InvalidStateTransition(f"request {request_id} is being answered by a streamed response")
         return invocation
@@ -464,11 +492,44 @@ class Environment:
             )
         self.pending = invocation
         invocation.env_id = self.id
+        if self.lifecycle.state is State.RESPONDED:
+            self._arm_give_back(invocation)
         if self.suspended:  # the runtime finishes its timed-out handler first, then comes to `next`
             self.suspended = False
             self._thaw()
         if self.lifecycle.state in (State.READY, State.FROZEN):
             self._deliver()
+
+    def answered_recently(self) -> bool:
+        """Answered, its runtime expected back in `next` any moment: an invocation may wait for it."""
+        return (
+            self.lifecycle.state is State.RESPONDED
+            and self.can_take()
+            and time.monotonic() - self.lifecycle.entered_s < ANSWERED_WAIT_S
+        )
+
+    def _arm_give_back(self, invocation: Invocation) -> None:
+        delay_s = self.lifecycle.entered_s + ANSWERED_WAIT_S - time.monotonic()
+        self._give_back_timer = self._loop.call_later(max(0.0, delay_s), self._give_back, invocation)
+
+    def _give_back(self, invocation: Invocation) -> None:
+        """The runtime answered but is still not back in `next`: the waiting invocation goes elsewhere."""
+        self._give_back_timer = None
+        if self.pending is not invocation or self.lifecycle.state is not State.RESPONDED:
+            return
+        if time.monotonic() - self.lifecycle.entered_s < ANSWERED_WAIT_S:  # the loop ran the timer a bit early
+            self._arm_give_back(invocation)
+            return
+        self.pending = None
+        if not self._owner.place_elsewhere(self, invocation):
+            self.pending = invocation  # at the concurrency limit: it waits here for `next` or the timeout
+            return
+        self._ctx.timeline.record("reroute", self.id, function=self.config.name, request_id=invocation.request_id)
+
+    def _cancel_give_back(self) -> None:
+        if self._give_back_timer is not None:
+            self._give_back_timer.cancel()
+            self._give_back_timer = None
 
     def can_take(self) -> bool:
         state = self.lifecycle.state
@@ -486,6 +547,7 @@ class Environment:
         invocation = self.pending
         assert invocation is not None
         self.pending = None
+        self._cancel_give_back()
         self._drain()
         self.lifecycle.on_invoke()  # from FROZEN too: the thaw follows the event (see _deliver)
         self._runtime_waiting = False
@@ -686,6 +748,8 @@ class Environment:
         else:  # INIT retried inside this invocation never reached `next`
             self.current = invocation
             self._retry_of = None
+            if self.pending is invocation:  # answered now: never to be placed again when the environment stops
+                self.pending = None
             self._finish_current(status=status, error_type=error_type)
 
     def _fail_init(self, outcome: Outcome, status: str) -> None:
@@ -733,6 +797,7 @@ class Environment:
         if self._stop_task is not None:
             return
         self._cancel_timer()
+        self._cancel_give_back()
         graceful = bool(self.extensions.extensions) and self._group is not None
         if self._group is not None and not graceful:
             self._group.kill()
@@ -782,8 +847,9 @@ class Environment:
                     except TimeoutError:
                         log.error("%s: extension pid %s did not die", self.id, process.pid)
                 process.close()
-            if self._process is not None:
-                if self._process.returncode is None:
+            runtime = self._process  # None once a start that was under way failed
+            if runtime is not None:
+                if runtime.returncode is None:
                     try:
                         async with asyncio.timeout(STOP_TIMEOUT_S):
                             await self._exited.wait()
@@ -791,7 +857,7 @@ class Environment:
                         log.error(
                             "%s: runtime pid %s did not die within %.0f s of SIGKILL", self.id, self.pid, STOP_TIMEOUT_S
                         )
-                self._process.close()
+                runtime.close()
             self._rss.close()
             if self._group is not None:
                 await self._group.remove()

@@ -4,7 +4,8 @@ inside the invocation when it failed, recycling, and proactive INIT.
 Placement: an idle environment (frozen or ready) chosen by the function's policy (``mru``, the default: the most
 recently idle; ``lru``; ``random``); else one whose runtime has answered and is on its way back to ``next`` (the
 invocation waits for it there rather than paying a cold start, as locally a caller can be faster than the
-runtime's next ``next`` call); else a new environment, if the reserved and the account concurrency allow.
+runtime's next ``next`` call; a runtime not back within ``ANSWERED_WAIT_S`` is routed around, as on Lambda);
+else a new environment, if the reserved and the account concurrency allow.
 One invocation per environment at a time.
 """
 
@@ -25,7 +26,6 @@ from .context import EngineContext
 from .environment import Environment, InitFailure
 from .errors import LambdaFreezeError
 from .invocation import Invocation, Outcome
-from .lifecycle import State
 
 if TYPE_CHECKING:
     from .proxy import Proxy, ProxyEvent
@@ -107,10 +107,7 @@ class FunctionPool:
             return True
         env = self._take_idle()
         if env is None:
-            env = next(
-                (e for e in self.environments.values() if e.lifecycle.state is State.RESPONDED and e.can_take()),
-                None,
-            )
+            env = next((e for e in self.environments.values() if e.answered_recently()), None)
         if env is not None:
             env.assign(invocation)
             return True
@@ -278,6 +275,9 @@ class FunctionPool:
             return
         # Lambda retries INIT inside the invocation, under the function timeout.
         self._spawn(retry_of=pending, reason=f"INIT retry after {env.id}")
+
+    def place_elsewhere(self, env: Environment, invocation: Invocation) -> bool:
+        return self.try_place(invocation)
 
     def on_orphaned(self, env: Environment, invocation: Invocation) -> None:
         if not self.try_place(invocation):

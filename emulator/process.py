@@ -1,5 +1,11 @@
 """The runtime process: spawned in its own process group, placed in its cgroup before it execs, dying with the
-emulator (parent-death signal), its stdout and stderr read from one pipe, its exit seen through a pidfd."""
+emulator (parent-death signal), its stdout and stderr read from one pipe, its exit seen through a pidfd.
+
+fork and exec happen on spawner threads: ``Popen`` returns only once the child has exec'd, which on a busy machine
+takes tens to hundreds of milliseconds, and the event loop (deadlines, every other environment's traffic) must not
+wait with it. The spawner threads live as long as the process, since the parent-death signal follows the thread
+that forked.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,14 @@ import os
 import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
 _READ_CHUNK = 64 * 1024
 _READ_PER_WAKEUP = 16  # chunks read per readiness callback, so a flooding runtime cannot starve the loop
+_SPAWNER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lambda-freeze-spawn")
 
 
 def describe_exit(returncode: int) -> str:
@@ -40,6 +48,16 @@ def _child_setup(attach_paths: Sequence[bytes], parent_pid: int) -> Callable[[],
             os.close(fd)
 
     return setup
+
+
+def _kill_spawned(spawn: asyncio.Future[tuple[subprocess.Popen[bytes], int]]) -> None:
+    """A start cancelled while its spawn ran on: the process nobody will watch is killed at once."""
+    if spawn.cancelled() or spawn.exception() is not None:
+        return
+    popen, read_fd = spawn.result()
+    os.killpg(popen.pid, signal.SIGKILL)
+    popen.wait()
+    os.close(read_fd)
 
 
 class RuntimeProcess:
@@ -72,12 +90,28 @@ class RuntimeProcess:
     def pid(self) -> int | None:
         return self._popen.pid if self._popen else None
 
-    def start(self) -> int:
-        """Start the process; raises OSError (e.g. ENOENT, EACCES) when it cannot be executed."""
+    async def start(self) -> int:
+        """Start the process (it has exec'd when this returns); raises OSError (e.g. ENOENT, EACCES) when it cannot
+        be executed."""
         self._loop = asyncio.get_running_loop()
+        spawn = self._loop.run_in_executor(_SPAWNER, self._spawn)
+        try:
+            popen, read_fd = await asyncio.shield(spawn)
+        except asyncio.CancelledError:
+            spawn.add_done_callback(_kill_spawned)
+            raise
+        self._popen = popen
+        os.set_blocking(read_fd, False)
+        self._out_fd = read_fd
+        self._loop.add_reader(read_fd, self._read_available, _READ_PER_WAKEUP)
+        self._pidfd = os.pidfd_open(self._popen.pid)
+        self._loop.add_reader(self._pidfd, self._reap)
+        return self._popen.pid
+
+    def _spawn(self) -> tuple[subprocess.Popen[bytes], int]:
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         try:
-            self._popen = subprocess.Popen(
+            popen = subprocess.Popen(
                 self._argv,
                 env=self._env,
                 cwd=self._cwd,
@@ -92,12 +126,7 @@ class RuntimeProcess:
             raise
         finally:
             os.close(write_fd)
-        os.set_blocking(read_fd, False)
-        self._out_fd = read_fd
-        self._loop.add_reader(read_fd, self._read_available, _READ_PER_WAKEUP)
-        self._pidfd = os.pidfd_open(self._popen.pid)
-        self._loop.add_reader(self._pidfd, self._reap)
-        return self._popen.pid
+        return popen, read_fd
 
     def _read_available(self, max_chunks: int) -> None:
         fd = self._out_fd

@@ -28,13 +28,13 @@ log = logging.getLogger("lambda_freeze")
 
 
 class Emulator:
-    def __init__(self, config: ServerConfig, *, sink: LogSink | None = None):
+    def __init__(self, config: ServerConfig, *, sink: LogSink | None = None, timeline: Timeline | None = None):
         self.config = config
         self.sink: LogSink = sink or StreamSink(prefix=len(config.functions) > 1)
         self.freezer: FreezerBackend | None = None
         self.functions: dict[str, FunctionPool] = {}
         self.queues: dict[str, AsyncQueue] = {}
-        self.timeline = Timeline()
+        self.timeline = timeline if timeline is not None else Timeline()
         self.failures = FailureRecord(config.state_dir)
         self._runtime_server = RuntimeApiServer()
         self._invoke_api: InvokeApiServer | None = None

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .invocation import Invocation, Outcome
 
-MAX_EVENTS = 100_000
+MAX_EVENTS = 100_000  # about 35 MB: kept when the history is read (a trace written on exit, a scenario report)
+RECENT_EVENTS = 1_000  # kept when nothing reads the history (serve without --trace): a long run stays flat
 
 
 @dataclass(frozen=True, slots=True)

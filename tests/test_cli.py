@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import FREEZERS, FUNCTIONS, freezer_problem, lambda_client, require
+from emulator.cli import _timeline
+from emulator.timeline import MAX_EVENTS, RECENT_EVENTS
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -219,3 +221,9 @@ def test_port_in_use_is_a_clear_error():
         assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     finally:
         serve.stop(signal.SIGTERM)
+
+
+def test_serve_keeps_the_whole_timeline_only_when_it_writes_a_trace(tmp_path):
+    # Without --trace nothing reads the history: a long `serve` keeps recent events only and its memory stays flat.
+    assert _timeline(None).events.maxlen == RECENT_EVENTS < MAX_EVENTS
+    assert _timeline(tmp_path / "trace.json").events.maxlen == MAX_EVENTS

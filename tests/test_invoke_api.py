@@ -160,9 +160,10 @@ def test_runtime_api_refuses_what_the_state_does_not_allow(serve):
     assert report["next_while_invoking"]["status"] == 403
     after = json.loads(next(line for line in first.log.splitlines() if line.startswith("AFTER "))[6:])
     assert after["first"]["status"] == 202
-    assert after["second"]["status"] == 400  # a second response to the same invocation
-    assert after["second"]["body"]["errorType"] == "InvalidRequestID"
-    assert after["error_after"]["status"] == 400
+    # A second response to the same invocation, or an error after it: RAPID refuses the state transition first.
+    assert after["second"]["status"] == 403
+    assert after["second"]["body"]["errorType"] == "InvalidStateTransition"
+    assert after["error_after"]["status"] == 403
     # The environment survived all of it; a stale request id is refused too.
     second = fn.invoke({})
     assert second.payload["previous_id"]["status"] == 400
