@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import asyncpg  # noqa: F401
+import pymysql  # noqa: F401
 import pytest
+
+# The database drivers are imported before any pytester test: pytester restores sys.modules when a test ends, which
+# would drop drivers first imported inside a test, and a later import of asyncpg's compiled modules in the same
+# process then crashes it (a segmentation fault in the next test that connects).
 
 pytestmark = pytest.mark.timeout(120)
 
