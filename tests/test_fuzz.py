@@ -779,14 +779,18 @@ def run_out_of_order(
         if error_type is not None:
             assert assert_runtime_error(result[1]) == error_type, result
 
+    def refusal() -> tuple[int, str]:
+        """RAPID's order: the state first (no invocation waits for an answer once one was posted), then the id."""
+        return (403, "InvalidStateTransition") if answer is not None else (400, "InvalidRequestID")
+
     for action, data in actions:
         if action == "next":
             if answer is None:  # after an answer a `next` is the runtime's own business: it would take the event
                 expect(call("GET", NEXT), 403, "InvalidStateTransition")
         elif action == "response-stale":
-            expect(call("POST", RESPONSE.format(stale_request_id), data), 400, "InvalidRequestID")
+            expect(call("POST", RESPONSE.format(stale_request_id), data), *refusal())
         elif action == "error-unknown":
-            expect(call("POST", ERROR.format(uuid.uuid4()), data), 400, "InvalidRequestID")
+            expect(call("POST", ERROR.format(uuid.uuid4()), data), *refusal())
         elif action == "init-error":
             expect(call("POST", INIT_ERROR, data), 403, "InvalidStateTransition")
         elif action == "register-extension":
@@ -800,7 +804,7 @@ def run_out_of_order(
                 expect(result, 202)
                 answer = Answer("response", data)
             else:
-                expect(result, 400, "InvalidRequestID")
+                expect(result, *refusal())
         elif action == "error-current":
             document = json.dumps({"errorType": "Fuzz.Error", "errorMessage": data.decode("latin-1")}).encode()
             result = call("POST", ERROR.format(rid), document, {"Lambda-Runtime-Function-Error-Type": "Fuzz.Error"})
@@ -808,7 +812,7 @@ def run_out_of_order(
                 expect(result, 202)
                 answer = Answer("error", document, "Fuzz.Error")
             else:
-                expect(result, 400, "InvalidRequestID")
+                expect(result, *refusal())
         elif action == "stream-current":
             chunks = [data[: len(data) // 2], data[len(data) // 2 :]]
             request = _chunked_request(RESPONSE.format(rid), chunks, b"", complete=True)
@@ -818,7 +822,7 @@ def run_out_of_order(
                 assert reply.status == 202, (reply.status, reply.body)
                 answer = Answer("stream", data)
             else:
-                assert (reply.status, assert_runtime_error(reply.body)) == (400, "InvalidRequestID"), reply.body
+                assert (reply.status, assert_runtime_error(reply.body)) == refusal(), reply.body
         elif action == "stream-truncated-current":
             request = _chunked_request(RESPONSE.format(rid), [data or b"x"], b"", complete=False)
             exchange = raw_exchange(port, request, half_close=True, counter="runtime/raw")

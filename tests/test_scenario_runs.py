@@ -28,7 +28,8 @@ ROOT = Path(__file__).parent.parent
 BASIC = ROOT / "tests/functions/python/basic"
 PING_FIXED = ROOT / "samples/python/init_side_effect/fixed"
 
-# Answers "pong" to every line, one connection at a time, on the port it is given. --stubborn: ignores SIGTERM;
+# Greets each connection ("hello", as the sample's one-client server does), then answers "pong" to every line, one
+# connection at a time, on the port it is given. --stubborn: ignores SIGTERM;
 # --child: starts a child that ignores SIGTERM too and waits for a signal.
 SERVER = '''
 import signal, socket, subprocess, sys
@@ -43,10 +44,15 @@ server = socket.create_server(("127.0.0.1", port))
 print("listening", flush=True)
 while True:
     conn, _ = server.accept()
-    with conn, conn.makefile("rwb") as stream:
-        for line in stream:
-            stream.write(b"pong\\n")
+    try:
+        with conn, conn.makefile("rwb") as stream:
+            stream.write(b"hello\\n")
             stream.flush()
+            for line in stream:
+                stream.write(b"pong\\n")
+                stream.flush()
+    except OSError:  # a client that left at once (a readiness probe): the next one
+        pass
 '''
 
 # Pings the server at SERVER_HOST:SERVER_PORT (an upstream: the fault proxy's port of this environment).
@@ -56,6 +62,7 @@ import os, socket
 def handler(event, context):
     with socket.create_connection((os.environ["SERVER_HOST"], int(os.environ["SERVER_PORT"])), timeout=5) as conn:
         stream = conn.makefile("rwb")
+        stream.readline()  # the greeting
         stream.write(b"ping\\n")
         stream.flush()
         return {"answer": stream.readline().strip().decode()}

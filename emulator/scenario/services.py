@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import os
+import random
 import select
 import shutil
 import signal
@@ -34,11 +35,68 @@ class ServiceFailed(LambdaFreezeError):
     error_type = "ServiceFailed"
 
 
+_FIRST_PORT = 20000  # services' ports come from below the kernel's ephemeral range (32768 up, by default), which
+# every port-0 listener and outgoing connection on the machine draws from: a port picked there could be taken
+# again by anyone before the service binds it
+
+
 def free_port() -> int:
-    """A port nobody listens on now, from the kernel's ephemeral range, for a service to listen on."""
-    with socket.socket() as probe:
+    """A port nobody listens on now, for a service to listen on: random, below the ephemeral range."""
+    low = _ephemeral_low()
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(_FIRST_PORT, max(low, _FIRST_PORT + 1000))
+        with socket.socket() as probe:
+            try:
+                probe.bind((HOST, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as probe:  # a crowded machine: any port the kernel gives
         probe.bind((HOST, 0))
         return int(probe.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            return int(ports.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """The socket inodes listening on ``port`` (TCP, IPv4 and IPv6), from /proc/net."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as rows:
+                lines = rows.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                found.add(fields[9])
+    return found
+
+
+def _group_sockets(pgid: int) -> set[str]:
+    """The socket inodes the processes of a process group hold."""
+    inodes = set()
+    for proc in os.listdir("/proc"):
+        if not proc.isdigit():
+            continue
+        try:
+            if os.getpgid(int(proc)) != pgid:
+                continue
+            for fd in os.listdir(f"/proc/{proc}/fd"):
+                target = os.readlink(f"/proc/{proc}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            continue
+    return inodes
 
 
 def command_problem(spec: ServiceSpec) -> str | None:
@@ -143,6 +201,12 @@ class RunningService:
             self._note("exited", f"exited ({self._status()})")
 
     def _accepts(self) -> bool:
+        """The service itself listens on its port (not some other process that took the port meanwhile), and
+        accepts a connection."""
+        assert self._proc is not None
+        listening = _listening_inodes(int(self.port or 0))
+        if not listening or not listening & _group_sockets(self._proc.pid):
+            return False
         try:
             with socket.create_connection((HOST, int(self.port or 0)), timeout=1):
                 return True
