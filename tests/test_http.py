@@ -363,7 +363,7 @@ async def test_close_gives_requests_in_flight_their_grace_then_cancels_them() ->
 def test_the_date_header_is_an_imf_fixdate() -> None:
     from email.utils import formatdate
 
-    from runtime_api.http import _http_date
+    from runtime_api.http.connection import _http_date
 
     for epoch_s in (0, 784_111_777, 1_795_000_000, 4_102_444_799):
         assert _http_date(epoch_s).decode() == formatdate(epoch_s, usegmt=True)
