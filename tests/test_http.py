@@ -1,4 +1,4 @@
-"""The HTTP layer both APIs stand on (runtime_api/http.py), over real loopback connections.
+"""The HTTP layer both APIs stand on (runtime_api/http/), over real loopback connections.
 
 Framing (bodies, chunked coding, trailers, pipelining) is checked wherever the bytes are split; the rest is what a
 client on the other end of a socket sees: keep-alive, 100-continue, limits, malformed input, streamed responses
