@@ -16,7 +16,7 @@ serve: $(VENV)/.installed
 	$(VENV)/bin/lambda-freeze serve --code-dir samples/python/hello --handler app.handler --name hello --port $(PORT)
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -n 4 -q
+	$(PY) -m pytest -n 4 --dist worksteal -q
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check emulator runtime_api tests benchmarks
