@@ -368,8 +368,8 @@ def test_a_function_that_cannot_start_exits_2(tmp_path: Path, capsys: pytest.Cap
     assert "function app: Couldn't find valid bootstrap(s)" in err
 
 
-def test_yaml_scenarios_when_pyyaml_is_there(tmp_path: Path) -> None:
-    pytest.importorskip("yaml")
+def test_yaml_scenarios_are_checked_like_toml(tmp_path: Path) -> None:
+    # pyyaml is a dependency of the project: nothing to skip
     (tmp_path / "fn").mkdir()
     text = "runs: 1\nfunctions:\n  app:\n    code_dir: fn\nsteps:\n  - invoke: {as: first}\n  - stay_frozen: -2\n" \
            "  - expect: {ok: true}\n"

@@ -286,7 +286,7 @@ async def test_a_writer_waits_while_the_caller_is_behind() -> None:
     stream = ResponseStream(MAX_STREAMED_RESPONSE_BYTES, "text/plain", forward=True)
     big = b"x" * (ResponseStream.QUEUE_BYTES + 1)
     writer = asyncio.create_task(stream.write(big))
-    await asyncio.sleep(0)  # let the writer run up to its wait
+    await stream._readable.wait()  # the writer's chunk is queued: in the same step it went on to wait for room
     assert not writer.done()
     chunks = stream.chunks()
     assert await anext(chunks) == big
@@ -324,7 +324,7 @@ async def test_an_invocation_that_fails_mid_stream_ends_its_stream() -> None:
 async def test_a_caller_that_goes_away_releases_the_writer() -> None:
     stream = ResponseStream(MAX_STREAMED_RESPONSE_BYTES, "text/plain", forward=True)
     writer = asyncio.create_task(stream.write(b"x" * (ResponseStream.QUEUE_BYTES + 1)))
-    await asyncio.sleep(0)
+    await stream._readable.wait()  # queued, and waiting for room
     assert not writer.done()
     stream.abandon()
     assert await writer is True
