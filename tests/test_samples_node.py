@@ -103,6 +103,19 @@ def test_counter_slow_timer_fires_in_the_next_invocation(lambda_freeze, sequeliz
 
 
 # ------------------------------------------------------------- 2. pool {min: 1, max: 1}, the server closes meanwhile
+def stale_pool(lambda_freeze, sample: Path, db, close: str, freezer: str = "auto"):
+    """The {min: 1, max: 1} pool sample, its database reached through the fault proxy with ``close``."""
+    return lambda_freeze.function(
+        sample / "stale_pool",
+        "index.handler",
+        runtime=RUNTIME,
+        freezer=freezer,
+        env=through_proxy(db),
+        upstreams=upstream(db, close),
+        timeout_s=5,
+    )
+
+
 @pytest.mark.parametrize("freezer", ["auto", "none"])
 def test_stale_pool_with_the_servers_close_as_a_fin(lambda_freeze, lambda_freeze_mysql, sequelize_sample, freezer):
     """Frozen, the pool learns of the close only on thaw, as the next event arrives. Which of three things comes first
@@ -115,15 +128,7 @@ def test_stale_pool_with_the_servers_close_as_a_fin(lambda_freeze, lambda_freeze
     the invocations."""
     db = lambda_freeze_mysql(wait_timeout_s=1)
     for _ in range(RUNS):
-        fn = lambda_freeze.function(
-            sequelize_sample / "stale_pool",
-            "index.handler",
-            runtime=RUNTIME,
-            freezer=freezer,
-            env=through_proxy(db),
-            upstreams=upstream(db, "fin"),
-            timeout_s=5,
-        )
+        fn = stale_pool(lambda_freeze, sequelize_sample, db, "fin", freezer)
         first = fn.invoke({})
         assert first.ok, first.payload
         # Idle 1 s, then closed by the server; 1.5 s: an unfrozen pool's replacement is 0.5 s old when used.
@@ -153,14 +158,7 @@ def test_stale_pool_with_the_servers_rst_survives(lambda_freeze, lambda_freeze_m
     20 of 20 in the benchmark); when the event comes first, the query is written into the reset connection."""
     db = lambda_freeze_mysql(wait_timeout_s=1)
     for _ in range(RUNS):
-        fn = lambda_freeze.function(
-            sequelize_sample / "stale_pool",
-            "index.handler",
-            runtime=RUNTIME,
-            env=through_proxy(db),
-            upstreams=upstream(db, "mirror"),
-            timeout_s=5,
-        )
+        fn = stale_pool(lambda_freeze, sequelize_sample, db, "mirror")
         first = fn.invoke({})
         assert first.ok, first.payload
         fn.stay_frozen(1.5)
