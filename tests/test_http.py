@@ -19,6 +19,8 @@ from runtime_api.http import (
     BodyError,
     BodyTooLarge,
     HttpServer,
+    MethodNotAllowed,
+    NotFound,
     Request,
     Response,
     Router,
@@ -66,8 +68,10 @@ class Served:
             return runtime_error(413, "TooLarge", str(exc.size))
         if isinstance(exc, BodyError):
             return runtime_error(400, "Truncated", str(exc))
-        if type(exc).__name__ in ("NotFound", "MethodNotAllowed"):
-            return runtime_error(404 if type(exc).__name__ == "NotFound" else 405, type(exc).__name__, "")
+        if isinstance(exc, NotFound):
+            return runtime_error(404, "NotFound", "")
+        if isinstance(exc, MethodNotAllowed):
+            return runtime_error(405, "MethodNotAllowed", "")
         return None
 
     async def start(self) -> int:

@@ -255,7 +255,7 @@ class HttpProtocol(asyncio.Protocol):
             raise ConnectionResetError("the connection was closed")
         if self._write_paused:
             if self._drained is None:
-                self._drained = asyncio.get_running_loop().create_future()
+                self._drained = self._loop.create_future()
             await self._drained
 
     # ------------------------------------------------------------------------------ answering
