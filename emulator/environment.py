@@ -14,9 +14,8 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from runtime_api import MAX_RESPONSE_BYTES, MAX_STREAMED_RESPONSE_BYTES, NextEvent, RuntimeEndpoint
 
@@ -24,12 +23,7 @@ from . import runtimes
 from .config import FunctionConfig
 from .context import EngineContext
 from .errors import EnvironmentGone, InvalidRequestID, InvalidStateTransition, LambdaFreezeError
-from .extensions import (
-    SHUTDOWN_GRACE_EXTERNAL_S,
-    SHUTDOWN_GRACE_INTERNAL_S,
-    ExtensionHub,
-    external_extensions,
-)
+from .extensions import SHUTDOWN_GRACE_EXTERNAL_S, SHUTDOWN_GRACE_INTERNAL_S, ExtensionHub, external_extensions
 from .freezer import FreezerGroup
 from .invocation import Invocation, Outcome, ResponseStream
 from .leaks import Leak, LeakDetector
@@ -37,7 +31,10 @@ from .lifecycle import Lifecycle, State, Transition
 from .logs import LineSplitter, end_line, iso_now, report_line, start_line
 from .memory import PeakRssReader, process_tree
 from .memory_limit import MemoryGroup
+from .owner import InitFailure, Owner
 from .process import RuntimeProcess, describe_exit
+
+__all__ = ["Environment", "InitFailure", "Owner"]
 
 log = logging.getLogger("lambda_freeze.environment")
 
@@ -46,42 +43,6 @@ STOP_TIMEOUT_S = 5.0  # how long a SIGKILLed runtime may take to go (a task in u
 # (locally a caller can be faster than the runtime's way back); after that it goes to another environment, as
 # Lambda routes around an environment that is still busy.
 ANSWERED_WAIT_S = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class InitFailure:
-    """Why INIT did not complete: what an invocation that retries INIT and fails again would answer."""
-
-    outcome: Outcome
-    status: str  # "error" | "timeout"
-
-
-class Owner(Protocol):
-    """What an environment tells the pool that owns it."""
-
-    def on_idle(self, env: Environment) -> None:
-        """The runtime waits in ``next``; the owner may ``assign`` an invocation right now (then no freeze)."""
-
-    def on_init_failed(self, env: Environment, failure: InitFailure, pending: Invocation | None) -> None: ...
-
-    def on_orphaned(self, env: Environment, invocation: Invocation) -> None:
-        """An invocation assigned but never handed over: the environment ended first. Route it elsewhere."""
-
-    def place_elsewhere(self, env: Environment, invocation: Invocation) -> bool:
-        """An invocation waited too long for ``env``: another environment takes it if the limits allow (else False,
-        and it goes on waiting)."""
-        return False
-
-    def on_stopped(self, env: Environment) -> None: ...
-
-    def on_suspended(self, env: Environment) -> None:
-        """A timed-out environment was frozen mid-handler (reset_on_timeout off): reusable as it is."""
-
-    async def open_upstreams(self, env: Environment) -> dict[str, str]:
-        """Listen for this environment on each upstream's fault proxy; the variables that point at it."""
-        return {}
-
-    async def close_upstreams(self, env: Environment) -> None: ...
 
 
 class Environment:
