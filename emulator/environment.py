@@ -8,9 +8,6 @@ first and changes state only through ``Lifecycle``'s event methods.
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
-import signal
 import time
 from collections import deque
 from collections.abc import Callable
@@ -22,9 +19,9 @@ from . import runtimes
 from .answers import ANSWERED_WAIT_S, Answers
 from .config import FunctionConfig
 from .context import EngineContext
-from .errors import EnvironmentGone, InvalidStateTransition, LambdaFreezeError
+from .errors import InvalidStateTransition, LambdaFreezeError
 from .extension_side import ExtensionSide
-from .extensions import SHUTDOWN_GRACE_EXTERNAL_S, SHUTDOWN_GRACE_INTERNAL_S, ExtensionHub
+from .extensions import ExtensionHub
 from .failures import Failures
 from .freezer import FreezerGroup
 from .invocation import Invocation, Outcome
@@ -35,15 +32,12 @@ from .memory import PeakRssReader, process_tree
 from .memory_limit import MemoryGroup
 from .owner import InitFailure, Owner
 from .process import RuntimeProcess
+from .shutdown import STOP_TIMEOUT_S, Shutdown
 
-__all__ = ["ANSWERED_WAIT_S", "Environment", "InitFailure", "Owner"]
-
-log = logging.getLogger("lambda_freeze.environment")
-
-STOP_TIMEOUT_S = 5.0  # how long a SIGKILLed runtime may take to go (a task in uninterruptible sleep)
+__all__ = ["ANSWERED_WAIT_S", "STOP_TIMEOUT_S", "Environment", "InitFailure", "Owner"]
 
 
-class Environment(Answers, ExtensionSide, Failures):
+class Environment(Answers, ExtensionSide, Failures, Shutdown):
     def __init__(
         self,
         config: FunctionConfig,
@@ -425,104 +419,6 @@ class Environment(Answers, ExtensionSide, Failures):
         )
         used_mb = -(-self._rss.total_kb(pids) // 1024)
         self.max_memory_mb = max(self.max_memory_mb, used_mb)
-
-    async def stop(self, reason: str = "shutdown") -> None:
-        """Shut the environment down (kill its process group, remove its cgroup); idempotent."""
-        if self.lifecycle.live:
-            invocation = self.current or self._retry_of
-            self.lifecycle.on_shutdown()
-            if invocation is not None:
-                invocation.resolve(
-                    Outcome.error(
-                        "Runtime.ExitError", f"environment shut down ({reason})", request_id=invocation.request_id
-                    )
-                )
-                self._end_invocation(invocation, status="error", error_type="Runtime.ExitError")
-            self._begin_stop()
-        if self._stop_task is not None:
-            await asyncio.shield(self._stop_task)
-
-    def _begin_stop(self, reason: str = "spindown") -> None:
-        """Stop taking work and kill the environment: at once, or, with extensions registered, after Lambda's
-        SHUTDOWN phase (``reason`` is the SHUTDOWN event's: spindown | timeout | failure)."""
-        if self._stop_task is not None:
-            return
-        self._cancel_timer()
-        self._cancel_give_back()
-        graceful = bool(self.extensions.extensions) and self._group is not None
-        if self._group is not None and not graceful:
-            self._group.kill()
-        waiter = self._next_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(EnvironmentGone("this execution environment is shutting down"))
-        pending, self.pending = self.pending, None
-        if pending is not None and pending is not self._retry_of:
-            self._owner.on_orphaned(self, pending)
-        self._stop_task = self._loop.create_task(self._stop(reason if graceful else None), name=f"stop {self.id}")
-
-    async def _shutdown_phase(self, reason: str) -> None:
-        """SIGTERM to the runtime, SHUTDOWN to the extensions, then wait (2 s with external extensions, 0.5 s with
-        internal ones only) for the runtime to exit and every extension to be back in `event/next` or gone."""
-        assert self._group is not None
-        grace_s = SHUTDOWN_GRACE_EXTERNAL_S if self.extensions.any_external else SHUTDOWN_GRACE_INTERNAL_S
-        if self._frozen_since is not None:
-            self._thaw()
-        if self._process is not None and self._process.pid is not None and self._process.returncode is None:
-            os.kill(self._process.pid, signal.SIGTERM)
-        targets = self.extensions.shutdown(reason, int((time.time() + grace_s) * 1000))
-        self._ctx.timeline.record("shutdown", self.id, reason=reason, extensions=[t.name for t in targets])
-
-        def settled() -> bool:
-            runtime_gone = self._process is None or self._process.returncode is not None
-            return runtime_gone and not any(t.busy and not t.exited for t in targets)
-
-        try:
-            async with asyncio.timeout(grace_s):
-                while not settled():
-                    self._progress.clear()
-                    await self._progress.wait()
-        except TimeoutError:
-            log.info("%s: SHUTDOWN phase ran out its %.1f s; killing", self.id, grace_s)
-        self._group.kill()
-
-    async def _stop(self, shutdown_reason: str | None) -> None:
-        try:
-            if shutdown_reason is not None:
-                await self._shutdown_phase(shutdown_reason)
-            self.extensions.close()
-            for process in self._extension_processes.values():
-                if process.returncode is None:
-                    try:
-                        async with asyncio.timeout(STOP_TIMEOUT_S):
-                            await process.exited.wait()
-                    except TimeoutError:
-                        log.error("%s: extension pid %s did not die", self.id, process.pid)
-                process.close()
-            runtime = self._process  # None once a start that was under way failed
-            if runtime is not None:
-                if runtime.returncode is None:
-                    try:
-                        async with asyncio.timeout(STOP_TIMEOUT_S):
-                            await self._exited.wait()
-                    except TimeoutError:
-                        log.error(
-                            "%s: runtime pid %s did not die within %.0f s of SIGKILL", self.id, self.pid, STOP_TIMEOUT_S
-                        )
-                runtime.close()
-            self._rss.close()
-            if self._group is not None:
-                await self._group.remove()
-            if self._memory is not None:
-                await self._memory.remove()
-            if self._endpoint is not None:
-                await self._endpoint.close()
-            await self._owner.close_upstreams(self)
-        finally:
-            if not self.init_done.done():
-                self.init_done.set_result(InitFailure(Outcome.error("Runtime.ExitError", "stopped"), "error"))
-            self.lifecycle.on_stopped()
-            self.stopped.set()
-            self._owner.on_stopped(self)
 
     # ---------------------------------------------------------------------------------------------- logs
     def _drain(self) -> None:
