@@ -3,6 +3,12 @@
 The environment freezes the moment its runtime is back in ``next`` with no event pending, and thaws right before
 the next event is handed over. It implements ``runtime_api.RuntimeBackend``: every Runtime API call is validated
 first and changes state only through ``Lifecycle``'s event methods.
+
+This module holds the lifecycle's main line: the start, ``next``, the hand-over of an event, freeze and thaw, END
+and REPORT. The rest of ``Environment`` comes from its bases, one concept each: the runtime's answers
+(``answers``), its extensions (``extension_side``), timeouts, exits and failed INITs (``failures``), the stop and
+SHUTDOWN phase (``shutdown``), and its logs and self-description (``reports``). ``owner`` holds what it tells the
+pool that owns it.
 """
 
 from __future__ import annotations
@@ -28,16 +34,17 @@ from .invocation import Invocation, Outcome
 from .leaks import Leak, LeakDetector
 from .lifecycle import Lifecycle, State, Transition
 from .logs import LineSplitter, end_line, report_line, start_line
-from .memory import PeakRssReader, process_tree
+from .memory import PeakRssReader
 from .memory_limit import MemoryGroup
 from .owner import InitFailure, Owner
 from .process import RuntimeProcess
+from .reports import Reports
 from .shutdown import STOP_TIMEOUT_S, Shutdown
 
 __all__ = ["ANSWERED_WAIT_S", "STOP_TIMEOUT_S", "Environment", "InitFailure", "Owner"]
 
 
-class Environment(Answers, ExtensionSide, Failures, Shutdown):
+class Environment(Answers, ExtensionSide, Failures, Shutdown, Reports):
     def __init__(
         self,
         config: FunctionConfig,
@@ -397,86 +404,3 @@ class Environment(Answers, ExtensionSide, Failures, Shutdown):
         )
         if not invocation.finished.done():
             invocation.finished.set_result(None)
-
-    def _check_leaks(self, invocation: Invocation) -> None:
-        assert self._leak_detector is not None
-        response = invocation.result.result().payload if invocation.result.done() else None
-        leaks = self._leak_detector.check(invocation.request_id, invocation.payload, response, invocation.log.text)
-        for leak in leaks:
-            self._emit(leak.describe(), invocation)
-            self._ctx.timeline.record("leak", self.id, request_id=leak.request_id, value=leak.value, where=leak.where)
-        invocation.leaks.extend(leaks)
-        self.leaks.extend(leaks)
-        del self.leaks[:-100]
-
-    def _measure_memory(self) -> None:
-        if self._group is None or self._process is None or self._process.pid is None:
-            return
-        pids = (
-            self._group.pids()
-            if self._group.attach_paths
-            else [pid for leader in self._group.pids() for pid in process_tree(leader)]
-        )
-        used_mb = -(-self._rss.total_kb(pids) // 1024)
-        self.max_memory_mb = max(self.max_memory_mb, used_mb)
-
-    # ---------------------------------------------------------------------------------------------- logs
-    def _drain(self) -> None:
-        if self._process is not None:
-            self._process.drain_output()
-        self._lines.flush()
-
-    def _on_line(self, line: str) -> None:
-        self.recent_lines.append(line)
-        target = self.current or self._retry_of or self.pending
-        self._emit(line, target)
-
-    def _emit(self, line: str, invocation: Invocation | None = None) -> None:
-        if invocation is None:
-            invocation = self.current or self._retry_of or self.pending
-        if invocation is not None:
-            invocation.log.append(line)
-        self._sink(self.config.name, self.id, line)
-
-    # ------------------------------------------------------------------------------------------ inspection
-    async def wait_kernel_frozen(self, timeout_s: float = 5.0) -> bool:
-        """Until the kernel has stopped every task of the group (freezing is asynchronous); False on timeout.
-
-        The kernel offers no notification for this under cgroup v1 or SIGSTOP, so the state is re-read with a
-        growing pause, starting at 100 µs.
-        """
-        delay_s = 0.0001
-        async with asyncio.timeout(timeout_s):
-            while True:
-                if self._group is None or not self.lifecycle.live or self.lifecycle.state is not State.FROZEN:
-                    return False
-                if self._group.kernel_frozen():
-                    return True
-                await asyncio.sleep(delay_s)
-                delay_s = min(delay_s * 2, 0.02)
-
-    def describe(self) -> dict[str, object]:
-        now = time.monotonic()
-        frozen_s = self.frozen_total_s + (now - self._frozen_since if self._frozen_since is not None else 0.0)
-        return {
-            "id": self.id,
-            "function": self.config.name,
-            "pid": self.pid,
-            "state": "frozen" if self.suspended else self.lifecycle.state.public,
-            "phase": self.lifecycle.state.value,
-            "invocations": self.invocations,
-            "freezer": self._freezer.name,
-            "kernel_frozen": bool(self._group and self.lifecycle.live and self._group.kernel_frozen()),
-            "age_s": round(now - self.created_s, 3),
-            "frozen_s": round(frozen_s, 3),
-            "init_duration_ms": self.init_duration_ms,
-            "initialization_type": self.initialization_type,
-            "max_memory_used_mb": self.max_memory_mb,
-            "current_request_id": self.current.request_id if self.current else None,
-            "exit_status": self.exit_status,
-            "suspended": self.suspended,
-            "leaks": [
-                {"request_id": k.request_id, "value": k.value, "from": k.source_request_id, "where": k.where}
-                for k in self.leaks
-            ],
-        }
