@@ -1,0 +1,231 @@
+"""The cgroup backends: ``cgroup2`` freezes through ``cgroup.freeze``, ``cgroup1`` through ``freezer.state``.
+Each environment is a cgroup directory under its emulator instance's, which the runtime joins before it execs, so
+its children follow; a backend finds its hierarchy through /proc/self/mountinfo and /proc/self/cgroup, and on
+start removes the directories of instances that died without cleaning up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import FreezerUnavailable
+from .base import FreezerBackend, FreezerGroup, _kill, _write
+from .instances import ROOT_NAME, _instance_alive, _start_watchdog, _stop_watchdog, destroy_instance, instance_name
+
+log = logging.getLogger("lambda_freeze.freezer")
+
+
+class CgroupGroup(FreezerGroup):
+    """A cgroup directory; the child joins it through ``cgroup.procs`` before it execs, so its children follow."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+        path.mkdir()
+        self.attach_paths = (path / "cgroup.procs",)
+        self._fds: dict[str, int] = {}
+
+    def _control(self, name: str, flags: int) -> int:
+        """A control file opened once and kept open: a freeze or a thaw is then one write(2)."""
+        fd = self._fds.get(name)
+        if fd is None:
+            fd = self._fds[name] = os.open(self.path / name, flags)
+        return fd
+
+    def _set(self, name: str, data: bytes) -> None:
+        os.write(self._control(name, os.O_WRONLY), data)
+
+    def pids(self) -> list[int]:
+        try:
+            return [int(pid) for pid in os.pread(self._control("cgroup.procs", os.O_RDONLY), 65536, 0).split()]
+        except FileNotFoundError:
+            return []
+
+    def _close_controls(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+    async def remove(self) -> None:
+        self._close_controls()
+        if not await rmdir_when_empty(self.path, before_retry=self.kill):
+            log.error("cgroup %s still has members %s; left in place", self.path, self.pids())
+
+
+async def rmdir_when_empty(path: Path, *, before_retry: Callable[[], None] = lambda: None, attempts: int = 200) -> bool:
+    """Remove a cgroup directory, retrying while rmdir says EBUSY (members not yet gone: SIGKILLed tasks leave
+    within milliseconds); False when it is still busy after ``attempts``. Other errors are raised."""
+    delay_s = 0.001
+    for _ in range(attempts):
+        try:
+            os.rmdir(path)
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                raise
+        before_retry()
+        await asyncio.sleep(delay_s)
+        delay_s = min(delay_s * 2, 0.05)
+    return False
+
+
+class Cgroup2Group(CgroupGroup):
+    def freeze(self) -> None:
+        self._set("cgroup.freeze", b"1")
+
+    def thaw(self) -> None:
+        self._set("cgroup.freeze", b"0")
+
+    def kernel_frozen(self) -> bool:
+        try:
+            return "frozen 1" in (self.path / "cgroup.events").read_text()
+        except FileNotFoundError:
+            return False
+
+    def kill(self) -> None:
+        # cgroup.kill reaches frozen tasks and any that escaped the process group (setsid).
+        try:
+            _write(self.path / "cgroup.kill", b"1")
+        except FileNotFoundError:
+            if self.path.exists():  # kernel before 5.14
+                for pid in self.pids():
+                    _kill(pid, signal.SIGKILL)
+                self.thaw()
+
+
+class Cgroup1Group(CgroupGroup):
+    def freeze(self) -> None:
+        self._set("freezer.state", b"FROZEN")
+
+    def thaw(self) -> None:
+        self._set("freezer.state", b"THAWED")
+
+    def kernel_frozen(self) -> bool:
+        try:
+            return (self.path / "freezer.state").read_text().strip() == "FROZEN"
+        except FileNotFoundError:
+            return False
+
+    def kill(self) -> None:
+        # A v1-frozen task acts on SIGKILL only once thawed: signal first, then thaw.
+        for pid in self.pids():
+            _kill(pid, signal.SIGKILL)
+        if self.path.exists():
+            self.thaw()
+
+
+def _mountinfo() -> list[tuple[str, str, str]]:
+    """(mount point, root, fs type + super options) of every cgroup mount."""
+    mounts = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        fields = left.split()
+        fstype, _source, superopts = [*right.split(), "", "", ""][:3]
+        if fstype in ("cgroup", "cgroup2"):
+            mounts.append((fields[4], fields[3], f"{fstype} {superopts}"))
+    return mounts
+
+
+def _own_cgroup(match: Callable[[str], bool]) -> str | None:
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _hid, controllers, path = line.split(":", 2)
+        if match(controllers):
+            return path
+    return None
+
+
+class CgroupBackend(FreezerBackend):
+    group_class: type[CgroupGroup]
+
+    def __init__(self, hierarchy: Path):
+        self.hierarchy = hierarchy
+        self.root = hierarchy / ROOT_NAME
+        self.instance = self.root / instance_name()
+        try:
+            self.root.mkdir(exist_ok=True)
+            cleanup_stale(self.root, self.group_class)
+            self.instance.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise FreezerUnavailable(f"{self.name}: cannot create cgroups under {self.root}: {exc.strerror}") from None
+        self._probe()
+        self._watchdog = _start_watchdog(self.instance, self.group_class is Cgroup1Group)
+
+    def _probe(self) -> None:
+        probe = self.instance / "probe"
+        try:
+            group = self.group_class(probe)
+            group.freeze()
+            group.thaw()
+        except OSError as exc:
+            raise FreezerUnavailable(f"{self.name}: cannot freeze a cgroup under {self.root}: {exc}") from None
+        finally:
+            try:
+                probe.rmdir()
+            except OSError:
+                pass
+
+    def group(self, env_id: str) -> FreezerGroup:
+        return self.group_class(self.instance / env_id)
+
+    def close(self) -> None:
+        _stop_watchdog(self._watchdog)
+        try:
+            self.instance.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("could not remove %s: %s", self.instance, exc.strerror)
+        try:
+            self.root.rmdir()  # shared by every instance: stays while another one runs
+        except OSError:
+            pass
+
+
+class Cgroup2Backend(CgroupBackend):
+    name = "cgroup2"
+    group_class = Cgroup2Group
+
+    @classmethod
+    def discover(cls) -> Cgroup2Backend:
+        mounts = [m for m in _mountinfo() if m[2].startswith("cgroup2 ")]
+        own = _own_cgroup(lambda controllers: controllers == "")
+        if not mounts or own is None:
+            raise FreezerUnavailable("cgroup2: no cgroup v2 hierarchy is mounted")
+        mount_point, mount_root, _ = mounts[0]
+        relative = os.path.relpath(own, mount_root) if own.startswith(mount_root) else own.lstrip("/")
+        hierarchy = Path(mount_point) / relative if relative != "." else Path(mount_point)
+        if not (hierarchy / "cgroup.procs").exists():
+            raise FreezerUnavailable(f"cgroup2: own cgroup {own} not found under {mount_point}")
+        return cls(hierarchy.resolve())
+
+
+class Cgroup1Backend(CgroupBackend):
+    name = "cgroup1"
+    group_class = Cgroup1Group
+
+    @classmethod
+    def discover(cls) -> Cgroup1Backend:
+        mounts = [m for m in _mountinfo() if m[2].startswith("cgroup ") and "freezer" in m[2].split()[1].split(",")]
+        own = _own_cgroup(lambda controllers: "freezer" in controllers.split(","))
+        if not mounts or own is None:
+            raise FreezerUnavailable("cgroup1: no cgroup v1 freezer hierarchy is mounted")
+        mount_point, mount_root, _ = mounts[0]
+        relative = os.path.relpath(own, mount_root) if own.startswith(mount_root) else own.lstrip("/")
+        hierarchy = Path(mount_point) / relative if relative != "." else Path(mount_point)
+        return cls(hierarchy.resolve())
+
+
+def cleanup_stale(root: Path, group_class: type[CgroupGroup]) -> None:
+    """Thaw, kill and remove the cgroups of emulator instances that died without cleaning up."""
+    for instance in sorted(root.glob("i*")):
+        if instance.is_dir() and not _instance_alive(instance.name):
+            destroy_instance(instance, group_class is Cgroup1Group)
+            log.warning("removed the cgroups of a stopped emulator instance: %s", instance)

@@ -1,0 +1,115 @@
+"""An emulator instance's cgroups as a whole: the name of its directory (``i<pid>.<start time>.<n>``, under
+``ROOT_NAME`` in each hierarchy), whether the instance that made a directory still runs, the watchdog process that
+destroys the directory when the emulator dies, and that destruction.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .base import _kill, _write
+
+log = logging.getLogger("lambda_freeze.freezer")
+
+
+ROOT_NAME = "lambda-freeze"
+
+
+def _read_pids(procs: Path) -> list[int]:
+    try:
+        return [int(line) for line in procs.read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def process_start_time(pid: int) -> str | None:
+    """Field 22 of /proc/<pid>/stat: tells a live process from a later one that reuses its pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+_instances = itertools.count(1)
+
+
+def instance_name() -> str:
+    """``i<pid>.<start time>.<n>``: one per emulator, several emulators in one process included."""
+    pid = os.getpid()
+    return f"i{pid}.{process_start_time(pid)}.{next(_instances)}"
+
+
+def _instance_alive(name: str) -> bool:
+    try:
+        pid_s, start = name[1:].split(".")[:2]
+        pid = int(pid_s)
+    except ValueError:
+        return True  # not ours: leave it alone
+    return process_start_time(pid) == start
+
+
+def _start_watchdog(instance: Path, v1: bool) -> subprocess.Popen[bytes]:
+    """A small process, never frozen, that destroys the instance's cgroups when the emulator dies.
+
+    A cgroup-frozen runtime does not act on SIGKILL (nor on its parent-death signal) until it is thawed, so an
+    emulator killed with SIGKILL would otherwise leave frozen runtimes behind for ever.
+    """
+    return subprocess.Popen(
+        [sys.executable, "-m", "emulator.watchdog", str(instance), "v1" if v1 else "v2"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,  # a Ctrl-C to the emulator's terminal must not stop it first
+    )
+
+
+def _stop_watchdog(watchdog: subprocess.Popen[bytes]) -> None:
+    if watchdog.stdin is not None:
+        watchdog.stdin.close()  # EOF: the watchdog cleans what is left and exits
+    try:
+        watchdog.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        watchdog.kill()
+        watchdog.wait()
+
+
+def destroy_instance(instance: Path, v1: bool) -> None:
+    """Kill every process in an instance's cgroups, frozen or not, and remove them."""
+    for env_dir in [p for p in instance.iterdir() if p.is_dir()]:
+        for pid in _read_pids(env_dir / "cgroup.procs"):
+            _kill(pid, signal.SIGKILL)
+        try:
+            if v1:
+                _write(env_dir / "freezer.state", b"THAWED")
+            else:
+                _write(env_dir / "cgroup.kill", b"1")
+                _write(env_dir / "cgroup.freeze", b"0")
+        except OSError:
+            pass
+        _rmdir_when_empty(env_dir)
+    _rmdir_when_empty(instance)
+
+
+def _rmdir_when_empty(path: Path) -> None:
+    delay_s = 0.001
+    for _ in range(60):  # SIGKILLed members leave within milliseconds; give up after about 2 s
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                log.warning("could not remove %s: %s", path, exc.strerror)
+                return
+            time.sleep(delay_s)
+            delay_s = min(delay_s * 2, 0.05)
+    log.warning("could not remove %s: still busy", path)
