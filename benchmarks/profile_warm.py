@@ -45,17 +45,18 @@ CATEGORIES: list[tuple[str, re.Pattern[str]]] = [
         ("freezer: freeze/thaw writes", r"^(Environment\._freeze|Environment\._thaw|\w+Group\.(freeze|thaw)) "),
         (
             "Max Memory Used (group members + /proc status)",
-            r"^(Environment\._measure_memory|peak_rss_kb|process_tree) ",
+            r"^(Reports\._measure_memory|peak_rss_kb|process_tree) ",
         ),
         (
             "log lines (format, sink write, runtime output)",
-            r"/emulator/(logs|process)\.py|^Environment\.(_emit|_drain) ",
+            r"/emulator/(logs|process)\.py|^Reports\.(_emit|_drain) ",
         ),
         ("payload JSON validation (invoke.py)", r"^_validate_payload "),
         ("request/trace ids (uuid4, secrets)", r"^(new_trace_id|uuid4) |^Invocation\.__init__ "),
         (
             "engine: environment, lifecycle, pool, invocation",
-            r"/emulator/(environment|lifecycle|function|server|invocation)\.py",
+            r"/emulator/(environment|answers|extension_side|failures|shutdown|reports"
+            r"|lifecycle|function|server|invocation)\.py",
         ),
         ("aiohttp: socket writes (send syscalls)", r"^StreamWriter\._writelines "),
         ("aiohttp: response objects + headers", r"/aiohttp/(web_response|http_writer)\.py"),
