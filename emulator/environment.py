@@ -8,7 +8,8 @@ This module holds the lifecycle's main line: the start, ``next``, the hand-over 
 and REPORT. The rest of ``Environment`` comes from its bases, one concept each: the runtime's answers
 (``answers``), its extensions (``extension_side``), timeouts, exits and failed INITs (``failures``), the stop and
 SHUTDOWN phase (``shutdown``), and its logs and self-description (``reports``). ``owner`` holds what it tells the
-pool that owns it.
+pool that owns it. Each base declares the attributes it uses (``Environment.__init__`` sets them all) and, for the
+type checker only, the methods of the others that it calls.
 """
 
 from __future__ import annotations
