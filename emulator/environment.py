@@ -239,6 +239,9 @@ class Environment(Answers, ExtensionSide, Failures, Shutdown, Reports):
                 self._next_waiter = None
                 if waiter.cancelled():  # the call was withdrawn (its connection closed): the runtime is not waiting
                     self._runtime_waiting = False
+            # Ended by an exception, the future holds a traceback that holds this frame, and the frame the future: a
+            # cycle that would keep a stopped environment until the cycle collector runs.
+            del waiter
 
     def _advance(self) -> None:
         """INIT, or the invocation, is over once the runtime and every extension are back in `next`: then the

@@ -179,3 +179,8 @@ class ExtensionHub:
         for extension in self.extensions.values():
             if extension.waiter is not None and not extension.waiter.done():
                 extension.waiter.set_exception(EnvironmentGone("this execution environment is shutting down"))
+        self._on_ready = _nothing  # the environment's bound method: dropped, so a stopped environment is freed at once
+
+
+def _nothing() -> None:
+    pass

@@ -68,7 +68,7 @@ class Transition:
 class Lifecycle:
     """The state of one environment. Event methods are the only way in; each refuses what its state forbids."""
 
-    def __init__(self, name: str, *, history: int = 256, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, name: str, *, history: int = 64, clock: Callable[[], float] = time.monotonic):
         self.name = name
         self.state = State.INITIALIZING
         self._clock = clock
@@ -92,6 +92,8 @@ class Lifecycle:
             log.debug("%s: %s -> %s (%s)", self.name, old.value, new.value, event)
         for listener in self.listeners:
             listener(record)
+        if new is State.STOPPED:
+            self.listeners.clear()  # the last word: listeners are bound methods of the environment, a cycle
 
     # Runtime API events ------------------------------------------------------------------------------------
     def on_next(self) -> None:

@@ -54,10 +54,20 @@ class LineSplitter:
             self._partial.clear()
             self._emit_bytes(line)
 
+    def close(self) -> None:
+        """The last partial line out; then nothing more is emitted (the callback, often a bound method of the
+        splitter's owner, is let go)."""
+        self.flush()
+        self._emit = _discard
+
     def _emit_bytes(self, line: bytes) -> None:
         if line.endswith(b"\r"):
             line = line[:-1]
         self._emit(line.decode("utf-8", "replace"))
+
+
+def _discard(_: str) -> None:
+    pass
 
 
 class InvocationLog:

@@ -177,3 +177,11 @@ class RuntimeProcess:
             self._loop.remove_reader(self._pidfd)
             os.close(self._pidfd)
             self._pidfd = None
+        # Nothing is read or reaped any more: let go of the owner's callbacks, which point back at it, so a stopped
+        # environment is freed at once instead of waiting for the cycle collector.
+        self._on_output = _ignore
+        self._on_exit = _ignore
+
+
+def _ignore(_: object) -> None:
+    pass

@@ -20,6 +20,7 @@ from .extensions import SHUTDOWN_GRACE_EXTERNAL_S, SHUTDOWN_GRACE_INTERNAL_S, Ex
 from .freezer import FreezerGroup
 from .invocation import Invocation, Outcome
 from .lifecycle import Lifecycle
+from .logs import LineSplitter
 from .memory import PeakRssReader
 from .memory_limit import MemoryGroup
 from .owner import InitFailure, Owner
@@ -58,6 +59,7 @@ class Shutdown:
     _extension_processes: dict[str, RuntimeProcess]
     _rss: PeakRssReader
     _memory: MemoryGroup | None
+    _lines: LineSplitter
 
     if TYPE_CHECKING:
 
@@ -166,6 +168,7 @@ class Shutdown:
         finally:
             if not self.init_done.done():
                 self.init_done.set_result(InitFailure(Outcome.error("Runtime.ExitError", "stopped"), "error"))
+            self._lines.close()
             self.lifecycle.on_stopped()
             self.stopped.set()
             self._owner.on_stopped(cast("Environment", self))

@@ -72,6 +72,7 @@ def test_a_whole_life_is_recorded_in_order():
     assert seen == ["next", "freeze", "invoke", "response", "next", "invoke", "error", "next", "shutdown", "stopped"]
     assert [t.monotonic_s for t in lifecycle.history] == list(range(1, 11))
     assert lifecycle.state is State.STOPPED and not lifecycle.live
+    assert not lifecycle.listeners  # let go once stopped: they are the environment's bound methods
 
 
 def test_public_state_names():

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import os
+import signal
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -177,3 +182,35 @@ def test_one_invocation_per_environment_under_load(serve):
     assert sum(seen.values()) == 80
     assert sum(env["invocations"] for env in envs) == 80
     assert len(envs) <= 8
+
+
+@pytest.mark.parametrize("ending", ["killed while frozen", "timed out", "recycled"])
+def test_a_stopped_environment_is_freed_at_once(serve, ending):
+    """Once stopped, nothing keeps an environment: reference counting frees it (the cycle collector is off here),
+    so a long run that keeps replacing environments keeps its memory flat."""
+    fn = serve("python/basic", timeout_s=1, max_invocations=1 if ending == "recycled" else None)
+    assert fn.invoke({"action": "echo"}, tail=False).function_error is None
+
+    async def environment(emu):
+        (env,) = emu.functions["fn"].environments.values()
+        return weakref.ref(env)
+
+    ref = fn.emulator.call(environment)
+    pid = ref().pid
+    gc.collect()
+    gc.disable()
+    try:
+        if ending == "killed while frozen":
+            os.kill(pid, signal.SIGKILL)
+        elif ending == "timed out":
+            timed_out = fn.invoke({"action": "sleep", "seconds": 5}, tail=False)
+            assert timed_out.payload["errorType"] == "Sandbox.Timedout"
+        fn.wait_envs(lambda envs: envs == [] or all(e["pid"] != pid for e in envs))
+
+        async def settled(emu):  # the stop's last callbacks have run on the loop
+            await asyncio.sleep(0)
+
+        fn.emulator.call(settled)
+        assert ref() is None, f"still referenced by {[type(r).__name__ for r in gc.get_referrers(ref())]}"
+    finally:
+        gc.enable()
