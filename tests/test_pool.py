@@ -189,23 +189,23 @@ def test_a_stopped_environment_is_freed_at_once(serve, ending):
     """Once stopped, nothing keeps an environment: reference counting frees it (the cycle collector is off here),
     so a long run that keeps replacing environments keeps its memory flat."""
     fn = serve("python/basic", timeout_s=1, max_invocations=1 if ending == "recycled" else None)
-    assert fn.invoke({"action": "echo"}, tail=False).function_error is None
+    created: list[weakref.ref] = []
 
-    async def environment(emu):
-        (env,) = emu.functions["fn"].environments.values()
-        return weakref.ref(env)
+    async def watch(emu):
+        emu.functions["fn"].listeners.append(lambda env: created.append(weakref.ref(env)))
 
-    ref = fn.emulator.call(environment)
-    pid = ref().pid
+    fn.emulator.call(watch)
     gc.collect()
     gc.disable()
     try:
+        pid = fn.invoke({"action": "pid"}, tail=False).payload
+        (ref,) = created
         if ending == "killed while frozen":
             os.kill(pid, signal.SIGKILL)
         elif ending == "timed out":
             timed_out = fn.invoke({"action": "sleep", "seconds": 5}, tail=False)
             assert timed_out.payload["errorType"] == "Sandbox.Timedout"
-        fn.wait_envs(lambda envs: envs == [] or all(e["pid"] != pid for e in envs))
+        fn.wait_envs(lambda envs: all(e["pid"] != pid for e in envs))
 
         async def settled(emu):  # the stop's last callbacks have run on the loop
             await asyncio.sleep(0)
