@@ -9,6 +9,7 @@ import errno
 import itertools
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -74,11 +75,24 @@ def _start_watchdog(instance: Path, v1: bool) -> subprocess.Popen[bytes]:
 def _stop_watchdog(watchdog: subprocess.Popen[bytes]) -> None:
     if watchdog.stdin is not None:
         watchdog.stdin.close()  # EOF: the watchdog cleans what is left and exits
-    try:
-        watchdog.wait(timeout=5)
-    except subprocess.TimeoutExpired:
+    if not _exits_within(watchdog, 5.0):
         watchdog.kill()
-        watchdog.wait()
+    watchdog.wait()
+
+
+def _exits_within(process: subprocess.Popen[bytes], timeout_s: float) -> bool:
+    """Whether the process exits within ``timeout_s``, woken by its pidfd the moment it does (``Popen.wait`` with a
+    timeout polls, and its growing naps added up to 50 ms to every stop)."""
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except OSError:  # already reaped
+        return True
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        return bool(poller.poll(timeout_s * 1000))
+    finally:
+        os.close(pidfd)
 
 
 def destroy_instance(instance: Path, v1: bool) -> None:
