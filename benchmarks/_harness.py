@@ -137,6 +137,14 @@ class Server:
             if line.startswith(prefix):
                 return line
 
+    def log_until(self, prefix: str, timeout_s: float = 10.0) -> list[str]:
+        """Function log lines up to and including the next one starting with ``prefix``."""
+        lines: list[str] = []
+        deadline = time.monotonic() + timeout_s
+        while not lines or not lines[-1].startswith(prefix):
+            lines.append(self.log_lines.get(timeout=max(0.0, deadline - time.monotonic())))
+        return lines
+
     @property
     def pid(self) -> int:
         assert self.proc is not None
@@ -195,6 +203,61 @@ class Server:
         self.stop()
 
 
+class RieServer(Server):
+    """AWS's Runtime Interface Emulator (an ``aws-lambda-rie`` binary the user built or downloaded) running the same
+    function under the same runtime client, for figures measured beside ours on the same machine at the same time.
+
+    RIE takes a fixed address (a free port is picked here) and prints no line when it listens: it is ready once it
+    accepts a connection. It starts the runtime on the first invoke, as Lambda does. Its output (its own log lines
+    and the function's) is read from stdout, stderr merged.
+    """
+
+    def __init__(self, binary: Path, handler: str, *, code_dir: Path = FUNCTIONS / "trivial"):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        argv = [
+            str(binary),
+            "--runtime-interface-emulator-address",
+            f"127.0.0.1:{port}",
+            sys.executable,
+            "-m",
+            "awslambdaric",
+            handler,
+        ]
+        super().__init__(argv, stdout=subprocess.PIPE, cwd=code_dir)
+        self.host, self.port, self.url, self.freezer = "127.0.0.1", port, f"http://127.0.0.1:{port}", "rie"
+
+    def start(self, timeout_s: float = 30.0) -> Server:
+        if self.proc is not None:
+            return self
+        self.spawned_ns = time.perf_counter_ns()
+        self.proc = subprocess.Popen(
+            self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=self._cwd
+        )
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                socket.create_connection((self.host, self.port), timeout=1).close()
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise ServerError(f"aws-lambda-rie did not listen on {self.url}") from None
+                time.sleep(0.0005)  # RIE prints nothing when it listens: polled, at most 0.5 ms late
+                continue
+            self.ready_ns = time.perf_counter_ns()
+            return self
+
+    def runtime_pid(self) -> int | None:
+        """RIE's child: the runtime process (once the first invoke has started it)."""
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            children = (task / "children").read_text().split()
+            if children:
+                return int(children[0])
+        return None
+
+
 # --------------------------------------------------------------------------------------------------- clients
 class HttpError(RuntimeError):
     pass
@@ -226,6 +289,28 @@ class RawClient:
     def get(self, path: str) -> tuple[int, bytes]:
         return self.send(self.request_bytes("GET", path))
 
+    def _read_chunked(self) -> bytes:
+        """A chunked body (RIE answers large responses so); trailers are not expected."""
+        body = []
+        while True:
+            while b"\r\n" not in self._buf:
+                self._more()
+            size_line, self._buf = self._buf.split(b"\r\n", 1)
+            size = int(size_line.split(b";", 1)[0], 16)
+            while len(self._buf) < size + 2:
+                self._more()
+            if size == 0:
+                self._buf = self._buf[2:]
+                return b"".join(body)
+            body.append(self._buf[:size])
+            self._buf = self._buf[size + 2 :]
+
+    def _more(self) -> None:
+        chunk = self.sock.recv(262144)
+        if not chunk:
+            raise HttpError("connection closed mid-body")
+        self._buf += chunk
+
     def _read_response(self) -> tuple[int, bytes]:
         buf = self._buf
         recv = self.sock.recv
@@ -242,6 +327,9 @@ class RawClient:
         lower = head.lower()
         at = lower.find(b"\r\ncontent-length:")
         if at < 0:
+            if b"\r\ntransfer-encoding: chunked" in lower:
+                self._buf = buf[end + 4 :]
+                return status, self._read_chunked()
             raise HttpError(f"response without Content-Length: {head[:200]!r}")
         eol = head.find(b"\r\n", at + 2)
         length = int(head[at + 17 : eol if eol >= 0 else len(head)])

@@ -16,6 +16,11 @@ Every figure is measured against a `lambda-freeze serve --port 0` subprocess sta
 - floor: the same client against a bare uvloop protocol that answers at once (one HTTP round trip, no parsing),
   the least any Python server can cost (an invoke is three such round trips: Invoke API, runtime ``response``,
   runtime ``next``).
+
+The targets are AWS RIE's figures as the issue gives them for this machine kind. A machine's speed moves, so with
+``--rie PATH/aws-lambda-rie`` (a binary from AWS's releases, or built from its repository) RIE is measured too, in
+the same run, with the same client and the same function under the same awslambdaric, and the targets become its
+figures: ``.venv/bin/python benchmarks/warm_invoke.py --freezer auto --rie ~/bin/aws-lambda-rie``.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from _harness import (
     CLIENTS,
     INVOKE_PATH,
     RawClient,
+    RieServer,
     Server,
     cpu_ns,
     timed_posts,
@@ -51,6 +57,7 @@ FREEZERS = ("auto", "cgroup1", "sigstop", "none")
 SMALL_EVENT = b'{"ping": 1}'
 SMALL_RESPONSE = b'{"ok": true}'
 INIT_DURATION = re.compile(r"Init Duration: ([\d.]+) ms")
+RIE_INIT_DURATION = re.compile(r"INIT REPORT\(durationMs: ([\d.]+)\)")  # RIE's REPORT line has a bogus one
 DURATION = re.compile(r"\tDuration: ([\d.]+) ms")
 
 
@@ -76,6 +83,17 @@ def _runtime_pid(client: RawClient | object) -> int | None:
     return envs[0]["pid"] if envs else None
 
 
+def _server(kind: str, handler: str, args: argparse.Namespace, stdout: int | None = subprocess.DEVNULL) -> Server:
+    """``lambda-freeze serve`` with the freezer ``kind``, or (``kind`` "rie") AWS's RIE running the same function."""
+    if kind == "rie":
+        return RieServer(args.rie, handler)
+    return Server.lambda_freeze(handler, freezer=kind, stdout=stdout, src=args.src)
+
+
+def _runtime_pid_of(server: Server, client: RawClient | object) -> int | None:
+    return server.runtime_pid() if isinstance(server, RieServer) else _runtime_pid(client)
+
+
 def bench_floor(args: argparse.Namespace) -> dict[str, object]:
     with Server.floor(raw=True) as server:
         client = CLIENTS[args.client](server.host, server.port)
@@ -90,12 +108,12 @@ def bench_floor(args: argparse.Namespace) -> dict[str, object]:
 
 
 def bench_warm(freezer: str, args: argparse.Namespace) -> dict[str, object]:
-    with Server.lambda_freeze("app.handler", freezer=freezer, src=args.src) as server:
+    with _server(freezer, "app.handler", args) as server:
         client = CLIENTS[args.client](server.host, server.port)
         try:
             timed_posts(client, INVOKE_PATH, SMALL_EVENT, args.warmup, SMALL_RESPONSE)  # the first one is cold
-            pids = {"emulator": server.pid}
-            runtime_pid = _runtime_pid(client)
+            pids = {"emulator": server.pid}  # RIE's process when measuring RIE
+            runtime_pid = _runtime_pid_of(server, client)
             if runtime_pid is not None:
                 pids["runtime"] = runtime_pid
             before = _cpu_snapshot(pids)
@@ -112,12 +130,12 @@ def bench_warm(freezer: str, args: argparse.Namespace) -> dict[str, object]:
 
 def bench_echo(freezer: str, args: argparse.Namespace) -> dict[str, object]:
     event = json.dumps({"data": "x" * 1_000_000}).encode()
-    with Server.lambda_freeze("app.echo", freezer=freezer, src=args.src) as server:
+    with _server(freezer, "app.echo", args) as server:
         client = CLIENTS[args.client](server.host, server.port)
         try:
             timed_posts(client, INVOKE_PATH, event, args.echo_warmup, event)
-            pids = {"emulator": server.pid}
-            runtime_pid = _runtime_pid(client)
+            pids = {"emulator": server.pid}  # RIE's process when measuring RIE
+            runtime_pid = _runtime_pid_of(server, client)
             if runtime_pid is not None:
                 pids["runtime"] = runtime_pid
             before = _cpu_snapshot(pids)
@@ -136,7 +154,7 @@ def bench_echo(freezer: str, args: argparse.Namespace) -> dict[str, object]:
 def bench_cold(freezer: str, args: argparse.Namespace) -> dict[str, object]:
     runs = []
     for _ in range(args.cold_runs):
-        server = Server.lambda_freeze("app.handler", freezer=freezer, stdout=subprocess.PIPE, src=args.src)
+        server = _server(freezer, "app.handler", args, stdout=subprocess.PIPE)
         server.start()
         try:
             t_sent = time.perf_counter_ns()
@@ -148,10 +166,14 @@ def bench_cold(freezer: str, args: argparse.Namespace) -> dict[str, object]:
             status, body = client.post(INVOKE_PATH, SMALL_EVENT)
             t_second = time.perf_counter_ns()
             client.close()
-            report = server.wait_log("REPORT ")
+            lines = server.log_until("REPORT ")
         finally:
             server.stop()
-        init = INIT_DURATION.search(report)
+        report = lines[-1]
+        if isinstance(server, RieServer):
+            init = next(filter(None, map(RIE_INIT_DURATION.search, lines)), None)
+        else:
+            init = INIT_DURATION.search(report)
         duration = DURATION.search(report)
         runs.append(
             {
@@ -172,20 +194,36 @@ def bench_cold(freezer: str, args: argparse.Namespace) -> dict[str, object]:
 
 
 # ------------------------------------------------------------------------------------------------- output
-def _targets(results: dict[str, dict[str, object]]) -> list[dict[str, object]]:
+def _measured_reference(rie: dict[str, object]) -> dict[str, float]:
+    """RIE's figures from its own run here, where that run measured them; the issue's figures for the rest."""
+    reference = dict(REFERENCE)
+    warm, echo, cold = rie.get("warm"), rie.get("echo_1mb"), rie.get("cold")
+    if warm:
+        reference["warm_p50_ms"] = warm["p50_ms"]  # type: ignore[index]
+        reference["invokes_per_s"] = warm["invokes_per_s"]  # type: ignore[index]
+    if echo:
+        reference["echo_1mb_p50_ms"] = echo["p50_ms"]  # type: ignore[index]
+    if cold:
+        reference["cold_start_ms"] = cold["median"]["launch_to_first_response_ms"]  # type: ignore[index]
+    return reference
+
+
+def _targets(results: dict[str, dict[str, object]], reference: dict[str, float]) -> list[dict[str, object]]:
     rows = []
     for requested, r in results.items():
+        if requested == "rie":
+            continue
         warm, echo, cold = r.get("warm"), r.get("echo_1mb"), r.get("cold")
         name = (warm or echo or cold or {}).get("freezer", requested)  # type: ignore[union-attr]
         checks = []
         if warm:
-            checks.append(("warm p50 (ms)", warm["p50_ms"], REFERENCE["warm_p50_ms"], "<="))
-            checks.append(("invokes/s", warm["invokes_per_s"], REFERENCE["invokes_per_s"], ">="))
+            checks.append(("warm p50 (ms)", warm["p50_ms"], reference["warm_p50_ms"], "<="))
+            checks.append(("invokes/s", warm["invokes_per_s"], reference["invokes_per_s"], ">="))
         if echo:
-            checks.append(("1 MB echo p50 (ms)", echo["p50_ms"], REFERENCE["echo_1mb_p50_ms"], "<="))
+            checks.append(("1 MB echo p50 (ms)", echo["p50_ms"], reference["echo_1mb_p50_ms"], "<="))
         if cold:
             checks.append(
-                ("cold start (ms)", cold["median"]["launch_to_first_response_ms"], REFERENCE["cold_start_ms"], "<=")
+                ("cold start (ms)", cold["median"]["launch_to_first_response_ms"], reference["cold_start_ms"], "<=")
             )
         for label, ours, ref, op in checks:
             met = ours <= ref if op == "<=" else ours >= ref
@@ -255,7 +293,8 @@ def print_text(report: dict[str, object]) -> None:
                 f"  {c['freezer']:<9} {f('launch_to_first_response_ms'):>20} {f('launch_to_serving_ms'):>15} "
                 f"{f('first_invoke_ms'):>11} {f('init_duration_ms'):>14} {f('second_invoke_ms'):>11}"
             )
-    print("\nagainst AWS RIE on this machine kind (RIE does not freeze; target: at or below it with freezing on)")
+    where = "measured here in this run" if "rie" in results else "the issue's figures for this machine kind"
+    print(f"\nagainst AWS RIE, {where} (RIE does not freeze; target: at or below it with freezing on)")
     print(f"  {'freezer':<9} {'figure':<20} {'ours':>9} {'RIE':>9}  target")
     for row in report["targets"]:  # type: ignore[union-attr]
         ours = f"{row['ours']:,.0f}" if row["figure"] == "invokes/s" else f"{row['ours']:.2f}"
@@ -275,6 +314,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client", choices=sorted(CLIENTS), default="raw", help="HTTP client (default raw)")
     parser.add_argument("--skip", action="append", default=[], choices=("floor", "warm", "echo", "cold"))
     parser.add_argument(
+        "--rie",
+        type=Path,
+        help="also measure AWS's Runtime Interface Emulator (this aws-lambda-rie binary) running the same function, "
+        "and compare against those figures instead of the issue's",
+    )
+    parser.add_argument(
         "--src", type=Path, help="run the emulator from this source tree (python -m emulator.cli), to compare versions"
     )
     args = parser.parse_args(argv)
@@ -285,6 +330,10 @@ def main(argv: list[str] | None = None) -> int:
     args.echo_warmup = 5 if quick else 20
     args.cold_runs = args.cold_runs or (3 if quick else 10)
     freezers = args.freezer or list(FREEZERS)
+    if args.rie is not None:
+        if not os.access(args.rie, os.X_OK):
+            parser.error(f"--rie {args.rie}: not an executable")
+        freezers.append("rie")
 
     def progress(message: str) -> None:
         if not args.json:
@@ -322,7 +371,9 @@ def main(argv: list[str] | None = None) -> int:
             r["cold"] = bench_cold(freezer, args)
         results[freezer] = r
     report["freezers"] = results
-    report["targets"] = _targets(results)
+    reference = _measured_reference(results["rie"]) if "rie" in results else REFERENCE
+    report["reference_rie"] = reference
+    report["targets"] = _targets(results, reference)
     report["config"]["loadavg_at_end"] = os.getloadavg()  # type: ignore[index]
     if args.json:
         json.dump(report, sys.stdout, indent=2)
