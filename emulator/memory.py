@@ -4,25 +4,34 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from pathlib import Path
 
 
 def process_tree(pid: int) -> list[int]:
-    """``pid`` and its descendants, from /proc/<pid>/task/*/children."""
+    """``pid`` and its descendants, from /proc/<pid>/task/*/children. Plain ``os`` calls: it runs on every invoke
+    of the signal backends (for Max Memory Used), where pathlib cost more than the reads (53 against 21 µs for a
+    runtime with four threads)."""
     found = [pid]
     index = 0
     while index < len(found):
-        current = found[index]
+        base = f"/proc/{found[index]}/task/"
         index += 1
         try:
-            tasks = list(Path(f"/proc/{current}/task").iterdir())
+            tasks = os.listdir(base)
         except OSError:
             continue
         for task in tasks:
             try:
-                found.extend(int(child) for child in (task / "children").read_text().split())
+                fd = os.open(f"{base}{task}/children", os.O_RDONLY)
             except OSError:
                 continue
+            try:
+                children = os.read(fd, 65536)
+            except OSError:
+                continue
+            finally:
+                os.close(fd)
+            if children:
+                found.extend(map(int, children.split()))
     return found
 
 
