@@ -157,6 +157,10 @@ class CgroupBackend(FreezerBackend):
             raise FreezerUnavailable(f"{self.name}: cannot create cgroups under {self.root}: {exc.strerror}") from None
         self._probe()
         self._watchdog = _start_watchdog(self.instance, self.group_class is Cgroup1Group)
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """What the hierarchy needs once the instance's directory exists (nothing for most)."""
 
     def _probe(self) -> None:
         probe = self.instance / "probe"
@@ -176,6 +180,7 @@ class CgroupBackend(FreezerBackend):
         return self.group_class(self.instance / env_id)
 
     def close(self) -> None:
+        self._release()
         _stop_watchdog(self._watchdog)
         try:
             self.instance.rmdir()
@@ -187,6 +192,9 @@ class CgroupBackend(FreezerBackend):
             self.root.rmdir()  # shared by every instance: stays while another one runs
         except OSError:
             pass
+
+    def _release(self) -> None:
+        """Undo ``_prepare``."""
 
 
 class Cgroup2Backend(CgroupBackend):
@@ -210,6 +218,31 @@ class Cgroup2Backend(CgroupBackend):
 class Cgroup1Backend(CgroupBackend):
     name = "cgroup1"
     group_class = Cgroup1Group
+
+    def _prepare(self) -> None:
+        # The v1 freezer switches a kernel static key on when the first cgroup freezes and off when the last thaws,
+        # patching kernel text each time: freeze + thaw of a lone environment cost 190 µs, 2 µs once another cgroup
+        # stays frozen. An empty cgroup, frozen for as long as the instance runs, is that other one; the kernel
+        # then behaves as it does whenever an environment is frozen. The watchdog removes it like an environment's.
+        self._anchor: Cgroup1Group | None = None
+        try:
+            self._anchor = Cgroup1Group(self.instance / "anchor")
+            self._anchor.freeze()
+        except OSError as exc:
+            log.warning("%s: freeze and thaw stay slow (no frozen anchor cgroup: %s)", self.name, exc)
+
+    def _release(self) -> None:
+        anchor, self._anchor = self._anchor, None
+        if anchor is None:
+            return
+        try:
+            anchor.thaw()
+            anchor._close_controls()
+            anchor.path.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("could not remove %s: %s", anchor.path, exc.strerror)
 
     @classmethod
     def discover(cls) -> Cgroup1Backend:
