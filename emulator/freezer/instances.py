@@ -82,10 +82,16 @@ def _stop_watchdog(watchdog: subprocess.Popen[bytes]) -> None:
 
 def _exits_within(process: subprocess.Popen[bytes], timeout_s: float) -> bool:
     """Whether the process exits within ``timeout_s``, woken by its pidfd the moment it does (``Popen.wait`` with a
-    timeout polls, and its growing naps added up to 50 ms to every stop)."""
+    timeout polls in growing naps)."""
     try:
         pidfd = os.pidfd_open(process.pid)
-    except OSError:  # already reaped
+    except ProcessLookupError:  # already reaped
+        return True
+    except OSError:  # no pidfd here (a kernel before 5.3)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return False
         return True
     try:
         poller = select.poll()
