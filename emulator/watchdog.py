@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from .freezer import destroy_instance
+from .cgroupfs import destroy_instance
 
 
 def main(argv: list[str]) -> int:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from ..cgroupfs import _kill, _read_pids, _rmdir_when_empty, _write, destroy_instance
 from ..errors import ConfigError, FreezerUnavailable
-from .base import FreezerBackend, FreezerGroup, _kill, _write
+from .base import FreezerBackend, FreezerGroup
 from .cgroup import (
     Cgroup1Backend,
     Cgroup1Group,
@@ -34,11 +35,8 @@ from .cgroup import (
 from .instances import (
     ROOT_NAME,
     _instance_alive,
-    _read_pids,
-    _rmdir_when_empty,
     _start_watchdog,
     _stop_watchdog,
-    destroy_instance,
     instance_name,
     process_start_time,
 )

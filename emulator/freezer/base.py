@@ -1,28 +1,12 @@
 """The freezer's interface: ``FreezerGroup``, one environment's processes as a backend holds them (freeze, thaw,
-kill, list), and ``FreezerBackend``, which makes one group per environment; and the two system calls the
-backends share.
+kill, list), and ``FreezerBackend``, which makes one group per environment. The file operations the backends
+share are in ``emulator.cgroupfs``, which the watchdog uses too.
 """
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from pathlib import Path
-
-
-def _write(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-
-
-def _kill(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 class FreezerGroup(ABC):

@@ -14,9 +14,10 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from ..cgroupfs import _kill, _write, destroy_instance
 from ..errors import FreezerUnavailable
-from .base import FreezerBackend, FreezerGroup, _kill, _write
-from .instances import ROOT_NAME, _instance_alive, _start_watchdog, _stop_watchdog, destroy_instance, instance_name
+from .base import FreezerBackend, FreezerGroup
+from .instances import ROOT_NAME, _instance_alive, _start_watchdog, _stop_watchdog, instance_name
 
 log = logging.getLogger("lambda_freeze.freezer")
 

@@ -1,34 +1,18 @@
 """An emulator instance's cgroups as a whole: the name of its directory (``i<pid>.<start time>.<n>``, under
 ``ROOT_NAME`` in each hierarchy), whether the instance that made a directory still runs, the watchdog process that
-destroys the directory when the emulator dies, and that destruction.
+destroys the directory when the emulator dies (the destruction itself is ``emulator.cgroupfs.destroy_instance``).
 """
 
 from __future__ import annotations
 
-import errno
 import itertools
-import logging
 import os
 import select
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from .base import _kill, _write
-
-log = logging.getLogger("lambda_freeze.freezer")
-
-
 ROOT_NAME = "lambda-freeze"
-
-
-def _read_pids(procs: Path) -> list[int]:
-    try:
-        return [int(line) for line in procs.read_text().split()]
-    except FileNotFoundError:
-        return []
 
 
 def process_start_time(pid: int) -> str | None:
@@ -99,37 +83,3 @@ def _exits_within(process: subprocess.Popen[bytes], timeout_s: float) -> bool:
         return bool(poller.poll(timeout_s * 1000))
     finally:
         os.close(pidfd)
-
-
-def destroy_instance(instance: Path, v1: bool) -> None:
-    """Kill every process in an instance's cgroups, frozen or not, and remove them."""
-    for env_dir in [p for p in instance.iterdir() if p.is_dir()]:
-        for pid in _read_pids(env_dir / "cgroup.procs"):
-            _kill(pid, signal.SIGKILL)
-        try:
-            if v1:
-                _write(env_dir / "freezer.state", b"THAWED")
-            else:
-                _write(env_dir / "cgroup.kill", b"1")
-                _write(env_dir / "cgroup.freeze", b"0")
-        except OSError:
-            pass
-        _rmdir_when_empty(env_dir)
-    _rmdir_when_empty(instance)
-
-
-def _rmdir_when_empty(path: Path) -> None:
-    delay_s = 0.001
-    for _ in range(60):  # SIGKILLed members leave within milliseconds; give up after about 2 s
-        try:
-            path.rmdir()
-            return
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            if exc.errno != errno.EBUSY:
-                log.warning("could not remove %s: %s", path, exc.strerror)
-                return
-            time.sleep(delay_s)
-            delay_s = min(delay_s * 2, 0.05)
-    log.warning("could not remove %s: still busy", path)
