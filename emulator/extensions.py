@@ -127,6 +127,7 @@ class ExtensionHub:
                 extension.waiter = None
                 if waiter.cancelled():  # withdrawn (its connection closed): the extension is not waiting
                     extension.busy = True
+            del waiter  # ended by an exception, its traceback would hold this frame, the frame the future: a cycle
 
     def error(self, identifier: str | None) -> Extension:
         """An extension's ``init/error`` or ``exit/error``: which one it was."""

@@ -184,11 +184,18 @@ def test_one_invocation_per_environment_under_load(serve):
     assert len(envs) <= 8
 
 
-@pytest.mark.parametrize("ending", ["killed while frozen", "timed out", "recycled"])
-def test_a_stopped_environment_is_freed_at_once(serve, ending):
+@pytest.mark.parametrize(
+    "ending", ["killed while frozen", "timed out", "recycled", "killed beside an extension not told of SHUTDOWN"]
+)
+def test_a_stopped_environment_is_freed_at_once(serve, ending, tmp_path):
     """Once stopped, nothing keeps an environment: reference counting frees it (the cycle collector is off here),
-    so a long run that keeps replacing environments keeps its memory flat."""
-    fn = serve("python/basic", timeout_s=1, max_invocations=1 if ending == "recycled" else None)
+    so a long run that keeps replacing environments keeps its memory flat. The extension's case: it is still
+    waiting in event/next when the environment goes."""
+    if ending.endswith("SHUTDOWN"):
+        env = {"EXT_LOG": str(tmp_path / "ext.log"), "EXT_EVENTS": "INVOKE"}
+        fn = serve("python/with_extension", timeout_s=1, env=env)
+    else:
+        fn = serve("python/basic", timeout_s=1, max_invocations=1 if ending == "recycled" else None)
     created: list[weakref.ref] = []
 
     async def watch(emu):
@@ -198,9 +205,12 @@ def test_a_stopped_environment_is_freed_at_once(serve, ending):
     gc.collect()
     gc.disable()
     try:
-        pid = fn.invoke({"action": "pid"}, tail=False).payload
+        assert fn.invoke({"action": "echo"}, tail=False).function_error is None
         (ref,) = created
-        if ending == "killed while frozen":
+        environment = ref()
+        pid = environment.pid if environment is not None else None  # a recycled one may be gone already
+        del environment
+        if ending.startswith("killed"):
             os.kill(pid, signal.SIGKILL)
         elif ending == "timed out":
             timed_out = fn.invoke({"action": "sleep", "seconds": 5}, tail=False)
