@@ -168,7 +168,7 @@ class Shutdown:
         finally:
             if not self.init_done.done():
                 self.init_done.set_result(InitFailure(Outcome.error("Runtime.ExitError", "stopped"), "error"))
-            self._lines.close()
             self.lifecycle.on_stopped()
             self.stopped.set()
             self._owner.on_stopped(cast("Environment", self))
+            self._lines.close()  # last: it may write a line to the sink, which must not keep the pool from knowing
