@@ -67,6 +67,8 @@ def _stop_watchdog(watchdog: subprocess.Popen[bytes]) -> None:
 def _exits_within(process: subprocess.Popen[bytes], timeout_s: float) -> bool:
     """Whether the process exits within ``timeout_s``, woken by its pidfd the moment it does (``Popen.wait`` with a
     timeout polls in growing naps)."""
+    if process.returncode is not None:  # reaped: its pid may belong to another process by now
+        return True
     try:
         pidfd = os.pidfd_open(process.pid)
     except ProcessLookupError:  # already reaped
