@@ -238,7 +238,11 @@ class Cgroup1Backend(CgroupBackend):
             return
         try:
             anchor.thaw()
+        except OSError:
+            pass  # gone already, or not ours to thaw any more: removing it says which
+        finally:
             anchor._close_controls()
+        try:
             anchor.path.rmdir()
         except FileNotFoundError:
             pass
