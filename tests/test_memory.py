@@ -10,13 +10,13 @@ from emulator.memory import PeakRssReader, process_tree
 # A parent with two extra threads that starts a child from one of them and prints the child's pid: the child shows
 # in that thread's /proc/<pid>/task/<tid>/children, not in the main thread's.
 TREE = """
-import subprocess, sys, threading, time
+import signal, subprocess, sys, threading
 def spawn():
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    child = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
     print(child.pid, flush=True)
-threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+threading.Thread(target=threading.Event().wait, daemon=True).start()
 threading.Thread(target=spawn).start()
-time.sleep(60)
+signal.pause()
 """
 
 

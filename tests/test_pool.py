@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import os
 import signal
@@ -216,11 +215,6 @@ def test_a_stopped_environment_is_freed_at_once(serve, ending, tmp_path):
             timed_out = fn.invoke({"action": "sleep", "seconds": 5}, tail=False)
             assert timed_out.payload["errorType"] == "Sandbox.Timedout"
         fn.wait_envs(lambda envs: all(e["pid"] != pid for e in envs))
-
-        async def settled(emu):  # the stop's last callbacks have run on the loop
-            await asyncio.sleep(0)
-
-        fn.emulator.call(settled)
         assert ref() is None, f"still referenced by {[type(r).__name__ for r in gc.get_referrers(ref())]}"
     finally:
         gc.enable()
