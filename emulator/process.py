@@ -13,6 +13,7 @@ import asyncio
 import ctypes
 import errno
 import os
+import select
 import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +36,27 @@ def describe_exit(returncode: int) -> str:
     except ValueError:
         name = f"signal {-returncode}"
     return f"signal: {name.lower()}"
+
+
+def pidfd_exited_within(pidfd: int, timeout_s: float) -> bool:
+    """Whether the process behind ``pidfd`` has ended, or ends within ``timeout_s``: the pidfd turns readable the
+    moment it does, so no polling in naps."""
+    poll = select.poll()
+    poll.register(pidfd, select.POLLIN)
+    return bool(poll.poll(timeout_s * 1000))
+
+
+def exited_within(pid: int, timeout_s: float) -> bool:
+    """``pidfd_exited_within`` for a pid (a process already reaped counts as ended). Raises OSError where the kernel
+    has no pidfds (before 5.3)."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return pidfd_exited_within(pidfd, timeout_s)
+    finally:
+        os.close(pidfd)
 
 
 def _child_setup(attach_paths: Sequence[bytes], parent_pid: int) -> Callable[[], None]:

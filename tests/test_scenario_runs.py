@@ -5,9 +5,7 @@ their process group) after every run, database setup, ``sql`` steps and queries 
 from __future__ import annotations
 
 import json
-import os
 import re
-import select
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from conftest import require
 from emulator import scenario as sc
 from emulator.cli import main
 from emulator.databases import MySQLUsers, PostgresRoles, _run, mysql_dsn, postgres_dsn
+from emulator.process import exited_within
 from emulator.scenario import services
 from emulator.scenario.prerequisites import node_modules_problem
 from emulator.scenario.runner import run_scenario
@@ -86,18 +85,8 @@ def service_events(result: Any, what: str | None = None) -> list[dict[str, Any]]
 
 
 def gone(pid: int, within_s: float = 5.0) -> bool:
-    """The process has ended, or ends within ``within_s`` (a SIGKILL is delivered a moment after ``kill`` returns):
-    awaited through a pidfd, which turns readable when it exits."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        poll = select.poll()
-        poll.register(fd, select.POLLIN)
-        return bool(poll.poll(within_s * 1000))
-    finally:
-        os.close(fd)
+    """The process has ended, or ends within ``within_s`` (a SIGKILL is delivered a moment after ``kill`` returns)."""
+    return exited_within(pid, within_s)
 
 
 def require_database(admin: Any, what: str) -> Any:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import itertools
 import os
-import select
 import subprocess
 import sys
 from pathlib import Path
+
+from ..process import exited_within
 
 ROOT_NAME = "lambda-freeze"
 
@@ -70,18 +71,10 @@ def _exits_within(process: subprocess.Popen[bytes], timeout_s: float) -> bool:
     if process.returncode is not None:  # reaped: its pid may belong to another process by now
         return True
     try:
-        pidfd = os.pidfd_open(process.pid)
-    except ProcessLookupError:  # already reaped
-        return True
+        return exited_within(process.pid, timeout_s)
     except OSError:  # no pidfd here (a kernel before 5.3)
         try:
             process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             return False
         return True
-    try:
-        poller = select.poll()
-        poller.register(pidfd, select.POLLIN)
-        return bool(poller.poll(timeout_s * 1000))
-    finally:
-        os.close(pidfd)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import collections
 import os
 import random
-import select
 import shutil
 import signal
 import socket
@@ -19,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import LambdaFreezeError
-from ..process import _child_setup, describe_exit
+from ..process import _child_setup, describe_exit, pidfd_exited_within
 from .model import ServiceSpec
 from .placeholders import fill
 
@@ -262,9 +261,7 @@ class RunningService:
 
     def _exited_within(self, timeout_s: float) -> bool:
         assert self._pidfd is not None
-        poll = select.poll()
-        poll.register(self._pidfd, select.POLLIN)
-        return bool(poll.poll(timeout_s * 1000))
+        return pidfd_exited_within(self._pidfd, timeout_s)
 
     def stop(self) -> None:
         """SIGTERM to its process group, SIGKILL after ``STOP_GRACE_S``; whatever is left of the group is killed
