@@ -7,6 +7,7 @@ import time
 ticks = 0
 _ticker = None
 timer_log = {}
+timer_fired = threading.Event()
 
 
 def _tick():
@@ -61,13 +62,16 @@ def handler(event, context):
             timer_log["fired_at"] = time.time()
             timer_log["elapsed_s"] = timer_log["fired_at"] - set_at
             print(f"timer fired for {request_id} after {timer_log['elapsed_s']:.3f} s", flush=True)
+            timer_fired.set()
 
         threading.Timer(event["seconds"], fire).start()
         return {"set_at": set_at}
     if action == "read_timer":
         started = time.time()
         fired_before = "fired_at" in timer_log
-        time.sleep(event.get("grace_s", 0.2))  # wait-ok: room for a thawed timer thread to run
+        # A thawed timer thread races this handler for the GIL: wait for it to fire (on a loaded host it can take
+        # longer than any fixed pause), but not for ever when it never fires.
+        timer_fired.wait(event.get("grace_s", 5.0))
         return {"started": started, "fired_before_handler": fired_before, **timer_log}
     raise KeyError(f"unknown action {action}")
 
