@@ -9,7 +9,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .config import FunctionConfig, ServerConfig
+    from .config.settings import FunctionConfig, ServerConfig
     from .errors import ConfigError, LambdaFreezeError
     from .harness import LambdaFreeze
     from .server import Emulator

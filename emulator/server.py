@@ -13,16 +13,16 @@ from collections.abc import Callable, Mapping, Sequence
 
 from runtime_api import InvokeApiServer, InvokeRequest, InvokeResult, RuntimeApiServer
 
-from .async_invoke import AsyncEvent, AsyncQueue, FailureRecord, load_pending, save_pending
-from .config import FunctionConfig, ServerConfig
-from .context import EngineContext
+from .config.settings import FunctionConfig, ServerConfig
+from .engine.context import EngineContext
+from .engine.freezer import FreezerBackend, create_freezer
+from .engine.invocation import CallerStream, Invocation, Outcome, decode_client_context
+from .engine.logs import LogSink, StreamSink
+from .engine.memory_limit import MemoryLimiter
+from .engine.pool import FunctionPool
+from .engine.timeline import Timeline, record_outcome
 from .errors import ConfigError, FunctionNotFound
-from .freezer import FreezerBackend, create_freezer
-from .function import FunctionPool
-from .invocation import CallerStream, Invocation, Outcome, decode_client_context
-from .logs import LogSink, StreamSink
-from .memory_limit import MemoryLimiter
-from .timeline import Timeline, record_outcome
+from .sources.async_invoke import AsyncEvent, AsyncQueue, FailureRecord, load_pending, save_pending
 
 log = logging.getLogger("lambda_freeze")
 

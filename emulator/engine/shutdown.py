@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, cast
 
 from runtime_api import NextEvent, RuntimeEndpoint
 
+from ..errors import EnvironmentGone
 from .context import EngineContext
-from .errors import EnvironmentGone
 from .extensions import SHUTDOWN_GRACE_EXTERNAL_S, SHUTDOWN_GRACE_INTERNAL_S, ExtensionHub
 from .freezer import FreezerGroup
 from .invocation import Invocation, Outcome

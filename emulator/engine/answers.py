@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, cast
 
 from runtime_api import MAX_RESPONSE_BYTES, MAX_STREAMED_RESPONSE_BYTES
 
-from .config import FunctionConfig
+from ..config.settings import FunctionConfig
+from ..errors import InvalidRequestID, InvalidStateTransition
 from .context import EngineContext
-from .errors import InvalidRequestID, InvalidStateTransition
 from .invocation import Invocation, Outcome, ResponseStream
 from .lifecycle import Lifecycle, State
 from .owner import Owner

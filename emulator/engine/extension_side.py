@@ -9,8 +9,8 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import FunctionConfig
-from .errors import InvalidStateTransition
+from ..config.settings import FunctionConfig
+from ..errors import InvalidStateTransition
 from .extensions import ExtensionHub, external_extensions
 from .freezer import FreezerGroup
 from .invocation import Invocation, Outcome

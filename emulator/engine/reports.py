@@ -10,7 +10,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING
 
-from .config import FunctionConfig
+from ..config.settings import FunctionConfig
 from .context import EngineContext
 from .freezer import FreezerBackend, FreezerGroup
 from .invocation import Invocation

@@ -10,7 +10,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, cast
 
-from .config import FunctionConfig
+from ..config.settings import FunctionConfig
 from .invocation import Invocation, Outcome
 from .lifecycle import Lifecycle, State
 from .logs import LineSplitter, iso_now

@@ -20,15 +20,15 @@ import random
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from ..config.settings import UPSTREAM, FunctionConfig
+from ..errors import LambdaFreezeError
 from . import runtimes
-from .config import UPSTREAM, FunctionConfig
 from .context import EngineContext
 from .environment import Environment, InitFailure
-from .errors import LambdaFreezeError
 from .invocation import Invocation, Outcome
 
 if TYPE_CHECKING:
-    from .proxy import Proxy, ProxyEvent
+    from ..proxy import Proxy, ProxyEvent
 
 log = logging.getLogger("lambda_freeze.function")
 
@@ -60,7 +60,7 @@ class FunctionPool:
         # One fault proxy per upstream; every environment gets a listening port of its own on each.
         self.proxies: dict[str, Proxy] = {}
         if config.upstreams:
-            from .proxy import Proxy  # the proxy's modules load only for functions that have upstreams
+            from ..proxy import Proxy  # the proxy's modules load only for functions that have upstreams
         for upstream, address in config.upstreams.items():
             parts = UPSTREAM.fullmatch(address)
             assert parts is not None  # checked by FunctionConfig

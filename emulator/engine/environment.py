@@ -22,11 +22,11 @@ from pathlib import Path
 
 from runtime_api import NextEvent, RuntimeEndpoint
 
+from ..config.settings import FunctionConfig
+from ..errors import InvalidStateTransition, LambdaFreezeError
 from . import runtimes
 from .answers import ANSWERED_WAIT_S, Answers
-from .config import FunctionConfig
 from .context import EngineContext
-from .errors import InvalidStateTransition, LambdaFreezeError
 from .extension_side import ExtensionSide
 from .extensions import ExtensionHub
 from .failures import Failures
