@@ -4,230 +4,229 @@ The environment freezes the moment its runtime is back in ``next`` with no event
 the next event is handed over. It implements ``runtime_api.RuntimeBackend``: every Runtime API call is validated
 first and changes state only through ``Lifecycle``'s event methods.
 
-This module holds the lifecycle's main line: the start, ``next``, the hand-over of an event, freeze and thaw, END
-and REPORT. The rest of ``Environment`` comes from its bases, one concept each: the runtime's answers
-(``answers``), its extensions (``extension_side``), timeouts, exits and failed INITs (``failures``), the stop and
-SHUTDOWN phase (``shutdown``), and its logs and self-description (``reports``). ``owner`` holds what it tells the
-pool that owns it. Each base declares the attributes it uses (``Environment.__init__`` sets them all) and, for the
-type checker only, the methods of the others that it calls.
+This module holds the lifecycle's main line (the start, ``next``, the hand-over of an event, freeze and thaw) and
+puts the environment together from parts that each own their state: the invocation slot and the runtime's answers
+(``slot``), the freeze control (``freeze``), the processes (``processes``), the deadline (``deadline``), the logs
+and REPORT lines (``reports``, a listener of the lifecycle's transitions), the endings by timeout, exit or failure
+(``endings``), the stop (``shutdown``) and the extensions (``extension_side``). The Runtime API endpoint talks to
+``runtime_side``. The parts refer only to parts below them, and to the pool through ``owner.BoundOwner``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 
-from runtime_api import NextEvent, RuntimeEndpoint
+from runtime_api import NextEvent
 
 from ..config.settings import FunctionConfig
 from ..errors import InvalidStateTransition, LambdaFreezeError
 from . import runtimes
-from .answers import ANSWERED_WAIT_S, Answers
 from .context import EngineContext
+from .deadline import Deadline
+from .endings import Endings
 from .extension_side import ExtensionSide
 from .extensions import ExtensionHub
-from .failures import Failures
-from .freezer import FreezerGroup
+from .freeze import FreezeControl
 from .invocation import Invocation, Outcome
-from .leaks import Leak, LeakDetector
-from .lifecycle import Lifecycle, State, Transition
-from .logs import LineSplitter, end_line, report_line, start_line
-from .memory import PeakRssReader
-from .memory_limit import MemoryGroup
-from .owner import InitFailure, Owner
-from .process import RuntimeProcess
+from .lifecycle import Lifecycle, State
+from .owner import BoundOwner, InitFailure, Owner
+from .processes import EnvironmentProcesses
 from .reports import Reports
-from .shutdown import STOP_TIMEOUT_S, Shutdown
+from .runtime_side import RuntimeSide
+from .shutdown import Shutdown
+from .slot import InvocationSlot
 
-__all__ = ["ANSWERED_WAIT_S", "STOP_TIMEOUT_S", "Environment", "InitFailure", "Owner"]
+__all__ = ["Environment", "InitFailure", "Owner"]
 
 
-class Environment(Answers, ExtensionSide, Failures, Shutdown, Reports):
+class Environment:
     def __init__(
         self,
         config: FunctionConfig,
         env_id: str,
         *,
-        owner: Owner,
+        owner: Owner[Environment],
         ctx: EngineContext,
         initialization_type: str = "on-demand",
         retry_of: Invocation | None = None,
     ):
         self.config = config
         self.id = env_id
-        self.lifecycle = Lifecycle(env_id)
         self._owner = owner
         self._ctx = ctx
-        self._freezer = ctx.freezer
-        self._runtime_server = ctx.runtime_server
-        self._sink = ctx.sink
-        self.lifecycle.listeners.append(self._record_transition)
-        self.leaks: list[Leak] = []
-        self._leak_detector = LeakDetector() if config.detect_leaks else None
+        self._loop = asyncio.get_running_loop()
         self.retire_requested = False  # recycled as soon as it is idle
-        self.suspended = False  # timed out with reset_on_timeout off: frozen mid-handler, reused as it is
-        self._timed_out_request_id: str | None = None
-        self._freeze_listeners: list[Callable[[bool], None]] = []
-        self._runtime_waiting = False  # the runtime is in `next` (the environment may freeze once extensions are)
-        self._progress = asyncio.Event()  # an extension or a process moved: the SHUTDOWN phase looks again
+        self.initialization_type = initialization_type
+        self.created_s = time.monotonic()
+        self.created_at = time.time()
+        self.invocations = 0
+        self.init_done: asyncio.Future[InitFailure | None] = self._loop.create_future()
+        # The parts, each below the ones that use it; none refers back to the environment but ``bound_owner``.
+        self.lifecycle = Lifecycle(env_id)
+        self.slot = InvocationSlot(self.lifecycle, self._loop, retry_of=retry_of)
+        self.freeze = FreezeControl(ctx.freezer, env_id)
+        self.reports = Reports(config, env_id, ctx, self.slot, self.freeze, created_s=self.created_s)
+        self.lifecycle.listeners.append(self.reports.on_transition)
+        self.processes = EnvironmentProcesses(env_id, config.code_dir, self.reports.on_line)
         self.extensions = ExtensionHub(
             function_name=config.name,
             handler=config.handler,
             account_id=config.account_id,
             on_ready=self._on_extension_ready,
         )
-        self._extension_processes: dict[str, RuntimeProcess] = {}
-        self.shutdown_reason = "spindown"
-        self.initialization_type = initialization_type
-        self._loop = asyncio.get_running_loop()
-        self.created_s = time.monotonic()
-        self.created_at = time.time()
-        self.invocations = 0
-        self.init_duration_ms: float | None = None
-        self.max_memory_mb = 0
-        self.frozen_total_s = 0.0
-        self._frozen_since: float | None = None
-        self.current: Invocation | None = None  # handed over, not yet finished
-        self.pending: Invocation | None = None  # assigned, not yet handed over
-        # An invocation whose INIT failed once: INIT is retried inside it, under its own deadline.
-        self._retry_of = retry_of
-        self._report_init = retry_of is None
-        self._next_waiter: asyncio.Future[NextEvent] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._give_back_timer: asyncio.TimerHandle | None = None
-        self.init_done: asyncio.Future[InitFailure | None] = self._loop.create_future()
-        self.stopped = asyncio.Event()
-        self._exited = asyncio.Event()
-        self.exit_status: str | None = None
-        self._stop_task: asyncio.Task[None] | None = None
-        self._endpoint: RuntimeEndpoint | None = None
-        self._group: FreezerGroup | None = None
-        self._process: RuntimeProcess | None = None
-        self._lines = LineSplitter(self._on_line)
-        self._rss = PeakRssReader()
-        self._memory: MemoryGroup | None = None  # the memory size as a limit, where it can be enforced
-        self.recent_lines: deque[str] = deque(maxlen=50)
-        if retry_of is not None:
-            self.pending = retry_of
-
-    def _record_transition(self, t: Transition) -> None:
-        self._ctx.timeline.record(
-            "state", self.id, function=self.config.name, old=t.old.value, new=t.new.value, event=t.event
+        bound_owner = BoundOwner(owner, self)
+        deadline = Deadline(self._loop)
+        self.shutdown = Shutdown(
+            env_id,
+            ctx,
+            self._loop,
+            lifecycle=self.lifecycle,
+            slot=self.slot,
+            deadline=deadline,
+            freeze=self.freeze,
+            processes=self.processes,
+            reports=self.reports,
+            extensions=self.extensions,
+            owner=bound_owner,
+            init_done=self.init_done,
         )
+        self.endings = Endings(
+            config,
+            env_id,
+            created_s=self.created_s,
+            lifecycle=self.lifecycle,
+            slot=self.slot,
+            deadline=deadline,
+            freeze=self.freeze,
+            processes=self.processes,
+            reports=self.reports,
+            shutdown=self.shutdown,
+            owner=bound_owner,
+            init_done=self.init_done,
+        )
+        self.extension_side = ExtensionSide(
+            config,
+            lifecycle=self.lifecycle,
+            hub=self.extensions,
+            processes=self.processes,
+            reports=self.reports,
+            endings=self.endings,
+            shutdown=self.shutdown,
+        )
+        self.stopped = self.shutdown.stopped
 
-    # ------------------------------------------------------------------------------------------------ start
+    # ------------------------------------------------------------------------------------- what others read
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process else None
+        return self.processes.pid
 
     @property
-    def group(self) -> FreezerGroup | None:
-        return self._group
+    def current(self) -> Invocation | None:
+        return self.slot.current
 
     @property
-    def freezes(self) -> bool:
-        return self._freezer.name != "none"
+    def suspended(self) -> bool:
+        return self.slot.suspended
+
+    @property
+    def exit_status(self) -> str | None:
+        return self.processes.exit_status
 
     # The fault proxy's view (proxy.EnvironmentView): told right after a freeze and right before a thaw.
     @property
     def frozen(self) -> bool:
-        return self._frozen_since is not None
+        return self.freeze.frozen
 
     def add_freeze_listener(self, listener: Callable[[bool], None]) -> None:
-        self._freeze_listeners.append(listener)
+        self.freeze.add_listener(listener)
 
     def remove_freeze_listener(self, listener: Callable[[bool], None]) -> None:
-        if listener in self._freeze_listeners:
-            self._freeze_listeners.remove(listener)
+        self.freeze.remove_listener(listener)
 
+    # ------------------------------------------------------------------------------------------------ start
     async def start(self) -> None:
         """Open the Runtime API endpoint and launch the runtime; INIT then runs (``init_done`` tells its end)."""
-        self._endpoint = await self._runtime_server.open_endpoint(self)
-        self._emit(f"INIT_START Runtime Version: {self.config.runtime}")
-        retry = self._retry_of
+        endpoint = await self._ctx.runtime_server.open_endpoint(
+            RuntimeSide(
+                self.next_invocation,
+                lifecycle=self.lifecycle,
+                slot=self.slot,
+                reports=self.reports,
+                endings=self.endings,
+                extension_side=self.extension_side,
+            )
+        )
+        self.shutdown.endpoint = endpoint
+        self.reports.emit(f"INIT_START Runtime Version: {self.config.runtime}")
+        retry = self.slot.retry_of
         if retry is not None:
             retry.env_id = self.id
-            self._emit(start_line(retry.request_id))
+            self.reports.started(retry)
             retry.start(self.config.timeout_s)
-            self._arm_timer(retry.deadline_s)
+            self.endings.arm_deadline(retry.deadline_s)
         else:
-            self._arm_timer(time.monotonic() + self.config.init_timeout_s)
+            self.endings.arm_deadline(time.monotonic() + self.config.init_timeout_s)
         problem = runtimes.bootstrap_problem(self.config)
         if problem is not None:
-            self._fail_init(Outcome.error("Runtime.InvalidEntrypoint", problem), "error")
+            self.endings.fail_init(Outcome.error("Runtime.InvalidEntrypoint", problem), "error")
             return
         extra = await self._owner.open_upstreams(self)
         if self._ctx.endpoint_url:
             extra["AWS_ENDPOINT_URL_LAMBDA"] = self._ctx.endpoint_url
         try:
-            self._group = self._freezer.group(self.id)
+            group = self.freeze.open()
             if self._ctx.memory is not None:
-                self._memory = self._ctx.memory.group(self.id, self.config.memory_mb * 1024 * 1024)
+                self.processes.memory = self._ctx.memory.group(self.id, self.config.memory_mb * 1024 * 1024)
             argv = runtimes.command(self.config)
             env = runtimes.environment(
                 self.config,
-                runtime_api=self._endpoint.address,
+                runtime_api=endpoint.address,
                 initialization_type=self.initialization_type,
                 extra=extra,
             )
         except OSError as exc:
-            self._fail_init(Outcome.error("Runtime.InvalidEntrypoint", f"cannot start the runtime: {exc}"), "error")
+            self.endings.fail_init(
+                Outcome.error("Runtime.InvalidEntrypoint", f"cannot start the runtime: {exc}"), "error"
+            )
             return
         except LambdaFreezeError as exc:  # e.g. no interpreter for the runtime: the message says how to get one
-            self._fail_init(Outcome.error("Runtime.InvalidEntrypoint", exc.message), "error")
+            self.endings.fail_init(Outcome.error("Runtime.InvalidEntrypoint", exc.message), "error")
             return
-        if not await self._start_extensions(env):
+        if not await self.extension_side.start(env, group):
             return
         try:
-            self._process = RuntimeProcess(
-                argv,
-                env=env,
-                cwd=self.config.code_dir,
-                attach_paths=self._attach_paths(),
-                on_output=self._lines.feed,
-                on_exit=self.on_exit,
-            )
-            pid = await self._process.start()
+            pid = await self.processes.start_runtime(argv, env, group, on_exit=self.endings.on_exit)
         except OSError as exc:
-            self._process = None
-            self._exited.set()  # nothing to wait for when stopping
-            self._fail_init(Outcome.error("Runtime.InvalidEntrypoint", f"cannot start the runtime: {exc}"), "error")
+            self.endings.fail_init(
+                Outcome.error("Runtime.InvalidEntrypoint", f"cannot start the runtime: {exc}"), "error"
+            )
             return
-        self._attached(pid)
+        self.shutdown.attached(pid)
 
-    def _attached(self, pid: int) -> None:
-        """A process of the environment has exec'd, in its cgroups. When the environment was told to stop while the
-        process started, the group's kill came before it joined: it is killed now."""
-        assert self._group is not None
-        self._group.attached(pid)
-        if self._stop_task is not None:
-            self._group.kill()
-
-    def _attach_paths(self) -> tuple[Path, ...]:
-        """The cgroups a process of this environment joins before it execs: the freezer's and the memory one."""
-        assert self._group is not None
-        memory = (self._memory.attach_path,) if self._memory is not None else ()
-        return (*self._group.attach_paths, *memory)
+    def _on_extension_ready(self) -> None:
+        """An extension is back in ``event/next``: INIT or the invocation may be over."""
+        self.processes.progress.set()
+        self._advance()
 
     # ------------------------------------------------------------------------------------ Runtime API (runtime)
     async def next_invocation(self) -> NextEvent:
-        if self._next_waiter is not None and not self._next_waiter.done():
+        slot = self.slot
+        if slot.waiting:
             raise InvalidStateTransition("a next call is already waiting for this environment")
         state = self.lifecycle.state
         if state is State.INVOKING:
             raise InvalidStateTransition(
-                f"next called for request {self.current.request_id if self.current else '?'} before its "
+                f"next called for request {slot.current.request_id if slot.current else '?'} before its "
                 "response or error was posted"
             )
-        repoll = state is State.READY and not self._runtime_waiting  # an earlier `next` was withdrawn
+        repoll = state is State.READY and not slot.runtime_waiting  # an earlier `next` was withdrawn
         if state not in (State.INITIALIZING, State.RESPONDED) and not repoll:
             self.lifecycle.on_next()  # refuses: the message names the state
         waiter: asyncio.Future[NextEvent] = self._loop.create_future()
-        self._next_waiter = waiter
-        self._runtime_waiting = True
+        slot.waiter = waiter
+        slot.runtime_waiting = True
         if repoll:
             self._deliver()  # an invocation may have been assigned meanwhile
         else:
@@ -235,10 +234,10 @@ class Environment(Answers, ExtensionSide, Failures, Shutdown, Reports):
         try:
             return await waiter
         finally:
-            if self._next_waiter is waiter:
-                self._next_waiter = None
+            if slot.waiter is waiter:
+                slot.waiter = None
                 if waiter.cancelled():  # the call was withdrawn (its connection closed): the runtime is not waiting
-                    self._runtime_waiting = False
+                    slot.runtime_waiting = False
             # Ended by an exception, the future holds a traceback that holds this frame, and the frame the future: a
             # cycle that would keep a stopped environment until the cycle collector runs.
             del waiter
@@ -246,33 +245,36 @@ class Environment(Answers, ExtensionSide, Failures, Shutdown, Reports):
     def _advance(self) -> None:
         """INIT, or the invocation, is over once the runtime and every extension are back in `next`: then the
         next event is handed over, or the environment freezes."""
-        if not self._runtime_waiting or self.extensions.busy:
+        slot = self.slot
+        if not slot.runtime_waiting or self.extensions.busy:
             return
-        state = self.lifecycle.state
+        lifecycle = self.lifecycle
+        state = lifecycle.state
         if state is State.INITIALIZING:
-            self.lifecycle.on_next()
+            lifecycle.on_next()
             self._init_complete()
-        elif state is State.RESPONDED and not self.suspended:
-            self.lifecycle.on_next()
-            self._finish_current()
+        elif state is State.RESPONDED and not slot.suspended:
+            lifecycle.on_next()
+            self.endings.finish_current()
         else:
             return
-        if self.pending is None:
+        if slot.pending is None:
             self._owner.on_idle(self)  # may assign an invocation, handed over at once
-        if self.lifecycle.state is not State.READY:
+        if lifecycle.state is not State.READY:
             return
-        if self.pending is not None:
+        if slot.pending is not None:
             self._deliver()
-        elif self.freezes:
-            self.lifecycle.on_freeze()
-            self._freeze()
+        elif self.freeze.freezes:
+            lifecycle.on_freeze()
+            self.processes.drain()
+            self.freeze.freeze()
 
     def _deliver(self) -> None:
         """Hand the pending event to the runtime's waiting `next`; a frozen environment is thawed only after the
         event is written to its socket. On Lambda the Runtime API server is frozen with the runtime and answers
         the moment both are thawed: whatever else reached the runtime while it was frozen (a server's FIN, an
         expired timer) is there in the same instant as the event, as here."""
-        waiter = self._next_waiter
+        waiter = self.slot.waiter
         if waiter is None or waiter.done():
             return
         frozen = self.lifecycle.state is State.FROZEN
@@ -282,56 +284,28 @@ class Environment(Answers, ExtensionSide, Failures, Shutdown, Reports):
             self._loop.call_soon(self._thaw_if_frozen)
 
     def _thaw_if_frozen(self) -> None:
-        if self._frozen_since is not None and self.lifecycle.live:
-            self._thaw()
-
-    # ------------------------------------------------------------------------------------------- engine side
-    def assign(self, invocation: Invocation) -> None:
-        """Give this environment its next invocation (the owner checked ``can_take``)."""
-        if not self.can_take():
-            raise InvalidStateTransition(
-                f"environment {self.id} cannot take an invocation while {self.lifecycle.state.value}"
-            )
-        self.pending = invocation
-        invocation.env_id = self.id
-        if self.lifecycle.state is State.RESPONDED:
-            self._arm_give_back(invocation)
-        if self.suspended:  # the runtime finishes its timed-out handler first, then comes to `next`
-            self.suspended = False
-            self._thaw()
-        if self.lifecycle.state in (State.READY, State.FROZEN):
-            self._deliver()
-
-    def can_take(self) -> bool:
-        state = self.lifecycle.state
-        if self.pending is not None:
-            return False
-        if state in (State.READY, State.FROZEN):
-            return self._next_waiter is not None and not self._next_waiter.done()
-        return state in (State.INITIALIZING, State.RESPONDED)
-
-    @property
-    def idle(self) -> bool:
-        return self.pending is None and self.lifecycle.state in (State.READY, State.FROZEN)
+        if self.freeze.frozen and self.lifecycle.live:
+            self.freeze.thaw()
 
     def _hand_over(self) -> NextEvent:
-        invocation = self.pending
+        slot = self.slot
+        invocation = slot.pending
         assert invocation is not None
-        self.pending = None
-        self._cancel_give_back()
-        self._drain()
+        slot.pending = None
+        slot.cancel_give_back()
+        self.processes.drain()
         self.lifecycle.on_invoke()  # from FROZEN too: the thaw follows the event (see _deliver)
-        self._runtime_waiting = False
-        self.current = invocation
+        slot.runtime_waiting = False
+        slot.current = invocation
         self.invocations += 1
-        if invocation is self._retry_of:
-            self._retry_of = None  # START and deadline were set when the retried INIT began
+        if invocation is slot.retry_of:
+            slot.retry_of = None  # START and deadline were set when the retried INIT began
         else:
             invocation.env_id = self.id
-            invocation.cold_start = self._report_init
-            self._emit(start_line(invocation.request_id))
+            invocation.cold_start = self.reports.report_init
+            self.reports.started(invocation)
             invocation.start(self.config.timeout_s)
-            self._arm_timer(invocation.deadline_s)
+            self.endings.arm_deadline(invocation.deadline_s)
         if self.extensions.extensions:
             self.extensions.invoke(
                 request_id=invocation.request_id,
@@ -348,63 +322,99 @@ class Environment(Answers, ExtensionSide, Failures, Shutdown, Reports):
             client_context=invocation.client_context,
         )
 
-    def _freeze(self) -> None:
-        assert self._group is not None
-        self._drain()
-        self._group.freeze()
-        self._frozen_since = time.monotonic()
-        for listener in self._freeze_listeners:
-            listener(True)
-
-    def _thaw(self) -> None:
-        assert self._group is not None
-        if self._frozen_since is not None:
-            for listener in self._freeze_listeners:
-                listener(False)
-            self.frozen_total_s += time.monotonic() - self._frozen_since
-            self._frozen_since = None
-        self._group.thaw()
-
     def _init_complete(self) -> None:
         self.extensions.close_registration()
-        if self._retry_of is None:
-            self._cancel_timer()
-            self.init_duration_ms = (time.monotonic() - self.created_s) * 1000
+        if self.slot.retry_of is None:
+            self.endings.cancel_deadline()
             # REPORT carries Init Duration only when an invocation waited for this INIT (a cold start).
-            self._report_init = self.pending is not None
+            self.reports.init_completed(cold=self.slot.pending is not None)
         if not self.init_done.done():
             self.init_done.set_result(None)
 
-    def _finish_current(self, *, status: str | None = None, error_type: str | None = None) -> None:
-        """END and REPORT for the current invocation: the runtime is back in ``next``, or the environment ended."""
-        invocation = self.current
-        if invocation is None:
+    # ------------------------------------------------------------------------------------------- engine side
+    def assign(self, invocation: Invocation) -> None:
+        """Give this environment its next invocation (the owner checked ``can_take``)."""
+        if not self.can_take():
+            raise InvalidStateTransition(
+                f"environment {self.id} cannot take an invocation while {self.lifecycle.state.value}"
+            )
+        slot = self.slot
+        slot.pending = invocation
+        invocation.env_id = self.id
+        if self.lifecycle.state is State.RESPONDED:
+            slot.arm_give_back(invocation, self._give_back)
+        if slot.suspended:  # the runtime finishes its timed-out handler first, then comes to `next`
+            slot.resume()
+            self.freeze.thaw()
+        if self.lifecycle.state in (State.READY, State.FROZEN):
+            self._deliver()
+
+    def can_take(self) -> bool:
+        state = self.lifecycle.state
+        if self.slot.pending is not None:
+            return False
+        if state in (State.READY, State.FROZEN):
+            return self.slot.waiting
+        return state in (State.INITIALIZING, State.RESPONDED)
+
+    def withdraw(self) -> Invocation | None:
+        """The assigned invocation, taken back before it was handed over (the environment could not start)."""
+        pending, self.slot.pending = self.slot.pending, None
+        return pending
+
+    @property
+    def idle(self) -> bool:
+        return self.slot.pending is None and self.lifecycle.state in (State.READY, State.FROZEN)
+
+    def answered_recently(self) -> bool:
+        """Answered, its runtime expected back in `next` any moment: an invocation may wait for it."""
+        return self.slot.answered_within_wait() and self.can_take()
+
+    def _give_back(self, invocation: Invocation) -> None:
+        """The runtime answered but is still not back in `next`: the waiting invocation goes elsewhere."""
+        slot = self.slot
+        slot.pending = None
+        if not self._owner.place_elsewhere(self, invocation):
+            slot.pending = invocation  # at the concurrency limit: it waits here for `next` or the timeout
             return
-        self.current = None
-        self._cancel_timer()
-        self._drain()
-        assert invocation.started_s is not None
-        duration_ms = (time.monotonic() - invocation.started_s) * 1000
-        self._measure_memory()
-        init_ms = self.init_duration_ms if self._report_init else None
-        self._report_init = False
-        status = status or invocation.status
-        if status == "error" and error_type is None and invocation.result.done():
-            error_type = invocation.result.result().error_type
-        if self._leak_detector is not None:
-            self._check_leaks(invocation)
-        self._emit(end_line(invocation.request_id), invocation)
-        self._emit(
-            report_line(
-                invocation.request_id,
-                duration_ms=duration_ms,
-                memory_mb=self.config.memory_mb,
-                max_memory_used_mb=self.max_memory_mb,
-                init_duration_ms=init_ms,
-                status=status,
-                error_type=error_type,
-            ),
-            invocation,
+        self._ctx.timeline.record("reroute", self.id, function=self.config.name, request_id=invocation.request_id)
+
+    async def stop(self, reason: str = "shutdown") -> None:
+        """Shut the environment down (kill its process group, remove its cgroup); idempotent."""
+        self.endings.shut_down(reason)
+        await self.shutdown.wait()
+
+    # ------------------------------------------------------------------------------------------ inspection
+    async def wait_kernel_frozen(self, timeout_s: float = 5.0) -> bool:
+        """Until the kernel has stopped every task of the group (freezing is asynchronous); False on timeout."""
+        lifecycle = self.lifecycle
+        return await self.freeze.wait_kernel_frozen(
+            lambda: lifecycle.live and lifecycle.state is State.FROZEN, timeout_s
         )
-        if not invocation.finished.done():
-            invocation.finished.set_result(None)
+
+    def describe(self) -> dict[str, object]:
+        now = time.monotonic()
+        reports = self.reports
+        current = self.slot.current
+        return {
+            "id": self.id,
+            "function": self.config.name,
+            "pid": self.pid,
+            "state": "frozen" if self.slot.suspended else self.lifecycle.state.public,
+            "phase": self.lifecycle.state.value,
+            "invocations": self.invocations,
+            "freezer": self.freeze.backend,
+            "kernel_frozen": self.lifecycle.live and self.freeze.kernel_frozen(),
+            "age_s": round(now - self.created_s, 3),
+            "frozen_s": round(self.freeze.frozen_s(now), 3),
+            "init_duration_ms": reports.init_duration_ms,
+            "initialization_type": self.initialization_type,
+            "max_memory_used_mb": reports.max_memory_mb,
+            "current_request_id": current.request_id if current else None,
+            "exit_status": self.processes.exit_status,
+            "suspended": self.slot.suspended,
+            "leaks": [
+                {"request_id": k.request_id, "value": k.value, "from": k.source_request_id, "where": k.where}
+                for k in reports.leaks
+            ],
+        }

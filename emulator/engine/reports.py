@@ -1,140 +1,130 @@
 """What an environment tells about itself: its log lines (to the invocation they belong to and to the log sink),
-the leak check and Max Memory Used that an invocation's REPORT carries, and its description and kernel freeze
-state for ``/_lambda-freeze/environments`` and tests.
-"""
+START, END and REPORT with the leak check and Max Memory Used an invocation's REPORT carries, and its lifecycle
+transitions on the timeline (it listens to them)."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import deque
-from typing import TYPE_CHECKING
 
 from ..config.settings import FunctionConfig
 from .context import EngineContext
-from .freezer import FreezerBackend, FreezerGroup
+from .freeze import FreezeControl
 from .invocation import Invocation
 from .leaks import Leak, LeakDetector
-from .lifecycle import Lifecycle, State
-from .logs import LineSplitter, LogSink
+from .lifecycle import Transition
+from .logs import end_line, report_line, start_line
 from .memory import PeakRssReader, process_tree
-from .process import RuntimeProcess
+from .slot import InvocationSlot
 
 
 class Reports:
-    """The ``Environment``'s logs, measurements and self-description."""
+    def __init__(
+        self,
+        config: FunctionConfig,
+        env_id: str,
+        ctx: EngineContext,
+        slot: InvocationSlot,
+        freeze: FreezeControl,
+        *,
+        created_s: float,
+    ):
+        self._config = config
+        self._created_s = created_s
+        self._env_id = env_id
+        self._ctx = ctx
+        self._sink = ctx.sink
+        self._slot = slot
+        self._freeze = freeze
+        self.leaks: list[Leak] = []
+        self._leak_detector = LeakDetector() if config.detect_leaks else None
+        self.recent_lines: deque[str] = deque(maxlen=50)
+        self.max_memory_mb = 0
+        self._rss = PeakRssReader()
+        self.init_duration_ms: float | None = None
+        # The next REPORT carries Init Duration: an invocation waited for this INIT (a cold start).
+        self.report_init = slot.retry_of is None
 
-    config: FunctionConfig
-    id: str
-    lifecycle: Lifecycle
-    current: Invocation | None
-    pending: Invocation | None
-    suspended: bool
-    leaks: list[Leak]
-    recent_lines: deque[str]
-    created_s: float
-    invocations: int
-    init_duration_ms: float | None
-    initialization_type: str
-    max_memory_mb: int
-    frozen_total_s: float
-    exit_status: str | None
-    _ctx: EngineContext
-    _freezer: FreezerBackend
-    _sink: LogSink
-    _leak_detector: LeakDetector | None
-    _retry_of: Invocation | None
-    _frozen_since: float | None
-    _group: FreezerGroup | None
-    _process: RuntimeProcess | None
-    _lines: LineSplitter
-    _rss: PeakRssReader
+    # ---------------------------------------------------------------------------------------------- timeline
+    def on_transition(self, t: Transition) -> None:
+        """The lifecycle's listener: every state change goes on the timeline."""
+        self._ctx.timeline.record(
+            "state", self._env_id, function=self._config.name, old=t.old.value, new=t.new.value, event=t.event
+        )
 
-    if TYPE_CHECKING:
-
-        @property
-        def pid(self) -> int | None: ...
-
-    # ---------------------------------------------------------------------------------------------- logs
-    def _drain(self) -> None:
-        if self._process is not None:
-            self._process.drain_output()
-        self._lines.flush()
-
-    def _on_line(self, line: str) -> None:
+    # -------------------------------------------------------------------------------------------------- logs
+    def on_line(self, line: str) -> None:
+        """A line the runtime or an extension wrote."""
         self.recent_lines.append(line)
-        target = self.current or self._retry_of or self.pending
-        self._emit(line, target)
+        self.emit(line, self._slot.log_target())
 
-    def _emit(self, line: str, invocation: Invocation | None = None) -> None:
+    def emit(self, line: str, invocation: Invocation | None = None) -> None:
         if invocation is None:
-            invocation = self.current or self._retry_of or self.pending
+            invocation = self._slot.log_target()
         if invocation is not None:
             invocation.log.append(line)
-        self._sink(self.config.name, self.id, line)
+        self._sink(self._config.name, self._env_id, line)
 
-    # ----------------------------------------------------------------------------------------------- REPORT
-    def _check_leaks(self, invocation: Invocation) -> None:
-        assert self._leak_detector is not None
+    # ------------------------------------------------------------------------------------- START, END, REPORT
+    def init_completed(self, *, cold: bool) -> None:
+        """INIT is over (not one retried inside an invocation, whose START was written when it began)."""
+        self.init_duration_ms = (time.monotonic() - self._created_s) * 1000
+        self.report_init = cold
+
+    def started(self, invocation: Invocation) -> None:
+        """START: the event is handed over (or INIT, retried inside the invocation, begins)."""
+        self.emit(start_line(invocation.request_id))
+
+    def finished(
+        self, invocation: Invocation, *, status: str | None, error_type: str | None, runtime_started: bool
+    ) -> None:
+        """END and REPORT: the runtime is back in ``next``, or the environment ended the invocation."""
+        assert invocation.started_s is not None
+        duration_ms = (time.monotonic() - invocation.started_s) * 1000
+        if runtime_started:
+            self._measure_memory()
+        init_ms = self.init_duration_ms if self.report_init else None
+        self.report_init = False
+        status = status or invocation.status
+        if status == "error" and error_type is None and invocation.result.done():
+            error_type = invocation.result.result().error_type
+        if self._leak_detector is not None:
+            self._check_leaks(self._leak_detector, invocation)
+        self.emit(end_line(invocation.request_id), invocation)
+        self.emit(
+            report_line(
+                invocation.request_id,
+                duration_ms=duration_ms,
+                memory_mb=self._config.memory_mb,
+                max_memory_used_mb=self.max_memory_mb,
+                init_duration_ms=init_ms,
+                status=status,
+                error_type=error_type,
+            ),
+            invocation,
+        )
+        if not invocation.finished.done():
+            invocation.finished.set_result(None)
+
+    def _check_leaks(self, detector: LeakDetector, invocation: Invocation) -> None:
         response = invocation.result.result().payload if invocation.result.done() else None
-        leaks = self._leak_detector.check(invocation.request_id, invocation.payload, response, invocation.log.text)
+        leaks = detector.check(invocation.request_id, invocation.payload, response, invocation.log.text)
         for leak in leaks:
-            self._emit(leak.describe(), invocation)
-            self._ctx.timeline.record("leak", self.id, request_id=leak.request_id, value=leak.value, where=leak.where)
+            self.emit(leak.describe(), invocation)
+            self._ctx.timeline.record(
+                "leak", self._env_id, request_id=leak.request_id, value=leak.value, where=leak.where
+            )
         invocation.leaks.extend(leaks)
         self.leaks.extend(leaks)
         del self.leaks[:-100]
 
     def _measure_memory(self) -> None:
-        if self._group is None or self._process is None or self._process.pid is None:
+        group = self._freeze.group
+        if group is None:
             return
-        pids = (
-            self._group.pids()
-            if self._group.attach_paths
-            else [pid for leader in self._group.pids() for pid in process_tree(leader)]
-        )
+        pids = group.pids() if group.attach_paths else [pid for leader in group.pids() for pid in process_tree(leader)]
         used_mb = -(-self._rss.total_kb(pids) // 1024)
         self.max_memory_mb = max(self.max_memory_mb, used_mb)
 
-    # ------------------------------------------------------------------------------------------ inspection
-    async def wait_kernel_frozen(self, timeout_s: float = 5.0) -> bool:
-        """Until the kernel has stopped every task of the group (freezing is asynchronous); False on timeout.
-
-        The kernel offers no notification for this under cgroup v1 or SIGSTOP, so the state is re-read with a
-        growing pause, starting at 100 µs.
-        """
-        delay_s = 0.0001
-        async with asyncio.timeout(timeout_s):
-            while True:
-                if self._group is None or not self.lifecycle.live or self.lifecycle.state is not State.FROZEN:
-                    return False
-                if self._group.kernel_frozen():
-                    return True
-                await asyncio.sleep(delay_s)
-                delay_s = min(delay_s * 2, 0.02)
-
-    def describe(self) -> dict[str, object]:
-        now = time.monotonic()
-        frozen_s = self.frozen_total_s + (now - self._frozen_since if self._frozen_since is not None else 0.0)
-        return {
-            "id": self.id,
-            "function": self.config.name,
-            "pid": self.pid,
-            "state": "frozen" if self.suspended else self.lifecycle.state.public,
-            "phase": self.lifecycle.state.value,
-            "invocations": self.invocations,
-            "freezer": self._freezer.name,
-            "kernel_frozen": bool(self._group and self.lifecycle.live and self._group.kernel_frozen()),
-            "age_s": round(now - self.created_s, 3),
-            "frozen_s": round(frozen_s, 3),
-            "init_duration_ms": self.init_duration_ms,
-            "initialization_type": self.initialization_type,
-            "max_memory_used_mb": self.max_memory_mb,
-            "current_request_id": self.current.request_id if self.current else None,
-            "exit_status": self.exit_status,
-            "suspended": self.suspended,
-            "leaks": [
-                {"request_id": k.request_id, "value": k.value, "from": k.source_request_id, "where": k.where}
-                for k in self.leaks
-            ],
-        }
+    def close(self) -> None:
+        self._rss.close()
