@@ -8,6 +8,8 @@ Every import counts as a tie, wherever it is written: at the top, inside a funct
 from __future__ import annotations
 
 import ast
+import importlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,3 +147,37 @@ def test_the_reader_finds_a_circle_however_the_import_is_written(tmp_path):
     (tmp_path / "runtime_api").mkdir()
     (tmp_path / "runtime_api" / "__init__.py").write_text("")
     assert _circles(_ties(_modules(tmp_path))) == [["emulator.a", "emulator.c", "emulator.sub.b"]]
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("emulator.freezer", "emulator.engine.freezer"),
+        ("emulator.freezer.cgroup", "emulator.engine.freezer.cgroup"),
+        ("emulator.lifecycle", "emulator.engine.lifecycle"),
+        ("emulator.function", "emulator.engine.pool"),
+        ("emulator.async_invoke", "emulator.sources.async_invoke"),
+        ("emulator.sam", "emulator.config.sam"),
+    ],
+)
+def test_a_module_that_moved_imports_by_its_old_name_and_says_where_it_went(old, new, monkeypatch):
+    for name in [n for n in sys.modules if n == old or n.startswith(old + ".")]:
+        monkeypatch.delitem(sys.modules, name)
+    with pytest.warns(DeprecationWarning, match=f"{old} moved to {new}: import it from there"):
+        module = importlib.import_module(old)
+    assert module is importlib.import_module(new)
+
+
+def test_public_names_stay_where_users_import_them():
+    """The names the README and users' tests import keep their places (``emulator``'s own names load lazily)."""
+    import emulator
+    from emulator import harness, server, testing
+    from emulator.config import FunctionConfig, ServerConfig
+    from emulator.errors import ConfigError, LambdaFreezeError
+    from emulator.proxy import TOXICS, WhileFrozen
+
+    assert emulator.FunctionConfig is FunctionConfig and emulator.ServerConfig is ServerConfig
+    assert emulator.ConfigError is ConfigError and emulator.LambdaFreezeError is LambdaFreezeError
+    assert emulator.Emulator is server.Emulator and emulator.LambdaFreeze is harness.LambdaFreeze
+    assert testing.EmulatorThread.__module__ == "emulator.testing"
+    assert TOXICS["while_frozen"] is WhileFrozen
