@@ -1,15 +1,15 @@
 """One execution environment: a runtime process behind its own Runtime API endpoint, driven by its lifecycle.
 
 The environment freezes the moment its runtime is back in ``next`` with no event pending, and thaws right before
-the next event is handed over. It implements ``runtime_api.RuntimeBackend``: every Runtime API call is validated
-first and changes state only through ``Lifecycle``'s event methods.
+the next event is handed over. Its Runtime API endpoint talks to ``runtime_side`` (``runtime_api.RuntimeBackend``):
+every Runtime API call is validated first and changes state only through ``Lifecycle``'s event methods.
 
 This module holds the lifecycle's main line (the start, ``next``, the hand-over of an event, freeze and thaw) and
 puts the environment together from parts that each own their state: the invocation slot and the runtime's answers
 (``slot``), the freeze control (``freeze``), the processes (``processes``), the deadline (``deadline``), the logs
 and REPORT lines (``reports``, a listener of the lifecycle's transitions), the endings by timeout, exit or failure
-(``endings``), the stop (``shutdown``) and the extensions (``extension_side``). The Runtime API endpoint talks to
-``runtime_side``. The parts refer only to parts below them, and to the pool through ``owner.BoundOwner``.
+(``endings``), the stop (``shutdown``) and the extensions (``extension_side``). The parts refer only to parts
+below them, and to the pool through ``owner.BoundOwner``.
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ class Environment:
         self.created_at = time.time()
         self.invocations = 0
         self.init_done: asyncio.Future[InitFailure | None] = self._loop.create_future()
-        # The parts, each below the ones that use it; none refers back to the environment but ``bound_owner``.
+        # The parts, each made before the ones that use it. Only three things lead back to the environment, and the
+        # stop lets go of each: ``bound_owner``, the extension hub's ``on_ready``, and the endpoint's runtime side.
         self.lifecycle = Lifecycle(env_id)
         self.slot = InvocationSlot(self.lifecycle, self._loop, retry_of=retry_of)
         self.freeze = FreezeControl(ctx.freezer, env_id)
