@@ -74,7 +74,7 @@ class Endings:
         self._deadline.cancel()
         self._processes.drain()
         self._reports.finished(
-            invocation, status=status, error_type=error_type, runtime_started=self._processes.pid is not None
+            invocation, status=status, error_type=error_type, runtime_started=self._processes.runtime_started
         )
 
     # ---------------------------------------------------------------------------------------------- deadline

@@ -355,7 +355,8 @@ class Environment:
         if self.slot.pending is not None:
             return False
         if state in (State.READY, State.FROZEN):
-            return self.slot.waiting
+            waiter = self.slot.waiter  # the runtime's `next` waits (slot.waiting, without a call: this is hot)
+            return waiter is not None and not waiter.done()
         return state in (State.INITIALIZING, State.RESPONDED)
 
     def withdraw(self) -> Invocation | None:

@@ -29,6 +29,7 @@ class EnvironmentProcesses:
         self._runtime: RuntimeProcess | None = None  # None until started, and when its start failed
         self._extensions: dict[str, RuntimeProcess] = {}
         self.memory: MemoryGroup | None = None  # the memory size as a limit, where it can be enforced
+        self.runtime_started = False  # the runtime has exec'd (its memory can be measured)
         self.exit_status: str | None = None
         self.exited = asyncio.Event()  # the runtime is gone (or never started)
         self.progress = asyncio.Event()  # an extension or a process moved: the SHUTDOWN phase looks again
@@ -59,11 +60,13 @@ class EnvironmentProcesses:
             on_exit=on_exit,
         )
         try:
-            return await self._runtime.start()
+            pid = await self._runtime.start()
         except OSError:
             self._runtime = None
             self.exited.set()  # nothing to wait for when stopping
             raise
+        self.runtime_started = True
+        return pid
 
     async def start_extension(
         self, path: Path, env: Mapping[str, str], group: FreezerGroup, on_exit: Callable[[int], None]
