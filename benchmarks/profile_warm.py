@@ -196,11 +196,11 @@ def _per_call_us(fn: Callable[[], object], n: int, repeats: int = 5) -> float:
 def micro(args: argparse.Namespace) -> dict[str, object]:
     if args.src is not None:
         sys.path.insert(0, str(args.src))
-    from emulator import freezer as fz
-    from emulator import logs
+    from emulator.engine import freezer as fz
+    from emulator.engine import logs
+    from emulator.engine.invocation import new_trace_id
+    from emulator.engine.memory import PeakRssReader, process_tree
     from emulator.errors import FreezerUnavailable
-    from emulator.invocation import new_trace_id
-    from emulator.memory import PeakRssReader, process_tree
 
     out: dict[str, object] = {}
     freezers: dict[str, object] = {}

@@ -8,8 +8,10 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from . import _moved
+
 if TYPE_CHECKING:
-    from .config import FunctionConfig, ServerConfig
+    from .config.settings import FunctionConfig, ServerConfig
     from .errors import ConfigError, LambdaFreezeError
     from .harness import LambdaFreeze
     from .server import Emulator
@@ -23,6 +25,8 @@ _EXPORTS = {
     "ServerConfig": ".config",
 }
 __all__ = ["ConfigError", "Emulator", "FunctionConfig", "LambdaFreeze", "LambdaFreezeError", "ServerConfig"]
+
+_moved.install()  # the old names of modules that moved into engine/, sources/ and config/ still import, and warn
 
 
 def __getattr__(name: str) -> Any:

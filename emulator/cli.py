@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config import (
+from .config.settings import (
     DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT_S,
     FILE_KEYS,
@@ -22,10 +22,10 @@ from .config import (
     ServerConfig,
     parse_env_pairs,
 )
+from .engine.freezer import CHOICES
+from .engine.timeline import RECENT_EVENTS, Timeline
 from .errors import LambdaFreezeError
-from .freezer import CHOICES
 from .server import Emulator
-from .timeline import RECENT_EVENTS, Timeline
 
 log = logging.getLogger("lambda_freeze")
 
@@ -124,7 +124,7 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
             )
         )
     if args.template is not None:
-        from .sam import functions_from_template
+        from .config.sam import functions_from_template
 
         functions.extend(functions_from_template(args.template))
     if args.code_dir is None and args.config is None and args.template is None:
@@ -169,7 +169,7 @@ async def _serve(config: ServerConfig, trace: Path | None = None) -> None:
     finally:
         await emulator.stop()
         if trace is not None:
-            from .trace import write_chrome_trace
+            from .engine.trace import write_chrome_trace
 
             write_chrome_trace(emulator.timeline, trace)
             print(f"lambda-freeze: timeline written to {trace}", file=sys.stderr, flush=True)
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             json.loads(args.payload)
             return _invoke(args)
         if args.command == "install-node-ric":
-            from . import node_ric
+            from .engine import node_ric
 
             print(node_ric.install(force=args.force))
             return 0

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import FunctionConfig, ServerConfig
+from .config.settings import FunctionConfig, ServerConfig
+from .engine.lifecycle import State
 from .errors import LambdaFreezeError
-from .lifecycle import State
 from .proxy import Proxy, Toxic
 from .server import Emulator
 from .testing import CollectingSink, EmulatorThread

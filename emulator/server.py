@@ -1,4 +1,5 @@
-"""The emulator: functions and their environments behind the Invoke API; implements ``runtime_api.InvokeBackend``.
+"""The emulator as a whole: the engine (the freezer, the Runtime API server, a pool per function) put together
+with the sources that invoke it (the Invoke API, asynchronous queues); what the CLI, the harness and tests start.
 
 Lifecycle: ``await start()`` → serve → ``await stop()`` (every environment killed, every cgroup removed).
 """
@@ -8,21 +9,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 
 from runtime_api import InvokeApiServer, InvokeRequest, InvokeResult, RuntimeApiServer
 
-from .async_invoke import AsyncEvent, AsyncQueue, FailureRecord, load_pending, save_pending
-from .config import FunctionConfig, ServerConfig
-from .context import EngineContext
-from .errors import ConfigError, FunctionNotFound
-from .freezer import FreezerBackend, create_freezer
-from .function import FunctionPool
-from .invocation import CallerStream, Invocation, Outcome, decode_client_context
-from .logs import LogSink, StreamSink
-from .memory_limit import MemoryLimiter
-from .timeline import Timeline, record_outcome
+from .config.settings import FunctionConfig, ServerConfig
+from .engine.context import EngineContext
+from .engine.freezer import FreezerBackend, create_freezer
+from .engine.logs import LogSink, StreamSink
+from .engine.memory_limit import MemoryLimiter
+from .engine.pool import FunctionPool
+from .engine.timeline import Timeline
+from .errors import ConfigError
+from .sources.async_invoke import AsyncQueue, FailureRecord, load_pending, save_pending
+from .sources.invoke_api import InvokeApiSource
 
 log = logging.getLogger("lambda_freeze")
 
@@ -36,6 +36,8 @@ class Emulator:
         self.queues: dict[str, AsyncQueue] = {}
         self.timeline = timeline if timeline is not None else Timeline()
         self.failures = FailureRecord(config.state_dir)
+        # What invokes the functions; the Invoke API's server talks to it directly.
+        self.source = InvokeApiSource(self.functions, self.queues, self.failures, self.timeline)
         self._runtime_server = RuntimeApiServer()
         self._invoke_api: InvokeApiServer | None = None
         self._ctx: EngineContext | None = None
@@ -79,7 +81,7 @@ class Emulator:
                 self.queues[event.function].submit(event)
             else:
                 log.warning("kept asynchronous event %s names unknown function %s", event.request_id, event.function)
-        self._invoke_api = InvokeApiServer(self)
+        self._invoke_api = InvokeApiServer(self.source)
         await self._invoke_api.listen(sock)
         self._started = True
         if self.config.host not in ("127.0.0.1", "::1", "localhost"):
@@ -134,62 +136,13 @@ class Emulator:
         if self._ctx is not None and self._ctx.memory is not None:
             self._ctx.memory.close()
 
-    # ---------------------------------------------------------------------------------------- InvokeBackend
+    # --------------------------------------------------------------------------- the Invoke API's engine side
     def resolve(self, name: str, qualifier: str | None = None) -> FunctionPool:
         """A function by name, partial ARN (``123456789012:function:name``) or ARN, with an optional qualifier."""
-        parts = name.split(":")
-        if name.startswith("arn:") and len(parts) in (7, 8) and parts[5] == "function":
-            function, version = parts[6], parts[7] if len(parts) == 8 else None
-        elif len(parts) in (3, 4) and parts[1] == "function":
-            function, version = parts[2], parts[3] if len(parts) == 4 else None
-        elif len(parts) in (1, 2):
-            function, version = parts[0], parts[1] if len(parts) == 2 else None
-        else:
-            raise FunctionNotFound(f"Function not found: {name}")
-        version = version or qualifier
-        pool = self.functions.get(function)
-        if pool is None and function == "function" and len(self.functions) == 1:
-            pool = next(iter(self.functions.values()))  # RIE's URL: /2015-03-31/functions/function/invocations
-        if pool is None or version not in (None, "$LATEST"):
-            arn = pool.config.arn if pool else f"arn:aws:lambda:us-east-1:000000000000:function:{function}"
-            raise FunctionNotFound(f"Function not found: {arn}{':' + version if version else ''}")
-        return pool
+        return self.source.resolve(name, qualifier)
 
     async def invoke(self, request: InvokeRequest) -> InvokeResult:
-        pool = self.resolve(request.function, request.qualifier)
-        if request.invocation_type == "DryRun":
-            return InvokeResult(request_id=str(uuid.uuid4()), status=204)
-        if request.invocation_type == "Event":
-            event = AsyncEvent(pool.config.name, request.payload)
-            self.queues[pool.config.name].submit(event)
-            return InvokeResult(request_id=event.request_id, status=202)
-        invocation = Invocation(
-            request.payload,
-            pool.config.arn,
-            client_context=decode_client_context(request.client_context),
-            streaming_invoke=request.response_stream,
-        )
-        outcome = await pool.invoke(invocation)
-        if request.response_stream:
-
-            def record(final: Outcome) -> None:
-                record_outcome(self.timeline, invocation, final, pool.config.name)
-
-            stream = CallerStream(invocation, outcome, log_tail=request.log_type == "Tail", on_end=record)
-            return InvokeResult(request_id=invocation.request_id, stream=stream)
-        record_outcome(self.timeline, invocation, outcome, pool.config.name)
-        tail = None
-        if request.log_type == "Tail":
-            # The tail ends with END and REPORT, written once the runtime is back in `next` (or timed out).
-            await asyncio.shield(invocation.finished)
-            tail = invocation.log.tail()
-        return InvokeResult(
-            request_id=invocation.request_id,
-            payload=outcome.payload,
-            function_error=None if outcome.ok else "Unhandled",
-            log_tail=tail,
-            content_type=outcome.content_type,
-        )
+        return await self.source.invoke(request)
 
     async def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 30.0) -> None:
         """Until ``predicate()`` holds, checked after every timeline event (state change, async delivery, ...)."""
@@ -209,10 +162,7 @@ class Emulator:
             self.timeline.listeners.remove(check)
 
     def environments(self) -> Sequence[Mapping[str, object]]:
-        return [env.describe() for pool in self.functions.values() for env in pool.environments.values()]
+        return self.source.environments()
 
     def async_status(self) -> Mapping[str, object]:
-        return {
-            "functions": {name: queue.status() for name, queue in self.queues.items()},
-            "failures": self.failures.records,
-        }
+        return self.source.async_status()

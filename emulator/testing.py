@@ -13,8 +13,8 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from .config import ServerConfig
-from .logs import LogSink
+from .config.settings import ServerConfig
+from .engine.logs import LogSink
 from .server import Emulator
 
 T = TypeVar("T")

@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from .cgroupfs import destroy_instance
+from .engine.cgroupfs import destroy_instance
 
 
 def main(argv: list[str]) -> int:

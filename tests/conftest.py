@@ -15,8 +15,8 @@ import pytest
 from botocore.config import Config
 
 from emulator import FunctionConfig, ServerConfig
+from emulator.engine.freezer import BACKENDS
 from emulator.errors import FreezerUnavailable
-from emulator.freezer import BACKENDS
 from emulator.testing import CollectingSink, EmulatorThread
 
 FUNCTIONS = Path(__file__).parent / "functions"

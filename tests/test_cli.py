@@ -15,7 +15,7 @@ import pytest
 
 from conftest import FREEZERS, FUNCTIONS, freezer_problem, lambda_client, require
 from emulator.cli import _timeline
-from emulator.timeline import MAX_EVENTS, RECENT_EVENTS
+from emulator.engine.timeline import MAX_EVENTS, RECENT_EVENTS
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -319,7 +319,7 @@ def test_freezer_falls_back_to_sigstop_when_cgroups_are_read_only_and_says_why()
         'mount -o remount,bind,ro "$m"; done; '
         f'exec {shlex.quote(sys.executable)} -c "import logging; '
         "logging.basicConfig(level=logging.INFO, format='%(name)s: %(message)s'); "
-        'from emulator.freezer import create_freezer; print(create_freezer().name)"'
+        'from emulator.engine.freezer import create_freezer; print(create_freezer().name)"'
     )
     done = subprocess.run(
         ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FREEZERS, freezer_problem, require
-from emulator.freezer import create_freezer
+from emulator.engine.freezer import create_freezer
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
+from emulator.engine.lifecycle import TRANSITIONS, Lifecycle, State
 from emulator.errors import InvalidStateTransition
-from emulator.lifecycle import TRANSITIONS, Lifecycle, State
 
 S = State
 EVENTS = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from emulator.memory import PeakRssReader, process_tree
+from emulator.engine.memory import PeakRssReader, process_tree
 
 # A parent with two extra threads that starts a child from one of them and prints the child's pid: the child shows
 # in that thread's /proc/<pid>/task/<tid>/children, not in the main thread's.

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from conftest import FREEZERS, FUNCTIONS, Served, require
-from emulator import node_ric
 from emulator.cli import main as cli_main
+from emulator.engine import node_ric
 from emulator.errors import ConfigError
 
 pytestmark = pytest.mark.timeout(60)

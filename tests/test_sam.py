@@ -13,10 +13,10 @@ import pytest
 from test_cli import Serve, command
 
 from conftest import lambda_client, require
-from emulator import node_ric, sam
-from emulator.config import FunctionConfig
+from emulator.config import FunctionConfig, sam
+from emulator.config.sam import functions_from_template
+from emulator.engine import node_ric
 from emulator.errors import ConfigError
-from emulator.sam import functions_from_template
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import require
-from emulator import node_ric
+from emulator.engine import node_ric
 from emulator.errors import ConfigError
 from emulator.proxy import Latency, Timeout
 

@@ -16,7 +16,7 @@ from conftest import require
 from emulator import scenario as sc
 from emulator.cli import main
 from emulator.databases import MySQLUsers, PostgresRoles, _run, mysql_dsn, postgres_dsn
-from emulator.process import exited_within
+from emulator.engine.process import exited_within
 from emulator.scenario import services
 from emulator.scenario.prerequisites import node_modules_problem
 from emulator.scenario.runner import run_scenario

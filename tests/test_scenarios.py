@@ -18,10 +18,10 @@ from conftest import require
 from emulator import scenario as sc
 from emulator.cli import main
 from emulator.config import FILE_KEYS, RUNTIMES
-from emulator.freezer import CHOICES
+from emulator.engine.freezer import CHOICES
+from emulator.engine.timeline import TimelineEvent
+from emulator.engine.trace import chrome_trace, text_timeline
 from emulator.proxy import TOXICS
-from emulator.timeline import TimelineEvent
-from emulator.trace import chrome_trace, text_timeline
 
 ROOT = Path(__file__).parent.parent
 SCENARIOS = ROOT / "scenarios"

@@ -18,9 +18,9 @@ from botocore.eventstream import EventStream, EventStreamBuffer
 from botocore.parsers import EventStreamJSONParser
 
 from conftest import Served, require
-from emulator import node_ric
+from emulator.engine import node_ric
+from emulator.engine.invocation import Invocation, Outcome, ResponseStream
 from emulator.errors import ConfigError
-from emulator.invocation import Invocation, Outcome, ResponseStream
 from runtime_api import MAX_RESPONSE_BYTES, MAX_STREAMED_RESPONSE_BYTES, eventstream
 
 pytestmark = pytest.mark.timeout(60)

@@ -5,19 +5,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from .events import EventKind
 
-if TYPE_CHECKING:
-    from .connection import Connection
-    from .registry import ToxicEntry
+
+class AttemptConnection(Protocol):
+    """What an attempt asks of the connection it lets through (``Connection``)."""
+
+    id: str
+    env_id: str
+    reserved: bool
+
+    def emit(self, kind: EventKind, **fields: object) -> None: ...
+
+
+class AttemptEntry(Protocol):
+    """The registered connect toxic that decides (``registry.ToxicEntry``)."""
+
+    name: str
+    shared: dict[str, Any]
+    removed: asyncio.Event
 
 
 class ConnectAttempt:
-    def __init__(self, conn: Connection, entry: ToxicEntry):
+    def __init__(self, conn: AttemptConnection, entry: AttemptEntry, live_upstreams: Callable[[], int]):
         self._conn = conn
         self._entry = entry
+        self._live_upstreams = live_upstreams  # the proxy's count, this connection excluded
 
     @property
     def conn_id(self) -> str:
@@ -34,7 +50,7 @@ class ConnectAttempt:
 
     def open_connections(self) -> int:
         """Other live connections in this toxic's scope that hold, or are about to hold, an upstream connection."""
-        return self._conn.proxy_live_upstreams(self._entry, exclude=self._conn)
+        return self._live_upstreams()
 
     def reserve(self) -> None:
         """Count this connection as an upstream connection from now on, before it is actually made."""

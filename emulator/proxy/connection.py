@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -19,7 +20,6 @@ from .toxics.base import Refused
 
 if TYPE_CHECKING:
     from .registry import ToxicEntry
-    from .watch import EnvWatch
 
 log = logging.getLogger("lambda_freeze.proxy")
 
@@ -50,9 +50,19 @@ class Owner(Protocol):
     def live_upstreams(self, entry: ToxicEntry, exclude: Connection) -> int: ...
 
 
+class Watched(Protocol):
+    """The environment a connection belongs to, as the proxy follows it (``watch.EnvWatch``)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def frozen(self) -> bool: ...
+
+
 class Connection:
     def __init__(
-        self, owner: Owner, watch: EnvWatch, conn_id: str, stream: list[ToxicEntry], connect: list[ToxicEntry]
+        self, owner: Owner, watch: Watched, conn_id: str, stream: list[ToxicEntry], connect: list[ToxicEntry]
     ):
         self._owner = owner
         self._watch = watch
@@ -126,9 +136,6 @@ class Connection:
             for stub in link.stubs:
                 stub.wake()
 
-    def proxy_live_upstreams(self, entry: ToxicEntry, exclude: Connection) -> int:
-        return self._owner.live_upstreams(entry, exclude)
-
     # ------------------------------------------------------------------------------------------ opening
     def side_made(self, side: Side) -> None:
         if self.finished:
@@ -147,7 +154,7 @@ class Connection:
         try:
             for entry in self._connect:
                 if not entry.removed.is_set():
-                    await entry.connect_toxic.admit(ConnectAttempt(self, entry))
+                    await entry.connect_toxic.admit(ConnectAttempt(self, entry, self._live_upstreams_for(entry)))
             self.admitted = True
             await asyncio.get_running_loop().create_connection(
                 lambda: self.upstream, config.upstream_host, config.upstream_port
@@ -174,6 +181,9 @@ class Connection:
         for chunk in pending:
             self.deliver(self.up, chunk)
         self.client.refresh_forward()
+
+    def _live_upstreams_for(self, entry: ToxicEntry) -> Callable[[], int]:
+        return lambda: self._owner.live_upstreams(entry, self)
 
     # ----------------------------------------------------------------------------------------- data path
     def deliver(self, link: ToxicLink, chunk: Chunk) -> None:

@@ -7,15 +7,14 @@ is not running and the source socket writes straight to the destination socket (
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .chunk import Chunk
 from .events import EventKind
-from .stub import ToxicStub
+from .stub import StubConnection, ToxicStub
 from .toxics.noop import Noop
 
 if TYPE_CHECKING:
-    from .connection import Connection
     from .registry import ToxicEntry
     from .side import Side
 
@@ -27,8 +26,17 @@ BACKLOG_LOW_BYTES = 256 << 10
 _NOOP = Noop()
 
 
+class LinkConnection(StubConnection, Protocol):
+    """What a link, and the stubs in it, ask of their connection (``Connection``)."""
+
+    @property
+    def finished(self) -> bool: ...
+
+    def deliver(self, link: ToxicLink, chunk: Chunk) -> None: ...
+
+
 class ToxicLink:
-    def __init__(self, conn: Connection, direction: str, source: Side, dest: Side):
+    def __init__(self, conn: LinkConnection, direction: str, source: Side, dest: Side):
         self.conn = conn
         self.direction = direction  # "upstream" (client → server) | "downstream" (server → client)
         self.source = source

@@ -5,14 +5,41 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
 from .chunk import Chunk, End
 from .sockets import linger_zero, no_delay
 
-if TYPE_CHECKING:
-    from .connection import Connection
-    from .link import ToxicLink
+
+class SideConnection(Protocol):
+    """What a socket tells, and asks of, its connection (``Connection``)."""
+
+    last_activity_s: float
+
+    @property
+    def blackholed(self) -> bool: ...
+
+    @property
+    def pending(self) -> list[Chunk] | None: ...
+
+    @property
+    def upstream(self) -> Side: ...
+
+    def side_made(self, side: Side) -> None: ...
+
+    def side_ended(self, side: Side, end: End, exc: BaseException | None) -> None: ...
+
+
+class SideLink(Protocol):
+    """The direction this socket is the source of (``ToxicLink``): what it reads goes there."""
+
+    @property
+    def idle(self) -> bool: ...
+
+    def feed(self, chunk: Chunk) -> None: ...
+
+    def drop(self, chunk: Chunk, *, toxic: str | None, reason: str) -> None: ...
+
 
 _monotonic = time.monotonic
 
@@ -25,9 +52,9 @@ class Side(asyncio.Protocol):
     """
 
     peer: Side
-    link: ToxicLink
+    link: SideLink
 
-    def __init__(self, conn: Connection, name: str):
+    def __init__(self, conn: SideConnection, name: str):
         self.conn = conn
         self.name = name  # "client" | "upstream"
         self.transport: asyncio.Transport | None = None

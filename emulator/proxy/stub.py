@@ -11,15 +11,10 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .chunk import Chunk
 from .events import EventKind
-
-if TYPE_CHECKING:
-    from .link import ToxicLink
-    from .registry import ToxicEntry
-    from .toxics.base import StreamToxic
 
 log = logging.getLogger("lambda_freeze.proxy")
 
@@ -28,8 +23,63 @@ def _never() -> bool:
     return False
 
 
+class StubConnection(Protocol):
+    """What a stub asks of its connection (``Connection``) for the toxic it runs."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def env_id(self) -> str: ...
+
+    @property
+    def frozen(self) -> bool: ...
+
+    @property
+    def last_activity_s(self) -> float: ...
+
+    def emit(self, kind: EventKind, **fields: object) -> None: ...
+
+    def segments_in(self) -> int | None: ...
+
+    def blackhole(self, reason: str, *, toxic: str | None = None) -> None: ...
+
+    def reset(self, reason: str, toxic: str | None = None) -> None: ...
+
+    def close(self, reason: str, toxic: str | None = None) -> None: ...
+
+
+class StubLink(Protocol):
+    """What a stub asks of the direction it sits in (``ToxicLink``)."""
+
+    @property
+    def direction(self) -> str: ...
+
+    @property
+    def conn(self) -> StubConnection: ...
+
+    def deliver(self, chunk: Chunk) -> None: ...
+
+    def drop(self, chunk: Chunk, *, toxic: str | None, reason: str) -> None: ...
+
+
+class StubEntry(Protocol):
+    """The registered toxic a stub runs (``registry.ToxicEntry``): its name."""
+
+    @property
+    def name(self) -> str: ...
+
+
+class PipeToxic(Protocol):
+    """The settings a stub runs (``toxics.base.StreamToxic``)."""
+
+    def new_state(self) -> Any: ...
+
+    async def pipe(self, stub: ToxicStub) -> None: ...
+
+
 class ToxicStub:
-    def __init__(self, link: ToxicLink, entry: ToxicEntry | None, toxic: StreamToxic):
+    def __init__(self, link: StubLink, entry: StubEntry | None, toxic: PipeToxic):
         self.link = link
         self.entry = entry  # None for the no-op at the head of every chain
         self.toxic = toxic

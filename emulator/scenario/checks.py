@@ -10,8 +10,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..config import PLACEMENTS, RUNTIMES
-from ..freezer import CHOICES
+from ..config.settings import PLACEMENTS, RUNTIMES
+from ..engine.freezer import CHOICES
 from ..proxy import DIRECTIONS, TOXICS
 from .model import FUNCTION_NAME, IDENTIFIER, UPSTREAM, Path_
 from .placeholders import fill

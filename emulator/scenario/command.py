@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from ..engine.freezer import CHOICES
 from ..errors import LambdaFreezeError
-from ..freezer import CHOICES
 from .load import load
 from .model import DEFAULT_RUNS, ScenarioError
 from .report import Report
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     """Replay the scenario; 0 when the expectation held often enough, 1 when not, 2 on a bad file."""
     import logging
 
-    from ..trace import write_chrome_trace
+    from ..engine.trace import write_chrome_trace
 
     try:
         scenario = load(args.file)

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..config import FILE_KEYS, FunctionConfig
+from ..config.settings import FILE_KEYS, FunctionConfig
 from ..errors import ConfigError
 from ..proxy import make_toxic
 from ..proxy.errors import ProxyError

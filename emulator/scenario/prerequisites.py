@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..config import NODE_RUNTIMES, FunctionConfig
+from ..config.settings import NODE_RUNTIMES, FunctionConfig
 from ..errors import LambdaFreezeError
 from .model import Scenario
 from .services import command_problem
@@ -24,7 +24,7 @@ def preflight(scenario: Scenario) -> dict[str, Any]:
     """Check that every function can start and every database server is reachable; returns one administrator per
     database kind the scenario uses."""
     from ..databases import MySQLUsers, PostgresRoles, mysql_dsn, postgres_dsn
-    from ..runtimes import bootstrap_problem
+    from ..engine.runtimes import bootstrap_problem
 
     for spec in scenario.functions.values():
         config = FunctionConfig(name=spec.name, code_dir=spec.code_dir, **spec.settings)

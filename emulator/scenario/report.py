@@ -55,7 +55,7 @@ class Report:
         return "all" if fraction >= 1 else f"{fraction:.0%}"
 
     def render(self) -> str:
-        from ..trace import text_timeline
+        from ..engine.trace import text_timeline
 
         freezers = ", ".join(sorted({r.freezer for r in self.results})) or "-"
         head = [f"lambda-freeze repro {self.scenario.path} (freezer {freezers}, {len(self.results)} run(s), "
@@ -82,7 +82,7 @@ class Report:
         return "\n".join(head + table)
 
     def as_dict(self) -> dict[str, Any]:
-        from ..trace import text_timeline
+        from ..engine.trace import text_timeline
 
         shown = self.shown
         return {

@@ -10,9 +10,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import FunctionConfig
+from ..config.settings import FunctionConfig
+from ..engine.timeline import TimelineEvent
 from ..proxy import make_toxic
-from ..timeline import TimelineEvent
 from . import sql
 from .load import upstream_target
 from .model import Expectation, Scenario, Step
@@ -137,7 +137,7 @@ class _Run:
         return value.strip()
 
     def _emulator(self, freezer: str) -> tuple[Any, Any]:
-        from ..config import ServerConfig
+        from ..config.settings import ServerConfig
         from ..testing import CollectingSink, EmulatorThread
 
         if freezer not in self.threads:

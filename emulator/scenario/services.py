@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..engine.process import _child_setup, describe_exit, pidfd_exited_within
 from ..errors import LambdaFreezeError
-from ..process import _child_setup, describe_exit, pidfd_exited_within
 from .model import ServiceSpec
 from .placeholders import fill
 

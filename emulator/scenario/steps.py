@@ -3,7 +3,7 @@ line and the field."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .checks import (
     _BAD,
@@ -13,6 +13,7 @@ from .checks import (
     QUERY_KEYS,
     SECONDS,
     SQL_KEYS,
+    _Checker,
     _kind,
     _statements,
     _string,
@@ -20,8 +21,19 @@ from .checks import (
 from .model import ACTIONS, CONDITIONS, DEFAULT_AWAIT_ASYNC_S, IDENTIFIER, Expectation, FaultSpec, Path_, Step
 from .placeholders import Known, names, problem
 
-if TYPE_CHECKING:
-    from .load import _Builder
+
+class Declarations(Protocol):
+    """What the steps are checked against: the file's declarations as the loader has read them (``load``'s builder)."""
+
+    ck: _Checker
+    database_names: list[str]
+    function_names: list[str]
+
+    def fault(self, name: str, spec: Any, where: Path_) -> FaultSpec | None: ...
+
+    def target_function(self, name: str | None, where: Path_) -> str | None: ...
+
+    def target_database(self, name: str | None, where: Path_) -> str | None: ...
 
 
 def _known(names: Any) -> str:
@@ -33,7 +45,7 @@ class StepBuilder:
     """The steps of one file, in order: what each refers to (functions, databases, faults in place, earlier
     invocations) is checked against what the file declares and the steps before it."""
 
-    def __init__(self, builder: _Builder, active: dict[str, FaultSpec | None]):
+    def __init__(self, builder: Declarations, active: dict[str, FaultSpec | None]):
         self.b = builder
         self.ck = builder.ck
         self.active = active  # the faults in place (None: a faulty one, reported already)

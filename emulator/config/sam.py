@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped]
 
+from ..errors import ConfigError
 from .cloudformation import _NO_VALUE, _describe, _is_intrinsic, _Resolver, _TemplateLoader, _Unresolvable
-from .config import RUNTIMES, FunctionConfig
-from .errors import ConfigError
+from .settings import RUNTIMES, FunctionConfig
 
 log = logging.getLogger("lambda_freeze.sam")
 

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from .errors import ConfigError, LambdaFreezeError
+from ..errors import ConfigError, LambdaFreezeError
 
 PACKAGE = "aws-lambda-ric"
 INSTALL_COMMAND = "lambda-freeze install-node-ric"
 CACHE_DIR_VARIABLE = "LAMBDA_FREEZE_NODE_RIC_DIR"
-LOCK_DIR = Path(__file__).parent / "nodejs"  # package.json + package-lock.json, committed
+LOCK_DIR = Path(__file__).parents[1] / "nodejs"  # package.json + package-lock.json, committed
 _STAMP = ".lambda-freeze-build.json"
 _BUILD_TOOLS = "cmake, autoconf, automake, libtool, make, g++ and python3"
 _NODE_INFO_JS = (

@@ -4,7 +4,7 @@ inside the invocation when it failed, recycling, and proactive INIT.
 Placement: an idle environment (frozen or ready) chosen by the function's policy (``mru``, the default: the most
 recently idle; ``lru``; ``random``); else one whose runtime has answered and is on its way back to ``next`` (the
 invocation waits for it there rather than paying a cold start, as locally a caller can be faster than the
-runtime's next ``next`` call; a runtime not back within ``ANSWERED_WAIT_S`` is routed around, as on Lambda);
+runtime's next ``next`` call; a runtime not back within ``slot.ANSWERED_WAIT_S`` is routed around, as on Lambda);
 else a new environment, if the reserved and the account concurrency allow.
 One invocation per environment at a time.
 """
@@ -20,15 +20,16 @@ import random
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from ..config.settings import UPSTREAM, FunctionConfig
+from ..errors import LambdaFreezeError
 from . import runtimes
-from .config import UPSTREAM, FunctionConfig
 from .context import EngineContext
-from .environment import Environment, InitFailure
-from .errors import LambdaFreezeError
+from .environment import Environment
 from .invocation import Invocation, Outcome
+from .owner import InitFailure
 
 if TYPE_CHECKING:
-    from .proxy import Proxy, ProxyEvent
+    from ..proxy import Proxy, ProxyEvent
 
 log = logging.getLogger("lambda_freeze.function")
 
@@ -60,7 +61,7 @@ class FunctionPool:
         # One fault proxy per upstream; every environment gets a listening port of its own on each.
         self.proxies: dict[str, Proxy] = {}
         if config.upstreams:
-            from .proxy import Proxy  # the proxy's modules load only for functions that have upstreams
+            from ..proxy import Proxy  # the proxy's modules load only for functions that have upstreams
         for upstream, address in config.upstreams.items():
             parts = UPSTREAM.fullmatch(address)
             assert parts is not None  # checked by FunctionConfig
@@ -196,10 +197,9 @@ class FunctionPool:
         except Exception as exc:  # a boundary: the environment is dead, and its invocation answered
             log.exception("%s: could not start", env.id)
             # Answered here, not routed to another environment, which would fail the same way.
-            for invocation in (env.pending, env.current):
+            for invocation in (env.withdraw(), env.current):
                 if invocation is not None:
                     invocation.abandon(Outcome.error("Runtime.InvalidEntrypoint", f"cannot start: {exc}"))
-            env.pending = None
             await env.stop("start failed")
 
     def _track(self, coro: Coroutine[Any, Any, None]) -> None:

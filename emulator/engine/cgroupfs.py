@@ -2,7 +2,7 @@
 control file, signal a pid that may be gone, read a cgroup's members, remove a directory once its members have
 left, and destroy an emulator instance's cgroups whatever state they are in.
 
-Kept apart from ``emulator.freezer`` so that the watchdog, a process started beside every emulator, imports only
+Kept apart from ``emulator.engine.freezer`` so that the watchdog, a process started beside every emulator, imports only
 this (and not asyncio with the backends): its start then costs half the CPU.
 """
 

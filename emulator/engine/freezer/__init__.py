@@ -17,8 +17,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from ...errors import ConfigError, FreezerUnavailable
 from ..cgroupfs import _kill, _read_pids, _rmdir_when_empty, _write, destroy_instance
-from ..errors import ConfigError, FreezerUnavailable
 from .base import FreezerBackend, FreezerGroup
 from .cgroup import (
     Cgroup1Backend,

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
+from ..config.settings import NODE_RUNTIMES, PYTHON_RUNTIMES, FunctionConfig
+from ..errors import ConfigError
 from . import node_ric
-from .config import NODE_RUNTIMES, PYTHON_RUNTIMES, FunctionConfig
-from .errors import ConfigError
 
 # Lambda's PATH, with the host's after it so a local interpreter and tools are found.
 _LAMBDA_PATH = "/usr/local/bin:/usr/bin/:/bin:/opt/bin"
@@ -94,7 +94,7 @@ def environment(
             "AWS_SECRET_ACCESS_KEY": "lambda-freeze-local",
             "AWS_SESSION_TOKEN": "lambda-freeze-local",
             "LAMBDA_TASK_ROOT": str(config.code_dir),
-            "LAMBDA_RUNTIME_DIR": str(Path(__file__).parent),
+            "LAMBDA_RUNTIME_DIR": str(Path(__file__).parents[1]),
             "TZ": ":UTC",
             "LANG": "en_US.UTF-8",
             "PATH": ":".join(p for p in (_LAMBDA_PATH, python_dir, host_path) if p),

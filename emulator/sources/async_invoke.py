@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .function import FunctionPool
-from .invocation import Invocation, Outcome
-from .timeline import Timeline, record_outcome
+from ..engine.invocation import Invocation, Outcome
+from ..engine.pool import FunctionPool
+from ..engine.timeline import Timeline, record_outcome
 
 log = logging.getLogger("lambda_freeze.async")
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import EnvironmentGone, LambdaFreezeError
+from ..errors import EnvironmentGone, LambdaFreezeError
 
 EVENT_TYPES = frozenset({"INVOKE", "SHUTDOWN"})
 MAX_EXTENSIONS = 10

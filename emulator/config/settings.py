@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 PLACEMENTS = ("mru", "lru", "random")
 # An upstream address: host:port, and optionally how the fault proxy passes on the server's close.

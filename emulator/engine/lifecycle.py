@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import InvalidStateTransition
+from ..errors import InvalidStateTransition
 
 log = logging.getLogger("lambda_freeze.lifecycle")
 

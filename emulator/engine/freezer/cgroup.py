@@ -14,8 +14,8 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from ...errors import FreezerUnavailable
 from ..cgroupfs import _kill, _write, destroy_instance
-from ..errors import FreezerUnavailable
 from .base import FreezerBackend, FreezerGroup
 from .instances import ROOT_NAME, _instance_alive, _start_watchdog, _stop_watchdog, instance_name
 

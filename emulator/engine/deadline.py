@@ -1,0 +1,29 @@
+"""The deadline of an environment's INIT or of its invocation: one timer, armed for each, cancelled when it ends."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+
+class Deadline:
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self._loop = loop
+        self._timer: asyncio.TimerHandle | None = None
+
+    def arm(self, deadline_s: float | None, on_expiry: Callable[[], None]) -> None:
+        """``on_expiry`` runs at ``deadline_s`` (monotonic) unless the deadline is re-armed or cancelled first."""
+        self.cancel()
+        if deadline_s is not None:
+            delay = max(0.0, deadline_s - time.monotonic())
+            self._timer = self._loop.call_later(delay, self._expire, on_expiry)
+
+    def _expire(self, on_expiry: Callable[[], None]) -> None:
+        self._timer = None
+        on_expiry()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

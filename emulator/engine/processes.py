@@ -1,0 +1,141 @@
+"""An environment's processes: its runtime and its external extensions, each started in the environment's cgroups
+(the freezer's and the memory limit's), their output as log lines, the runtime's exit, and their end when the
+environment stops."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from .freezer import FreezerGroup
+from .logs import LineSplitter
+from .memory_limit import MemoryGroup
+from .process import RuntimeProcess, describe_exit
+
+log = logging.getLogger("lambda_freeze.environment")
+
+STOP_TIMEOUT_S = 5.0  # how long a SIGKILLed runtime may take to go (a task in uninterruptible sleep)
+
+
+class EnvironmentProcesses:
+    def __init__(self, env_id: str, cwd: Path, on_line: Callable[[str], None]):
+        self._env_id = env_id
+        self._cwd = cwd
+        self._lines = LineSplitter(on_line)
+        self._runtime: RuntimeProcess | None = None  # None until started, and when its start failed
+        self._extensions: dict[str, RuntimeProcess] = {}
+        self.memory: MemoryGroup | None = None  # the memory size as a limit, where it can be enforced
+        self.runtime_started = False  # the runtime has exec'd (its memory can be measured)
+        self.exit_status: str | None = None
+        self.exited = asyncio.Event()  # the runtime is gone (or never started)
+        self.progress = asyncio.Event()  # an extension or a process moved: the SHUTDOWN phase looks again
+
+    @property
+    def pid(self) -> int | None:
+        return self._runtime.pid if self._runtime else None
+
+    @property
+    def runtime_gone(self) -> bool:
+        return self._runtime is None or self._runtime.returncode is not None
+
+    def attach_paths(self, group: FreezerGroup) -> tuple[Path, ...]:
+        """The cgroups a process of this environment joins before it execs: the freezer's and the memory one."""
+        memory = (self.memory.attach_path,) if self.memory is not None else ()
+        return (*group.attach_paths, *memory)
+
+    async def start_runtime(
+        self, argv: Sequence[str], env: Mapping[str, str], group: FreezerGroup, on_exit: Callable[[int], None]
+    ) -> int:
+        """Launch the runtime (it has exec'd when this returns); raises OSError when it cannot be executed."""
+        self._runtime = RuntimeProcess(
+            argv,
+            env=env,
+            cwd=self._cwd,
+            attach_paths=self.attach_paths(group),
+            on_output=self._lines.feed,
+            on_exit=on_exit,
+        )
+        try:
+            pid = await self._runtime.start()
+        except OSError:
+            self._runtime = None
+            self.exited.set()  # nothing to wait for when stopping
+            raise
+        self.runtime_started = True
+        return pid
+
+    async def start_extension(
+        self, path: Path, env: Mapping[str, str], group: FreezerGroup, on_exit: Callable[[int], None]
+    ) -> int:
+        """Launch an external extension; raises OSError when it cannot be executed."""
+        process = RuntimeProcess(
+            [str(path)],
+            env=env,
+            cwd=self._cwd,
+            attach_paths=self.attach_paths(group),
+            on_output=self._lines.feed,
+            on_exit=on_exit,
+        )
+        pid = await process.start()
+        self._extensions[path.name] = process
+        return pid
+
+    def runtime_exited(self, returncode: int) -> str:
+        """The runtime process is gone: its exit as Lambda words it (``exit status 1``, ``signal: killed``)."""
+        self.exit_status = describe_exit(returncode)
+        self.exited.set()
+        self.progress.set()
+        self._lines.flush()
+        return self.exit_status
+
+    def oom_killed(self) -> bool:
+        return self.memory is not None and self.memory.oom_killed()
+
+    def drain(self) -> None:
+        """Every byte the runtime has written so far, out as log lines (a partial last line too)."""
+        if self._runtime is not None:
+            self._runtime.drain_output()
+        self._lines.flush()
+
+    def terminate_runtime(self) -> None:
+        """SIGTERM, as Lambda's SHUTDOWN phase begins."""
+        runtime = self._runtime
+        if runtime is not None and runtime.pid is not None and runtime.returncode is None:
+            os.kill(runtime.pid, signal.SIGTERM)
+
+    async def release(self) -> None:
+        """Wait until every process, killed with its group, is gone; then stop reading them."""
+        for process in self._extensions.values():
+            if process.returncode is None:
+                try:
+                    async with asyncio.timeout(STOP_TIMEOUT_S):
+                        await process.exited.wait()
+                except TimeoutError:
+                    log.error("%s: extension pid %s did not die", self._env_id, process.pid)
+            process.close()
+        runtime = self._runtime
+        if runtime is not None:
+            if runtime.returncode is None:
+                try:
+                    async with asyncio.timeout(STOP_TIMEOUT_S):
+                        await self.exited.wait()
+                except TimeoutError:
+                    log.error(
+                        "%s: runtime pid %s did not die within %.0f s of SIGKILL",
+                        self._env_id,
+                        self.pid,
+                        STOP_TIMEOUT_S,
+                    )
+            runtime.close()
+
+    async def remove_memory_group(self) -> None:
+        if self.memory is not None:
+            await self.memory.remove()
+
+    def close_lines(self) -> None:
+        """The last partial line out; nothing is emitted after this."""
+        self._lines.close()
