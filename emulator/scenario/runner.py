@@ -101,7 +101,8 @@ class _Run:
                     result = StepResult(step.label, step.action, f"aborted ({type(exc).__name__})", detail=str(exc))
                 result.duration_ms = (time.monotonic() - started) * 1000
                 results.append(result)
-                self._mark("step", started, label=step.label, outcome=result.outcome, request_id=result.request_id)
+                self._mark("step", started, label=step.label, outcome=result.outcome, request_id=result.request_id,
+                           production=step.production.get("outcome") if step.production else None)
                 if aborted is not None:
                     break
         except Exception as exc:  # setting up: a database, a function
