@@ -20,7 +20,7 @@ _TIMED_OUT = re.compile(rf"(?:^|\s)(?P<id>{REQUEST_ID})?\s*Task timed out after 
 _ID_FIELD = re.compile(rf"^(?:\[[A-Z]+\]\t)?(?:{TIMESTAMP}\t)?(?P<id>{REQUEST_ID})\t(?P<level>[A-Z]+\t)?(?P<text>.*)$",
                        re.S)
 _PY_ERROR = re.compile(r"^\[ERROR\] (?P<type>[A-Za-z_][\w.]*): (?P<message>.*)", re.S)  # awslambdaric, unhandled
-_JSON_ERROR = re.compile(r'\{.*"errorType"\s*:\s*"(?P<type>[^"]+)".*', re.S)
+_JSON_ERROR = re.compile(r'\{.*?"errorType"\s*:\s*"(?P<type>[^"]+)"', re.S)  # the outer error's, not a cause's
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,9 @@ def classify(line: LogLine) -> Record:
         body = match["text"]
         error = _JSON_ERROR.search(body) if (match["level"] or "").startswith("ERROR") else None
         if error is not None and ("Invoke Error" in body or "Unhandled" in body):
-            return Record("error", match["id"], line, error_type=error["type"], message=_error_message(body))
+            outer = _error(body)
+            return Record("error", match["id"], line, error_type=str(outer.get("errorType", error["type"])),
+                          message=str(outer.get("errorMessage", "")))
         return Record("log", match["id"], line)
     if match := _PY_ERROR.match(text):
         return Record("error", None, line, error_type=match["type"], message=match["message"].split("\n", 1)[0])
@@ -117,10 +119,10 @@ def _json_record(line: LogLine, data: dict[str, Any]) -> Record:
     return Record("log", request_id, line)
 
 
-def _error_message(body: str) -> str:
-    start = body.find("{")
+def _error(body: str) -> dict[str, Any]:
+    """The error object a runtime logged after "Invoke Error" (a line cut short gives nothing)."""
     try:
-        data = json.loads(body[start:])
+        data = json.loads(body[body.find("{"):])
     except ValueError:
-        return ""
-    return str(data.get("errorMessage", "")) if isinstance(data, dict) else ""
+        return {}
+    return data if isinstance(data, dict) else {}
