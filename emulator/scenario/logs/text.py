@@ -34,7 +34,7 @@ def read(name: str, text: str) -> tuple[list[LogLine], list[str]]:
         if tail and match is not None:
             message = match["message"]
             lines.append(LogLine(name, number, message, parse_time(match["time"]), match["stream"]))
-        elif tail and lines and not _RECORD_START.match(line):
+        elif tail and lines and not _RECORD_START.match(line) and not lines[-1].message.lstrip().startswith("{"):
             last = lines[-1]
             lines[-1] = LogLine(last.file, last.line, f"{last.message}\n{line}", last.time_s, last.stream, last.group)
         else:
