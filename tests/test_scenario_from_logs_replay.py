@@ -20,7 +20,6 @@ from emulator.scenario.logs.record import TailRecorder
 from emulator.scenario.prerequisites import node_modules_problem
 from emulator.scenario.report import Report
 from emulator.scenario.runner import RunResult, run_scenario
-from emulator.testing import CollectingSink
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -30,12 +29,10 @@ SEQUELIZE = ROOT / "samples/node/sequelize"
 GAP_TOLERANCE_S = 0.05  # what the converter promises per gap
 
 
-def _recorded(monkeypatch: pytest.MonkeyPatch, path: Path, runs: int = 1) -> tuple[list[RunResult], str]:
+def _recorded(path: Path, runs: int = 1) -> tuple[list[RunResult], str]:
     """Run a scenario with every function log line recorded as ``aws logs tail`` prints it."""
     out = io.StringIO()
-    recorder = TailRecorder(out)
-    monkeypatch.setattr("emulator.testing.CollectingSink", lambda: CollectingSink(echo=recorder))
-    results = run_scenario(sc.load(path), runs=runs)
+    results = run_scenario(sc.load(path), runs=runs, log_sink=TailRecorder(out))
     return results, out.getvalue()
 
 
@@ -48,8 +45,7 @@ def _gaps(log: Path) -> list[float]:
     return [gap for gap in gaps if gap is not None]
 
 
-def test_the_frozen_gaps_of_recorded_logs_come_back_within_50_ms(tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_frozen_gaps_of_recorded_logs_come_back_within_50_ms(tmp_path: Path) -> None:
     source = tmp_path / "record.toml"
     source.write_text(textwrap.dedent(f"""
         runs = 1
@@ -69,17 +65,15 @@ def test_the_frozen_gaps_of_recorded_logs_come_back_within_50_ms(tmp_path: Path,
         [[steps]]
         expect = {{ invoke = "a", ok = true }}
     """))
-    results, text = _recorded(monkeypatch, source)
+    results, text = _recorded(source)
     assert results[0].aborted is None, results[0].aborted
     recorded = tmp_path / "recorded.log"
     recorded.write_text(text)
     scenario = tmp_path / "replay.toml"
     assert main(["scenario", "from-logs", str(recorded), "--function", str(BASIC), "--handler", "app.handler",
                  "-o", str(scenario)]) == 0
-    replayed_results, replayed_text = _recorded(monkeypatch, scenario)
-    assert replayed_results[0].aborted is None, replayed_results[0].aborted
     replayed = tmp_path / "replayed.log"
-    replayed.write_text(replayed_text)
+    assert main(["repro", str(scenario), "--runs", "1", "--record-logs", str(replayed)]) == 0  # every outcome back
     want, got = _gaps(recorded), _gaps(replayed)
     assert len(want) == len(got) == 2
     assert want[0] == pytest.approx(0.3, abs=0.2) and want[1] == pytest.approx(0.9, abs=0.2)
@@ -140,14 +134,13 @@ def _convert(tmp_path: Path, text: str, name: str, code: Path, *extra: str) -> P
     return scenario
 
 
-def test_the_stale_pool_failure_recorded_in_logs_comes_back_and_the_fix_does_not_fail(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_stale_pool_failure_recorded_in_logs_comes_back_and_the_fix_does_not_fail(tmp_path: Path) -> None:
     _prerequisites()
     source = tmp_path / "stale.toml"
     source.write_text(STALE.format(code=SEQUELIZE / "stale_pool"))
     # The failure is a race (scenarios/node/sequelize_stale_pool_fin.toml): record until a run shows it.
     for _ in range(5):
-        results, text = _recorded(monkeypatch, source)
+        results, text = _recorded(source)
         assert results[0].aborted is None, results[0].aborted
         if results[0].steps[2].outcome == "SequelizeDatabaseError":
             break
@@ -168,7 +161,7 @@ def test_the_stale_pool_failure_recorded_in_logs_comes_back_and_the_fix_does_not
 
     fixed = tmp_path / "fixed.toml"
     fixed.write_text(STALE.format(code=SEQUELIZE / "recommended"))
-    results, text = _recorded(monkeypatch, fixed)
+    results, text = _recorded(fixed)
     assert results[0].aborted is None and [s.outcome for s in results[0].steps[:3:2]] == ["ok", "ok"]
     scenario = _convert(tmp_path, text, "fixed_logs", SEQUELIZE / "recommended", "--runs", "2")
     loaded = sc.load(scenario)

@@ -74,7 +74,8 @@ def _short(text: str, limit: int = 120) -> str:
 class _Run:
     """One replay: fresh database logins, emulators and functions; the steps in order; everything stopped after."""
 
-    def __init__(self, scenario: Scenario, number: int, freezer: str | None, admins: Mapping[str, Any]):
+    def __init__(self, scenario: Scenario, number: int, freezer: str | None, admins: Mapping[str, Any],
+                 log_sink: Any = None):
         self.scenario = scenario
         self.number = number
         self.freezer = freezer
@@ -85,6 +86,7 @@ class _Run:
         self.services: dict[str, RunningService] = {}
         self.invoked: dict[str, _Invoked] = {}
         self.marks: list[TimelineEvent] = []
+        self.log_sink = log_sink  # also gets every function log line (function, environment, line)
 
     def execute(self) -> RunResult:
         results: list[StepResult] = []
@@ -142,7 +144,7 @@ class _Run:
         from ..testing import CollectingSink, EmulatorThread
 
         if freezer not in self.threads:
-            sink = CollectingSink()
+            sink = CollectingSink(echo=self.log_sink)
             self.threads[freezer] = (EmulatorThread(ServerConfig(port=0, freezer=freezer), sink=sink).start(), sink)
         return self.threads[freezer]  # type: ignore[no-any-return]
 
@@ -353,12 +355,12 @@ def _address(login: Any) -> str:
 
 
 def run_scenario(scenario: Scenario, *, runs: int | None = None, freezer: str | None = None,
-                 on_run: Callable[[RunResult], None] | None = None) -> list[RunResult]:
+                 on_run: Callable[[RunResult], None] | None = None, log_sink: Any = None) -> list[RunResult]:
     """Replay the scenario ``runs`` times (default: the file's); ``freezer`` overrides the file's choice."""
     admins = preflight(scenario)
     results = []
     for number in range(1, (runs or scenario.runs) + 1):
-        result = _Run(scenario, number, freezer, admins).execute()
+        result = _Run(scenario, number, freezer, admins, log_sink).execute()
         results.append(result)
         if on_run is not None:
             on_run(result)
