@@ -68,7 +68,9 @@ def classify(line: LogLine) -> Record:
                           message=str(outer.get("errorMessage", "")))
         return Record("log", match["id"], line)
     if match := _PY_ERROR.match(text):
-        return Record("error", None, line, error_type=match["type"], message=match["message"].split("\n", 1)[0])
+        # awslambdaric separates the lines of one record with \r (one CloudWatch event): the first is the message
+        first = re.split(r"[\r\n]", match["message"], maxsplit=1)[0]
+        return Record("error", None, line, error_type=match["type"], message=first)
     return Record("log", None, line)
 
 

@@ -61,6 +61,11 @@ def scenario(rebuilt: Rebuilt, options: Options, out: Path, sources: list[str]) 
         if options.extra.get(key):
             data[key] = _relocated(key, options.extra[key], options.extra_dir, out.parent)
     function = _function(rebuilt, options, out, notes)
+    warm = [names[env.stream] for env in rebuilt.environments
+            if env.invocations[0].init_ms is None and env.invocations[0].duration_ms is not None]
+    if warm:
+        notes.append(f"the logs begin after the cold start of {', '.join(warm)} (its first invocation has no Init "
+                     f"Duration): the replay starts it cold")
     data["functions"] = {name: dict(function) for name in names.values()}
     steps: list[dict[str, Any]] = []
     comments: dict[int, str] = {}  # step index -> comment
