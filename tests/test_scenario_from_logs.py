@@ -158,3 +158,13 @@ def test_a_production_outcome_is_checked_by_the_loader(tmp_path: Path) -> None:
         sc.load(path)
     text = "\n".join(caught.value.problems)
     assert "production.outcome: required" in text and "production.at_s: must be >= 0" in text
+
+
+def test_a_python_error_record_is_its_type_and_first_line() -> None:
+    from emulator.scenario.logs.lines import LogLine
+    from emulator.scenario.logs.records import classify
+
+    record = classify(LogLine("x.log", 3, "[ERROR] Runtime.ImportModuleError: Unable to import module 'app': No module"
+                                          " named 'pg8000'\rTraceback (most recent call last):"))
+    assert (record.kind, record.error_type) == ("error", "Runtime.ImportModuleError")
+    assert record.message == "Unable to import module 'app': No module named 'pg8000'"
