@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import FunctionConfig
+from ..logs import LogSink
 from ..proxy import make_toxic
 from ..timeline import TimelineEvent
 from . import sql
@@ -75,7 +76,7 @@ class _Run:
     """One replay: fresh database logins, emulators and functions; the steps in order; everything stopped after."""
 
     def __init__(self, scenario: Scenario, number: int, freezer: str | None, admins: Mapping[str, Any],
-                 log_sink: Any = None):
+                 log_sink: LogSink | None = None):
         self.scenario = scenario
         self.number = number
         self.freezer = freezer
@@ -355,7 +356,8 @@ def _address(login: Any) -> str:
 
 
 def run_scenario(scenario: Scenario, *, runs: int | None = None, freezer: str | None = None,
-                 on_run: Callable[[RunResult], None] | None = None, log_sink: Any = None) -> list[RunResult]:
+                 on_run: Callable[[RunResult], None] | None = None, log_sink: LogSink | None = None
+                 ) -> list[RunResult]:
     """Replay the scenario ``runs`` times (default: the file's); ``freezer`` overrides the file's choice."""
     admins = preflight(scenario)
     results = []
