@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,20 +14,20 @@ from emulator import scenario as sc
 from emulator.cli import main
 from emulator.scenario.logs.lines import LogsError, parse_time
 from emulator.scenario.logs.read import read_logs
-from emulator.scenario.logs.rebuild import rebuild
+from emulator.scenario.logs.rebuild import Rebuilt, rebuild
 
 ROOT = Path(__file__).parent.parent
 FIXTURES = Path(__file__).parent / "cloudwatch_logs"
 HELLO = ROOT / "samples/python/hello"
 
 
-def _rebuilt(name: str, **kwargs: object):  # type: ignore[no-untyped-def]
+def _rebuilt(name: str, function_name: str | None = None) -> tuple[Rebuilt, list[str], dict[str, str]]:
     lines, ignored, kinds = read_logs([FIXTURES / name])
-    return rebuild(lines, **kwargs), ignored, kinds  # type: ignore[arg-type]
+    return rebuild(lines, function_name=function_name), ignored, kinds
 
 
 def _convert(tmp_path: Path, name: str, *extra: str, capsys: pytest.CaptureFixture[str] | None = None
-             ) -> tuple[int, dict, str]:  # type: ignore[type-arg]
+             ) -> tuple[int, dict[str, Any], str]:
     out = tmp_path / "scenario.toml"
     status = main(["scenario", "from-logs", str(FIXTURES / name), "--function", str(HELLO), "--handler",
                    "app.handler", "-o", str(out), *extra])
