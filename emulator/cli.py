@@ -77,6 +77,14 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
 
         add_repro_arguments(repro)
 
+    scenario = sub.add_parser("scenario", help="write scenario files")
+    scenario_sub = scenario.add_subparsers(dest="scenario_command", required=True)
+    from_logs = scenario_sub.add_parser("from-logs", help="turn a function's CloudWatch logs into a scenario")
+    if command == "scenario":
+        from .scenario.logs.command import add_arguments as add_from_logs_arguments
+
+        add_from_logs_arguments(from_logs)
+
     ric = sub.add_parser("install-node-ric", help="build the Node.js runtime client (aws-lambda-ric) into its cache")
     ric.add_argument("--force", action="store_true", help="rebuild even when the cached build is current")
     return parser
@@ -226,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
             from .scenario import run as run_scenario
 
             return run_scenario(args)
+        if args.command == "scenario":
+            from .scenario.logs.command import run as from_logs
+
+            return from_logs(args)
         if args.command == "invoke":
             json.loads(args.payload)
             return _invoke(args)

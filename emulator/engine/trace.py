@@ -299,7 +299,9 @@ def text_timeline(timeline: Timeline | Iterable[TimelineEvent], *, width: int = 
         elif e.kind == "retire":
             note(t, e.subject, f"retired ({d.get('reason', '')})")
         elif e.kind == "step":
-            note(_start(e), "scenario", str(d.get("label", "step")))
+            # A scenario written from logs says what the invocation did in production: both, side by side.
+            versus = f" → {d.get('outcome')} (production: {d['production']})" if d.get("production") else ""
+            note(_start(e), "scenario", f"{d.get('label', 'step')}{versus}")
         elif e.kind == "service":
             note(t, e.subject, str(d.get("text", d.get("what", ""))))
         elif e.kind == "leak":

@@ -245,10 +245,26 @@ FAULT_KEYS: dict[str, Check] = {
     "function": _string(FUNCTION_NAME, "a function name"),
     "upstream": _string(UPSTREAM, "an upstream name"),
 }
+PRODUCTION_KEYS: dict[str, Check] = {  # what an invocation did in production (scenarios written from logs)
+    "outcome": _string(r".+", "an outcome (ok, or an errorType)"),
+    "request_id": _string(),
+    "environment": _string(),
+    "at_s": _number(0),
+    "duration_ms": _number(0),
+    "init_duration_ms": _number(0),
+    "message": _string(),
+}
+
+
+def _production(ck: _Checker, value: Any, where: Path_) -> Any:
+    return ck.table(value, where, PRODUCTION_KEYS, required=("outcome",))
+
+
 INVOCATION_KEYS: dict[str, Check] = {
     "function": _string(FUNCTION_NAME, "a function name"),
     "payload": _anything,
     "as": _string(IDENTIFIER, "a name (letters, digits, _ and -)"),
+    "production": _production,
 }
 SERVICE_KEYS: dict[str, Check] = {
     "command": _array_of(_string(), min_items=1),

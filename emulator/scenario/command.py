@@ -12,6 +12,7 @@ from typing import TextIO
 from ..engine.freezer import CHOICES
 from ..errors import LambdaFreezeError
 from .load import load
+from .logs.record import TailRecorder
 from .model import DEFAULT_RUNS, ScenarioError
 from .report import Report
 from .runner import RunResult, run_scenario
@@ -67,6 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print a machine-readable report instead of the table")
     parser.add_argument("--trace", type=Path, help="write the timeline of every run here (Chrome trace event format)")
     parser.add_argument("--freezer", choices=CHOICES, help="freezer backend of every function (overrides the file)")
+    parser.add_argument("--record-logs", type=Path, metavar="FILE", help="write the functions' logs here as `aws logs "
+                        "tail` prints CloudWatch's (what `scenario from-logs` reads)")
     parser.epilog = ("exit status: 0 when the expected outcome held on every run (or on the file's "
                      "required_fraction of them), 1 when it did not, 2 when the file is bad or cannot run")
 
@@ -90,8 +93,10 @@ def run(args: argparse.Namespace) -> int:
     runs = args.runs or scenario.runs
     progress = _Progress(scenario.path.name, runs, sys.stderr)
     started = time.monotonic()
+    recording = args.record_logs.open("w") if getattr(args, "record_logs", None) else None
     try:
-        results = run_scenario(scenario, runs=runs, freezer=args.freezer, on_run=progress)
+        results = run_scenario(scenario, runs=runs, freezer=args.freezer, on_run=progress,
+                               log_sink=TailRecorder(recording) if recording is not None else None)
     except LambdaFreezeError as exc:
         progress.close()
         print(f"lambda-freeze: {exc.message}", file=sys.stderr)
@@ -102,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
         return 130
     finally:
         freezer_log.setLevel(level)
+        if recording is not None:
+            recording.close()
     progress.close()
     report = Report(scenario, results, time.monotonic() - started)
     if args.trace is not None:

@@ -111,6 +111,7 @@ class Step:
     statements: tuple[str, ...] = ()  # sql
     functions: tuple[str, ...] = ()  # await_async
     expect: Expectation | None = None
+    production: Mapping[str, Any] | None = None  # invoke: its outcome in production (outcome, request_id, ...)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ class Report:
                 "outcomes": outcomes, "runs": len(done),
                 "p50_ms": round(statistics.median(durations), 3) if durations else None,
                 "max_ms": round(max(durations), 3) if durations else None,
+                **({"production": dict(step.production)} if step.production else {}),
             })
 
     @property
@@ -72,6 +73,7 @@ class Report:
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         table = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}  {d:>{widths[3]}}".rstrip()
                  for a, b, c, d in rows]
+        table += self._versus()
         failures = [f"run {r.number}: {r.failure}" for r in self.results if not r.reproduced]
         if failures:
             table += ["", *failures[:5], *([f"… and {len(failures) - 5} more"] if len(failures) > 5 else [])]
@@ -80,6 +82,20 @@ class Report:
             which = "the last run" if shown.reproduced else "the first run where the expectation did not hold"
             table += ["", f"timeline of run {shown.number} ({which}):", text_timeline(shown.events)]
         return "\n".join(head + table)
+
+    def _versus(self) -> list[str]:
+        """Scenarios written from logs: each invocation's outcome in production beside its outcomes here."""
+        rows = [("invocation", "production", "local")]
+        for step in self.steps:
+            production = step.get("production")
+            if production:
+                where = f" at +{production['at_s']:.3f} s" if "at_s" in production else ""
+                local = ", ".join(f"{name} {count}/{step['runs']}" for name, count in step["outcomes"].items())
+                rows.append((step["label"], f"{production['outcome']}{where}", local or "not reached"))
+        if len(rows) == 1:
+            return []
+        widths = [max(len(row[i]) for row in rows) for i in range(2)]
+        return ["", *(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c}".rstrip() for a, b, c in rows)]
 
     def as_dict(self) -> dict[str, Any]:
         from ..engine.trace import text_timeline

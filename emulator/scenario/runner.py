@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config.settings import FunctionConfig
+from ..engine.logs import LogSink
 from ..engine.timeline import TimelineEvent
 from ..proxy import make_toxic
 from . import sql
@@ -74,7 +75,8 @@ def _short(text: str, limit: int = 120) -> str:
 class _Run:
     """One replay: fresh database logins, emulators and functions; the steps in order; everything stopped after."""
 
-    def __init__(self, scenario: Scenario, number: int, freezer: str | None, admins: Mapping[str, Any]):
+    def __init__(self, scenario: Scenario, number: int, freezer: str | None, admins: Mapping[str, Any],
+                 log_sink: LogSink | None = None):
         self.scenario = scenario
         self.number = number
         self.freezer = freezer
@@ -85,6 +87,7 @@ class _Run:
         self.services: dict[str, RunningService] = {}
         self.invoked: dict[str, _Invoked] = {}
         self.marks: list[TimelineEvent] = []
+        self.log_sink = log_sink  # also gets every function log line (function, environment, line)
 
     def execute(self) -> RunResult:
         results: list[StepResult] = []
@@ -101,7 +104,8 @@ class _Run:
                     result = StepResult(step.label, step.action, f"aborted ({type(exc).__name__})", detail=str(exc))
                 result.duration_ms = (time.monotonic() - started) * 1000
                 results.append(result)
-                self._mark("step", started, label=step.label, outcome=result.outcome, request_id=result.request_id)
+                self._mark("step", started, label=step.label, outcome=result.outcome, request_id=result.request_id,
+                           production=step.production.get("outcome") if step.production else None)
                 if aborted is not None:
                     break
         except Exception as exc:  # setting up: a database, a function
@@ -141,7 +145,7 @@ class _Run:
         from ..testing import CollectingSink, EmulatorThread
 
         if freezer not in self.threads:
-            sink = CollectingSink()
+            sink = CollectingSink(echo=self.log_sink)
             self.threads[freezer] = (EmulatorThread(ServerConfig(port=0, freezer=freezer), sink=sink).start(), sink)
         return self.threads[freezer]  # type: ignore[no-any-return]
 
@@ -352,12 +356,13 @@ def _address(login: Any) -> str:
 
 
 def run_scenario(scenario: Scenario, *, runs: int | None = None, freezer: str | None = None,
-                 on_run: Callable[[RunResult], None] | None = None) -> list[RunResult]:
+                 on_run: Callable[[RunResult], None] | None = None, log_sink: LogSink | None = None
+                 ) -> list[RunResult]:
     """Replay the scenario ``runs`` times (default: the file's); ``freezer`` overrides the file's choice."""
     admins = preflight(scenario)
     results = []
     for number in range(1, (runs or scenario.runs) + 1):
-        result = _Run(scenario, number, freezer, admins).execute()
+        result = _Run(scenario, number, freezer, admins, log_sink).execute()
         results.append(result)
         if on_run is not None:
             on_run(result)

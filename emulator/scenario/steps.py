@@ -90,7 +90,7 @@ class StepBuilder:
             self.ck.error((*here, "as"), f"{name!r} already names step {self.invokes[name].number}")
         function = self.b.target_function(checked.get("function"), (*here, "function"))
         step = Step(**base, label=f"{label} ({name})" if name else label, function=function,
-                    payload=checked.get("payload", {}), key=name or label)
+                    payload=checked.get("payload", {}), key=name or label, production=checked.get("production"))
         self.invokes[step.key or label] = self.last_invoke = step
         return step
 

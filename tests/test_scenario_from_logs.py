@@ -1,0 +1,171 @@
+"""``scenario from-logs`` on real and documented log shapes: each reader, the environments' timelines, the scenario
+it writes (which the loader accepts), and the errors that name the file and line. No processes: files in, files out."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulator import scenario as sc
+from emulator.cli import main
+from emulator.scenario.logs.lines import LogsError, parse_time
+from emulator.scenario.logs.read import read_logs
+from emulator.scenario.logs.rebuild import Rebuilt, rebuild
+
+ROOT = Path(__file__).parent.parent
+FIXTURES = Path(__file__).parent / "cloudwatch_logs"
+HELLO = ROOT / "samples/python/hello"
+
+
+def _rebuilt(name: str, function_name: str | None = None) -> tuple[Rebuilt, list[str], dict[str, str]]:
+    lines, ignored, kinds = read_logs([FIXTURES / name])
+    return rebuild(lines, function_name=function_name), ignored, kinds
+
+
+def _convert(tmp_path: Path, name: str, *extra: str, capsys: pytest.CaptureFixture[str] | None = None
+             ) -> tuple[int, dict[str, Any], str]:
+    out = tmp_path / "scenario.toml"
+    status = main(["scenario", "from-logs", str(FIXTURES / name), "--function", str(HELLO), "--handler",
+                   "app.handler", "-o", str(out), *extra])
+    err = capsys.readouterr().err if capsys is not None else ""
+    return status, tomllib.loads(out.read_text()) if status == 0 else {}, err
+
+
+def test_timestamps_of_every_format_are_read_as_utc() -> None:
+    want = 1709640000.25
+    for text in ("2024-03-05T12:00:00.250Z", "2024-03-05T12:00:00.250000+00:00", "2024-03-05 12:00:00.250",
+                 "2024-03-05T13:00:00.25+0100"):
+        assert parse_time(text) == pytest.approx(want), text
+    assert parse_time("not a time") is None
+
+
+def test_pasted_python_lines_give_a_timeout_and_the_function_timeout_it_names(tmp_path: Path) -> None:
+    rebuilt, _, kinds = _rebuilt("plain_python_timeout.log")
+    assert list(kinds.values()) == ["plain log lines"]
+    [invocation] = rebuilt.invocations
+    assert invocation.outcome == "Sandbox.Timedout"
+    assert invocation.init_ms == 170.57 and invocation.duration_ms == 300099.78 and invocation.memory_mb == 128
+    assert rebuilt.timeout_s == 300
+    status, data, _ = _convert(tmp_path, "plain_python_timeout.log")
+    assert status == 0
+    assert data["functions"]["function"]["timeout"] == 300 and data["functions"]["function"]["memory"] == 128
+    assert data["steps"][-1] == {"expect": {"invoke": "r1", "error_type": "Sandbox.Timedout"}}
+
+
+def test_filter_log_events_json_gives_one_environment_per_stream_and_the_frozen_gap(tmp_path: Path,
+                                                                                  capsys: pytest.CaptureFixture[str]
+                                                                                  ) -> None:
+    rebuilt, _, _ = _rebuilt("filter_log_events.json")
+    assert [len(env.invocations) for env in rebuilt.environments] == [2, 1]
+    first = rebuilt.environments[0]
+    assert first.invocations[0].init_ms == 290.11 and first.invocations[1].init_ms is None  # cold, then warm
+    assert first.invocations[1].outcome == "Error"  # the outer error of Node's "Invoke Error" line
+    assert first.invocations[1].message == "Connection terminated unexpectedly"
+    [gap] = first.gaps_s
+    assert gap == pytest.approx(600.052 - 0.0512, abs=0.001)  # START to START, less the first one's duration
+    status, data, err = _convert(tmp_path, "filter_log_events.json", "--max-gap", "2", capsys=capsys)
+    assert status == 0
+    assert set(data["functions"]) == {"function-1", "function-2"}  # each stream its own environment
+    steps = data["steps"]
+    assert steps[1] == {"stay_frozen": 2.0}
+    assert steps[2]["invoke"]["function"] == "function-1"
+    assert steps[2]["invoke"]["production"]["outcome"] == "Error"
+    assert steps[3]["invoke"]["function"] == "function-2"
+    assert "two environments at once" in err and "--max-gap 2 shortened 1 gap(s): before r2 600.0 s → 2.0 s" in err
+    sc.load(tmp_path / "scenario.toml")
+
+
+def test_the_json_log_format_through_aws_logs_tail_and_a_garbage_line_counted(tmp_path: Path,
+                                                                             capsys: pytest.CaptureFixture[str]
+                                                                             ) -> None:
+    rebuilt, _, kinds = _rebuilt("tail_json_format.log")
+    assert list(kinds.values()) == ["aws logs tail text"]
+    assert [i.outcome for i in rebuilt.invocations] == ["ok", "ConnectionDoesNotExistError"]
+    assert rebuilt.invocations[0].init_ms == 280.2 and rebuilt.memory_mb == 256
+    assert rebuilt.ignored == [f"{FIXTURES / 'tail_json_format.log'}:8"]
+    status, data, err = _convert(tmp_path, "tail_json_format.log", capsys=capsys)
+    assert status == 0 and "ignored 1 line(s)" in err
+    assert data["steps"][1] == {"stay_frozen": 30.0}
+
+
+def test_insights_csv_of_two_functions_is_refused_by_name_then_one_is_picked(tmp_path: Path,
+                                                                            capsys: pytest.CaptureFixture[str]
+                                                                            ) -> None:
+    status, _, err = _convert(tmp_path, "insights_two_functions.csv", capsys=capsys)
+    assert status == 2
+    assert "mix 2 functions: /aws/lambda/billing" in err and "/aws/lambda/reports" in err
+    assert "--function-name" in err
+    status, data, _ = _convert(tmp_path, "insights_two_functions.csv", "--function-name", "reports")
+    assert status == 0
+    assert "reports" in data["functions"] and data["functions"]["reports"]["timeout"] == 3
+    assert data["steps"][-1]["expect"]["error_type"] == "Sandbox.Timedout"
+
+
+def test_a_speed_that_shortens_a_gap_below_a_database_idle_timeout_says_so(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    extra = tmp_path / "with.toml"
+    extra.write_text('[databases.pg]\nkind = "postgresql"\nidle_session_timeout_s = 20\n'
+                     '[function]\nupstreams = { DB = "pg" }\n')
+    status, data, err = _convert(tmp_path, "tail_json_format.log", "--speed", "10", "--with", str(extra),
+                                 capsys=capsys)
+    assert status == 0
+    assert data["databases"]["pg"]["idle_session_timeout_s"] == 20
+    assert data["functions"]["function"]["upstreams"] == {"DB": "pg"}
+    assert "shorter than pg's idle_session_timeout_s = 20" in err
+
+
+def test_events_are_the_payloads_by_request_id_or_in_order(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps({"requestId": "66666666-7777-4888-9999-000000000000", "event": {"n": 2}}) + "\n" +
+                      json.dumps({"n": 1}) + "\n")
+    status, data, _ = _convert(tmp_path, "tail_json_format.log", "--events", str(events))
+    assert status == 0
+    payloads = [s["invoke"]["payload"] for s in data["steps"] if "invoke" in s]
+    assert payloads == [{"n": 1}, {"n": 2}]
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("insights_cut_excerpt.json", "insights_cut_excerpt.json:4: END belongs to no invocation: request "
+                                  "6f0cec52-7923-4676-9256-071a6481c1e9 has no START line"),
+    ("tail_short_truncated.log", "tail_short_truncated.log:2: truncated REPORT line of "
+                                 "31313131-4141-4515-9616-717171717171: no Billed Duration, Memory Size, "
+                                 "Max Memory Used"),
+    ("README.md", "README.md: unknown format: no START/REPORT line"),
+])
+def test_bad_input_is_named_with_its_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str,
+                                                   message: str) -> None:
+    status, _, err = _convert(tmp_path, name, capsys=capsys)
+    assert status == 2
+    assert message in err
+
+
+def test_an_invocation_without_its_report_is_refused(tmp_path: Path) -> None:
+    log = tmp_path / "cut.log"
+    log.write_text("START RequestId: 0d2f5e4c-3a41-4c8e-9f0b-6b2d1e7a9c01 Version: $LATEST\nhello\n")
+    lines, _, _ = read_logs([log])
+    with pytest.raises(LogsError, match=r"cut.log:1: 0d2f5e4c-3a41-4c8e-9f0b-6b2d1e7a9c01 has no REPORT line"):
+        rebuild(lines)
+
+
+def test_a_production_outcome_is_checked_by_the_loader(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(f'[functions.f]\ncode_dir = "{HELLO}"\n[[steps]]\ninvoke = {{ production = {{ at_s = -1 }} }}\n'
+                    '[[steps]]\nexpect = { ok = true }\n')
+    with pytest.raises(sc.ScenarioError) as caught:
+        sc.load(path)
+    text = "\n".join(caught.value.problems)
+    assert "production.outcome: required" in text and "production.at_s: must be >= 0" in text
+
+
+def test_a_python_error_record_is_its_type_and_first_line() -> None:
+    from emulator.scenario.logs.lines import LogLine
+    from emulator.scenario.logs.records import classify
+
+    record = classify(LogLine("x.log", 3, "[ERROR] Runtime.ImportModuleError: Unable to import module 'app': No module"
+                                          " named 'pg8000'\rTraceback (most recent call last):"))
+    assert (record.kind, record.error_type) == ("error", "Runtime.ImportModuleError")
+    assert record.message == "Unable to import module 'app': No module named 'pg8000'"

@@ -1,0 +1,169 @@
+"""Logs the emulator writes (in the shape of ``aws logs tail``), turned into a scenario by ``scenario from-logs``
+and replayed: the frozen gaps come back within 50 ms, and the Sequelize stale pool's failure comes back while the
+recommended configuration's logs replay without one. Real runtimes, real freezer, real MariaDB."""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import require
+from emulator import scenario as sc
+from emulator.cli import main
+from emulator.databases import MySQLUsers, mysql_dsn
+from emulator.scenario.logs.read import read_logs
+from emulator.scenario.logs.rebuild import rebuild
+from emulator.scenario.logs.record import TailRecorder
+from emulator.scenario.prerequisites import node_modules_problem
+from emulator.scenario.report import Report
+from emulator.scenario.runner import RunResult, run_scenario
+
+pytestmark = pytest.mark.timeout(180)
+
+ROOT = Path(__file__).parent.parent
+BASIC = ROOT / "tests/functions/python/basic"
+SEQUELIZE = ROOT / "samples/node/sequelize"
+GAP_TOLERANCE_S = 0.05  # what the converter promises per gap
+
+
+def _recorded(path: Path, runs: int = 1) -> tuple[list[RunResult], str]:
+    """Run a scenario with every function log line recorded as ``aws logs tail`` prints it."""
+    out = io.StringIO()
+    results = run_scenario(sc.load(path), runs=runs, log_sink=TailRecorder(out))
+    return results, out.getvalue()
+
+
+def _gaps(log: Path) -> list[float]:
+    lines, _, _ = read_logs([log])
+    rebuilt = rebuild(lines)
+    assert len(rebuilt.environments) == 1, [env.stream for env in rebuilt.environments]
+    gaps = rebuilt.environments[0].gaps_s
+    assert all(gap is not None for gap in gaps)
+    return [gap for gap in gaps if gap is not None]
+
+
+def test_the_frozen_gaps_of_recorded_logs_come_back_within_50_ms(tmp_path: Path) -> None:
+    source = tmp_path / "record.toml"
+    source.write_text(textwrap.dedent(f"""
+        runs = 1
+        [functions.basic]
+        code_dir = "{BASIC}"
+        handler = "app.handler"
+        [[steps]]
+        invoke = {{ as = "a" }}
+        [[steps]]
+        stay_frozen = 0.3
+        [[steps]]
+        invoke = {{ as = "b" }}
+        [[steps]]
+        stay_frozen = 0.9
+        [[steps]]
+        invoke = {{ as = "c", payload = {{ n = 3 }} }}
+        [[steps]]
+        expect = {{ invoke = "a", ok = true }}
+    """))
+    results, text = _recorded(source)
+    assert results[0].aborted is None, results[0].aborted
+    recorded = tmp_path / "recorded.log"
+    recorded.write_text(text)
+    scenario = tmp_path / "replay.toml"
+    assert main(["scenario", "from-logs", str(recorded), "--function", str(BASIC), "--handler", "app.handler",
+                 "-o", str(scenario)]) == 0
+    replayed = tmp_path / "replayed.log"
+    assert main(["repro", str(scenario), "--runs", "1", "--record-logs", str(replayed)]) == 0  # every outcome back
+    want, got = _gaps(recorded), _gaps(replayed)
+    assert len(want) == len(got) == 2
+    assert want[0] == pytest.approx(0.3, abs=0.2) and want[1] == pytest.approx(0.9, abs=0.2)
+    for production, local in zip(want, got, strict=True):
+        assert abs(production - local) <= GAP_TOLERANCE_S, (want, got)
+
+
+STALE = """
+runs = 1
+[databases.mysql]
+kind = "mysql"
+wait_timeout_s = 1
+[functions.stale]
+code_dir = "{code}"
+handler = "index.handler"
+runtime = "nodejs20.x"
+timeout = 5
+env = {{ FUNCTION_TIMEOUT_MS = 5000 }}
+upstreams = {{ DB = "mysql close=fin" }}
+[[steps]]
+invoke = {{ as = "first" }}
+[[steps]]
+stay_frozen = 1.5
+[[steps]]
+invoke = {{ as = "second" }}
+[[steps]]
+expect = {{ invoke = "first", ok = true }}
+"""
+# What the converted scenario needs beside the logs: the database and how the function reaches it.
+WITH = """
+[databases.mysql]
+kind = "mysql"
+wait_timeout_s = 1
+[function]
+timeout = 5
+env = { FUNCTION_TIMEOUT_MS = "5000" }
+upstreams = { DB = "mysql close=fin" }
+"""
+
+
+def _prerequisites() -> None:
+    require(node_modules_problem(SEQUELIZE / "stale_pool") is None, "the Sequelize samples' node_modules "
+            "(make .venv/.installed)")
+    try:
+        MySQLUsers(mysql_dsn()).check()
+    except Exception as exc:  # the prerequisite's own error says what is missing
+        require(False, f"MariaDB at {mysql_dsn()}: {exc}")
+
+
+def _convert(tmp_path: Path, text: str, name: str, code: Path, *extra: str) -> Path:
+    recorded = tmp_path / f"{name}.log"
+    recorded.write_text(text)
+    (tmp_path / "with.toml").write_text(WITH)
+    scenario = tmp_path / f"{name}.toml"
+    assert main(["scenario", "from-logs", str(recorded), "--function", str(code), "--handler", "index.handler",
+                 "--runtime", "nodejs20.x", "--with", str(tmp_path / "with.toml"), "-o", str(scenario),
+                 *extra]) == 0
+    return scenario
+
+
+def test_the_stale_pool_failure_recorded_in_logs_comes_back_and_the_fix_does_not_fail(tmp_path: Path) -> None:
+    _prerequisites()
+    source = tmp_path / "stale.toml"
+    source.write_text(STALE.format(code=SEQUELIZE / "stale_pool"))
+    # The failure is a race (scenarios/node/sequelize_stale_pool_fin.toml): record until a run shows it.
+    for _ in range(5):
+        results, text = _recorded(source)
+        assert results[0].aborted is None, results[0].aborted
+        if results[0].steps[2].outcome == "SequelizeDatabaseError":
+            break
+    else:
+        pytest.fail("no recorded run of the stale pool failed in 5: the recording shows no bug to replay")
+    scenario = _convert(tmp_path, text, "stale_logs", SEQUELIZE / "stale_pool", "--runs", "3")
+    written = scenario.read_text()
+    assert 'production = { outcome = "SequelizeDatabaseError"' in written
+    assert 'expect = { invoke = "r2", error_type = "SequelizeDatabaseError" }' in written
+    loaded = sc.load(scenario)
+    replayed = run_scenario(loaded)
+    report = Report(loaded, replayed)
+    # Quiet, nearly every run fails; a loaded 2-core host loses the race more often (as the shipped scenario says):
+    # one reproduction of three shows the bug, which never shows unfrozen.
+    assert report.reproduced >= 1, report.render()
+    text_report = report.render()
+    assert "production" in text_report and "SequelizeDatabaseError" in text_report
+
+    fixed = tmp_path / "fixed.toml"
+    fixed.write_text(STALE.format(code=SEQUELIZE / "recommended"))
+    results, text = _recorded(fixed)
+    assert results[0].aborted is None and [s.outcome for s in results[0].steps[:3:2]] == ["ok", "ok"]
+    scenario = _convert(tmp_path, text, "fixed_logs", SEQUELIZE / "recommended", "--runs", "2")
+    loaded = sc.load(scenario)
+    report = Report(loaded, run_scenario(loaded))
+    assert report.reproduced == 2, report.render()  # every invocation ok, as in production
