@@ -183,6 +183,7 @@ class Request:
         "_query",
         "body",
         "cancel_on_disconnect",
+        "continue_pending",
         "headers",
         "keep_alive",
         "local_port",
@@ -217,6 +218,9 @@ class Request:
         self._query: dict[str, str] | None = None
         # A handler that only waits (a long poll) sets this: when the client goes away, it is cancelled.
         self.cancel_on_disconnect = False
+        # Expect: 100-continue on a request read ahead: "100 Continue" is written once the requests before it are
+        # answered, so that the client never takes it for their status.
+        self.continue_pending = False
 
     @property
     def query(self) -> dict[str, str]:
