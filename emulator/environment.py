@@ -35,7 +35,7 @@ from .invocation import Invocation, Outcome
 from .leaks import Leak, LeakDetector
 from .lifecycle import Lifecycle, State, Transition
 from .logs import LineSplitter, end_line, report_line, start_line
-from .memory import PeakRssReader
+from .memory import PeakRssReader, process_tree
 from .memory_limit import MemoryGroup
 from .owner import InitFailure, Owner
 from .process import RuntimeProcess
@@ -126,6 +126,14 @@ class Environment(Answers, ExtensionSide, Failures, Shutdown, Reports):
     @property
     def group(self) -> FreezerGroup | None:
         return self._group
+
+    def process_ids(self) -> list[int]:
+        """Every process of the environment; the Runtime API refuses connections other environments' make."""
+        if self._group is None:
+            return []
+        if self._group.attach_paths:
+            return self._group.pids()
+        return [pid for leader in self._group.pids() for pid in process_tree(leader)]  # signals know the leaders
 
     @property
     def freezes(self) -> bool:
