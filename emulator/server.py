@@ -36,7 +36,7 @@ class Emulator:
         self.queues: dict[str, AsyncQueue] = {}
         self.timeline = timeline if timeline is not None else Timeline()
         self.failures = FailureRecord(config.state_dir)
-        self._runtime_server = RuntimeApiServer()
+        self._runtime_server = RuntimeApiServer(limits=config.http_limits())
         self._invoke_api: InvokeApiServer | None = None
         self._ctx: EngineContext | None = None
         self.port: int | None = None
@@ -79,7 +79,7 @@ class Emulator:
                 self.queues[event.function].submit(event)
             else:
                 log.warning("kept asynchronous event %s names unknown function %s", event.request_id, event.function)
-        self._invoke_api = InvokeApiServer(self)
+        self._invoke_api = InvokeApiServer(self, self.config.http_limits())
         await self._invoke_api.listen(sock)
         self._started = True
         if self.config.host not in ("127.0.0.1", "::1", "localhost"):
