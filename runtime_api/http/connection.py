@@ -15,6 +15,8 @@ from .wire import CONTINUE, encode_response, head
 
 log = logging.getLogger("lambda_freeze.http")
 
+LINGER_S = 2.0  # after an error answer, how long what the client still sends is read and dropped
+
 
 class _Refused(Exception):
     """The request cannot be served as sent: answered with ``status``, then the connection closes."""
@@ -313,10 +315,24 @@ class HttpProtocol(asyncio.Protocol):
                 return  # its handler answers, then the connection closes
         if self.task is None:
             self._write(encode_response(self._server.error_response(status, message), keep_alive=False))
-            if self._transport is not None:
-                self._transport.close()
+            self._linger()
         else:
             self._pause_reading()
+
+    def _linger(self) -> None:
+        """Close after an error answer as nginx's lingering close does: the write side first, then what the client
+        still sends is read and dropped for a moment, so that the kernel does not answer it with a reset that
+        destroys the answer before the client has read it."""
+        transport = self._transport
+        if transport is None:
+            return
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        self._reading_paused = False
+        transport.resume_reading()
+        self._loop.call_later(LINGER_S, transport.close)
 
     async def _answer(self) -> None:
         queue = self._queue
@@ -359,7 +375,9 @@ class HttpProtocol(asyncio.Protocol):
                 else:
                     self._ahead_bytes = 0
                 if not keep_alive:
-                    if self._transport is not None:
+                    if self._refused:
+                        self._linger()
+                    elif self._transport is not None:
                         self._transport.close()
                     return
                 self._body_paused = False  # a body kept unread is no longer waited for
