@@ -84,7 +84,7 @@ class HttpProtocol(asyncio.Protocol):
             self._refused = True
             self._closing = True
             self._write(encode_response(refusal, keep_alive=False))
-            transport.close()
+            self._linger()  # the client may already be sending: its request must not turn the answer into a reset
             return
         self._arm(self._limits.header_timeout_s)
 
