@@ -10,7 +10,7 @@ import httptools
 
 from .framing import CHUNKED, Framing, HeadTooLarge
 from .limits import MAX_PIPELINED, MAX_READ_AHEAD_BYTES, ServerSide
-from .message import Body, BodyError, Request, StreamingResponse
+from .message import Body, BodyError, Request, StreamingResponse, origin_form
 from .wire import CONTINUE, encode_response, head
 
 log = logging.getLogger("lambda_freeze.http")
@@ -25,21 +25,6 @@ class _Refused(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-def _origin_form(url: bytes) -> bytes:
-    """The path and query of an absolute-form target (``http://host/path?q``), which a server must accept (RFC 9112
-    section 3.2.2); any other target as it came."""
-    if url[:1] == b"/" or b"://" not in url[:10]:
-        return url
-    scheme, _, rest = url.partition(b"://")
-    if scheme.lower() not in (b"http", b"https"):
-        return url
-    slash = rest.find(b"/")
-    query = rest.find(b"?")
-    if slash < 0 or (0 <= query < slash):
-        return b"/" + rest[query:] if query >= 0 else b"/"
-    return rest[slash:]
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -69,6 +54,7 @@ class HttpProtocol(asyncio.Protocol):
         self._write_paused = False
         self._closing = False
         self._refused = False
+        self._refusal: tuple[int, str] | None = None  # a refused head's answer, after the answers before it
         self._drained: asyncio.Future[None] | None = None
         # timeouts: the server's sweep closes the connection once ``deadline`` (loop time; 0: none) has passed
         self.deadline = 0.0
@@ -119,9 +105,26 @@ class HttpProtocol(asyncio.Protocol):
                 log.exception("HTTP parser callback failed")
                 self._refuse(400, "the request could not be read")
         except httptools.HttpParserUpgrade:
-            self._refuse(400, "protocol upgrades are not supported")
+            # the request is answered as plain HTTP; what follows it is another protocol: the connection ends there
+            self._refused = self._closing = True
+            if self.task is None:
+                self._linger()
+            else:
+                self._pause_reading()
         except httptools.HttpParserError as exc:
             self._refuse(400, f"malformed HTTP request: {exc}")
+
+    def eof_received(self) -> bool:
+        """The client has sent all it will (a half-close): the requests it sent are still answered, then the
+        connection closes; a request cut off by the end breaks off."""
+        self._closing = True
+        broken = self._parsing
+        if broken is not None and not broken.body.done:
+            self._parsing = None
+            broken.body.fail(BodyError("the client ended the connection mid-request"))
+        if self._queue and self._queue[0].cancel_on_disconnect:
+            return False  # a long poll whose client is gone is withdrawn, as when the connection drops
+        return self.task is not None  # True keeps the write side open until the answers are written
 
     def pause_writing(self) -> None:
         # The client does not read its answers: no more of its requests are read until it does.
@@ -191,7 +194,7 @@ class HttpProtocol(asyncio.Protocol):
         body = Body(self, self._server.max_body, expected)
         request = Request(
             parser.get_method().decode("ascii", "replace"),
-            _origin_form(self._url).decode("latin-1"),
+            origin_form(self._url).decode("latin-1"),
             headers,
             version,
             parser.should_keep_alive(),
@@ -302,9 +305,8 @@ class HttpProtocol(asyncio.Protocol):
 
     # ------------------------------------------------------------------------------ answering
     def _refuse(self, status: int, message: str) -> None:
-        """The byte stream cannot be followed any further: a body being read breaks off; the client gets
-        ``status`` (unless a handler is answering it already), then the connection closes."""
-        self._closing = True
+        """The byte stream cannot be followed any further: a body being read breaks off (its handler answers); a
+        refused head gets ``status`` once the requests before it are answered; then the connection closes."""
         self._refused = True
         self.deadline = 0.0
         broken = self._parsing
@@ -312,11 +314,14 @@ class HttpProtocol(asyncio.Protocol):
         if broken is not None and not broken.body.done:
             broken.body.fail(BodyError(message))
             if broken in self._queue:
+                self._closing = True
                 return  # its handler answers, then the connection closes
         if self.task is None:
+            self._closing = True
             self._write(encode_response(self._server.error_response(status, message), keep_alive=False))
             self._linger()
         else:
+            self._refusal = (status, message)
             self._pause_reading()
 
     def _linger(self) -> None:
@@ -374,8 +379,13 @@ class HttpProtocol(asyncio.Protocol):
                     self._ahead_bytes = max(0, self._ahead_bytes - queue[0].body.size)
                 else:
                     self._ahead_bytes = 0
+                if keep_alive and not queue and self._refusal is not None:
+                    status, message = self._refusal
+                    self._write(encode_response(self._server.error_response(status, message), keep_alive=False))
+                    keep_alive = False
                 if not keep_alive:
                     if self._refused:
+                        self._closing = True
                         self._linger()
                     elif self._transport is not None:
                         self._transport.close()

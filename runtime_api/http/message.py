@@ -176,6 +176,21 @@ class Body:
                 await self._wait()
 
 
+def origin_form(url: bytes) -> bytes:
+    """The path and query of an absolute-form target (``http://host/path?q``), which a server must accept (RFC 9112
+    section 3.2.2); any other target as it came."""
+    if url[:1] == b"/" or b"://" not in url[:10]:
+        return url
+    scheme, _, rest = url.partition(b"://")
+    if scheme.lower() not in (b"http", b"https"):
+        return url
+    slash = rest.find(b"/")
+    query = rest.find(b"?")
+    if slash < 0 or (0 <= query < slash):
+        return b"/" + rest[query:] if query >= 0 else b"/"
+    return rest[slash:]
+
+
 class Request:
     """One request. Header names are lower-cased; ``params`` are the route's decoded path parameters."""
 
