@@ -235,4 +235,5 @@ def test_parsing_never_depends_on_how_the_bytes_are_cut(data: st.DataObject) -> 
     whole = asyncio.run(_run([stream]))
     assert _statuses(whole), whole[:200]  # every stream gets an answer
     assert asyncio.run(_run(pieces)) == whole
-    assert asyncio.run(_run([stream[i : i + 1] for i in range(len(stream))])) == whole  # every cut at once
+    if len(stream) <= 4096:  # every cut at once (a byte at a time: 64 KiB of it would take seconds)
+        assert asyncio.run(_run([stream[i : i + 1] for i in range(len(stream))])) == whole
