@@ -260,6 +260,26 @@ async def test_idle_and_silent_connections_are_closed(rig_factory: Callable[...,
 
 
 @pytest.mark.asyncio
+async def test_a_pipelined_head_is_timed_out_and_a_body_that_keeps_coming_is_not(
+    rig_factory: Callable[..., Rig],
+) -> None:
+    rig = rig_factory(header_timeout_s=0.4, idle_timeout_s=None, body_timeout_s=0.4)
+    port = await rig.start()
+    reader, writer = await _connect(port)
+    writer.write(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost")  # a second head, cut off
+    assert (await _response(reader))[0] == 200
+    status, headers, _ = await _response(reader)
+    assert (status, headers["connection"]) == (408, "close")
+    slow_reader, slow_writer = await _connect(port)
+    slow_writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n")
+    for piece in (b"ab", b"cd", b"ef", b"gh"):  # 0.75 s in all, never 0.4 s without a piece
+        await asyncio.sleep(0.25)  # wait-ok: a slow but steady upload is the scenario
+        slow_writer.write(piece)
+    status, _, body = await _response(slow_reader)
+    assert (status, body) == (202, b"abcdefgh")
+
+
+@pytest.mark.asyncio
 async def test_a_request_waiting_for_its_answer_is_never_timed_out(rig_factory: Callable[..., Rig]) -> None:
     rig = rig_factory(header_timeout_s=0.2, idle_timeout_s=0.2, body_timeout_s=0.2)
     reader, writer = await _connect(await rig.start())

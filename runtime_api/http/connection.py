@@ -59,6 +59,9 @@ class HttpProtocol(asyncio.Protocol):
         # timeouts: the server's sweep closes the connection once ``deadline`` (loop time; 0: none) has passed
         self.deadline = 0.0
         self._awaiting_head = True  # no request begun since the last one ended
+        self._header_timeout_s = limits.header_timeout_s
+        self._body_timeout_s = limits.body_timeout_s
+        self._max_line = limits.max_line_bytes
 
     # ------------------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -90,9 +93,6 @@ class HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # the stream cannot be followed any further: what follows is dropped until the close
-        if self._awaiting_head:
-            self._awaiting_head = False
-            self._arm(self._limits.header_timeout_s)
         try:
             self._framing.feed(data)
         except HeadTooLarge:
@@ -145,6 +145,8 @@ class HttpProtocol(asyncio.Protocol):
         self._hosts = 0
         self._in_trailers = False
         self._awaiting_head = False
+        if self._header_timeout_s is not None:  # from the first byte of each head, pipelined ones too
+            self.deadline = self._loop.time() + self._header_timeout_s
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -152,15 +154,14 @@ class HttpProtocol(asyncio.Protocol):
             raise _Refused(414, "the request target is too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        limits = self._limits
         size = len(name) + len(value)
-        if size > limits.max_line_bytes:
+        if size > self._max_line:
             raise _Refused(431, "a request header field is too large")
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1").strip(" \t")
         if self._in_trailers and self._parsing is not None:
             self._trailer_bytes += size + 4
-            if self._trailer_bytes > limits.max_head_bytes:
+            if self._trailer_bytes > self._limits.max_head_bytes:
                 raise _Refused(431, "the request trailers are too large")
             fields = self._parsing.body.trailers
         else:
@@ -174,9 +175,9 @@ class HttpProtocol(asyncio.Protocol):
         parser = self._parser
         headers = self._headers
         version = parser.get_http_version()
-        if version not in ("1.1", "1.0"):
+        if version != "1.1" and version != "1.0":
             raise _Refused(505, f"HTTP/{version} is not supported: this server speaks HTTP/1.1")
-        if self._hosts > 1 or (self._hosts == 0 and version == "1.1"):
+        if self._hosts != 1 and (self._hosts or version == "1.1"):
             # RFC 9112 section 3.2: a request without exactly one Host is answered 400
             raise _Refused(400, "an HTTP/1.1 request needs exactly one Host header")
         length = headers.get("content-length")
@@ -192,9 +193,10 @@ class HttpProtocol(asyncio.Protocol):
             expected = 0
         self._framing.body(expected)
         body = Body(self, self._server.max_body, expected)
+        url = self._url
         request = Request(
             parser.get_method().decode("ascii", "replace"),
-            origin_form(self._url).decode("latin-1"),
+            (url if url[0] == 47 else origin_form(url)).decode("latin-1"),  # 47: "/", the origin form
             headers,
             version,
             parser.should_keep_alive(),
@@ -205,8 +207,8 @@ class HttpProtocol(asyncio.Protocol):
         self._in_trailers = True
         self._trailer_bytes = 0
         queue = self._queue
-        if expected != 0:
-            self._arm(self._limits.body_timeout_s)
+        if expected != 0 and self._body_timeout_s is not None:
+            self.deadline = self._loop.time() + self._body_timeout_s
         else:
             self.deadline = 0.0  # complete: it waits for its answer, never timed out
         if version == "1.1" and not body.too_large and headers.get("expect", "").lower() == "100-continue":
@@ -224,6 +226,8 @@ class HttpProtocol(asyncio.Protocol):
         request = self._parsing
         if request is not None:
             self._framing.moved = True
+            if self._body_timeout_s is not None:
+                self.deadline = self._loop.time() + self._body_timeout_s  # renewed by every piece
             request.body.feed(data)
             queue = self._queue
             if queue and request is not queue[0]:  # read ahead (an answered request's rest is dropped)

@@ -83,7 +83,9 @@ class Framing:
                 piece, data = data[:remaining], data[remaining:]
                 feed(piece)
                 continue
-            end = self._end(data)
+            end = self._end(data) if self._tail else data.find(_END)
+            if not self._tail and end >= 0:
+                end += 4
             if end < 0 or end == len(data):
                 piece, data = data, b""
             else:
@@ -102,8 +104,12 @@ class Framing:
                         if self._seen > self._max_head:
                             raise HeadTooLarge
                 continue
-            if self._seen + len(piece) > self._max_head:
+            seen = self._seen + len(piece)
+            if seen > self._max_head:
                 raise HeadTooLarge
-            self._seen += len(piece)
-            self._keep_tail(piece)
+            self._seen = seen
+            if end < 0:
+                self._keep_tail(piece)
+            elif self._tail:
+                self._tail = b""
             feed(piece)  # may end the head or the message: ``body()`` or ``message_done()`` reset the count

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import socket
 from collections.abc import Callable
 
@@ -79,6 +80,8 @@ class HttpServer:
     # ------------------------------------------------------------------------------------------- lifecycle
     async def listen(self, sock: socket.socket) -> asyncio.Server:
         """Serve on ``sock`` (bound; listened on here)."""
+        if not self._listeners:
+            _check_file_limit(self.limits.max_connections)
         loop = asyncio.get_running_loop()
         listener = await loop.create_server(lambda: HttpProtocol(self), sock=sock, backlog=512)
         self._listeners.append(listener)
@@ -128,3 +131,15 @@ class HttpServer:
         remaining = [c.task for c in self._connections if c.task is not None]
         if remaining:
             await asyncio.wait(remaining, timeout=1.0)
+
+
+def _check_file_limit(max_connections: int) -> None:
+    """Past the process's file limit, the kernel resets new connections and nothing is logged: say so up front."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < max_connections + 64:
+        log.warning(
+            "the file limit (ulimit -n %d) is below --http-max-connections %d: past it, new connections are reset "
+            "without a 503; raise the limit or lower the cap",
+            soft,
+            max_connections,
+        )
