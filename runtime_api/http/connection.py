@@ -11,7 +11,7 @@ import httptools
 from .framing import CHUNKED, Framing, HeadTooLarge
 from .limits import MAX_PIPELINED, MAX_READ_AHEAD_BYTES, ServerSide
 from .message import Body, BodyError, Request, StreamingResponse, origin_form
-from .wire import CONTINUE, encode_response, head
+from .wire import CONTINUE, encode_response, write_stream
 
 log = logging.getLogger("lambda_freeze.http")
 
@@ -295,6 +295,9 @@ class HttpProtocol(asyncio.Protocol):
             self.deadline = 0.0
             self.close_when_idle()
 
+    def _open(self) -> bool:
+        return self._transport is not None
+
     def _write(self, data: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
@@ -366,7 +369,7 @@ class HttpProtocol(asyncio.Protocol):
                     request.body.drop()  # read and dropped, so the next request on this connection can follow
                 try:
                     if isinstance(response, StreamingResponse):
-                        keep_alive = await self._stream(response, keep_alive)
+                        keep_alive = await write_stream(response, keep_alive, self._write, self._drain, self._open)
                     else:
                         self._write(encode_response(response, keep_alive, http10=request.version == "1.0"))
                         if self._write_paused:
@@ -404,31 +407,6 @@ class HttpProtocol(asyncio.Protocol):
             raise
         finally:
             self.task = None
-
-    async def _stream(self, response: StreamingResponse, keep_alive: bool) -> bool:
-        """Writes a streamed response in chunks; False when the connection cannot be kept afterwards. A body that
-        fails mid-way leaves the chunked coding unterminated, so the client sees the response as cut off."""
-        extra = [b"Transfer-Encoding: chunked\r\n"]
-        if not keep_alive:
-            extra.append(b"Connection: close\r\n")
-        self._write(b"".join([*head(response.status, response.headers, extra), b"\r\n"]))
-        body = response.body
-        try:
-            async for piece in body:
-                if self._transport is None:
-                    raise ConnectionResetError("the connection was closed")
-                if piece:
-                    self._write(b"%x\r\n%b\r\n" % (len(piece), piece))
-                    await self._drain()
-            self._write(b"0\r\n\r\n")
-            await self._drain()
-        except ConnectionError:
-            return False
-        finally:
-            aclose = getattr(body, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        return keep_alive and self._transport is not None
 
     def close_when_idle(self) -> None:
         self._closing = True

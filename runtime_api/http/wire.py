@@ -1,12 +1,13 @@
-"""How a response is written on the wire: the status line, the header fields (with Date), and the body."""
+"""How a response is written on the wire: the status line, the header fields (with Date), and the body, whole or
+streamed in chunks."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 
-from .message import Response
+from .message import Response, StreamingResponse
 
 _PHRASES = {status.value: status.phrase.encode() for status in HTTPStatus}
 NO_BODY_STATUSES = frozenset((204, 304))
@@ -72,3 +73,36 @@ def encode_response(response: Response, keep_alive: bool, *, http10: bool = Fals
     if response.body and response.status not in NO_BODY_STATUSES:
         lines.append(response.body)
     return b"".join(lines)
+
+
+async def write_stream(
+    response: StreamingResponse,
+    keep_alive: bool,
+    write: Callable[[bytes], None],
+    drain: Callable[[], Awaitable[None]],
+    is_open: Callable[[], bool],
+) -> bool:
+    """Writes a streamed response in chunks, each once the one before it is drained (no faster than the client
+    reads); False when the connection cannot be kept afterwards. A body that fails mid-way leaves the chunked coding
+    unterminated, so the client sees the response as cut off."""
+    extra = [b"Transfer-Encoding: chunked\r\n"]
+    if not keep_alive:
+        extra.append(b"Connection: close\r\n")
+    write(b"".join([*head(response.status, response.headers, extra), b"\r\n"]))
+    body = response.body
+    try:
+        async for piece in body:
+            if not is_open():
+                raise ConnectionResetError("the connection was closed")
+            if piece:
+                write(b"%x\r\n%b\r\n" % (len(piece), piece))
+                await drain()
+        write(b"0\r\n\r\n")
+        await drain()
+    except ConnectionError:
+        return False
+    finally:
+        aclose = getattr(body, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    return keep_alive and is_open()
