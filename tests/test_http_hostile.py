@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import socket
 from collections.abc import AsyncIterator, Callable
 
@@ -320,6 +321,19 @@ async def test_beyond_the_connection_cap_a_client_gets_503_and_the_server_recove
     reader, writer = await _connect(port)
     writer.write(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
     assert (await _response(reader))[0] == 200  # recovered
+
+
+@pytest.mark.asyncio
+async def test_a_connection_cap_above_the_file_limit_is_logged(
+    rig_factory: Callable[..., Rig], caplog: pytest.LogCaptureFixture
+) -> None:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with caplog.at_level(logging.WARNING, logger="lambda_freeze.http"):
+        await rig_factory(max_connections=soft + 1).start()
+        await rig_factory(max_connections=max(1, soft // 4)).start()
+    warnings = [r.getMessage() for r in caplog.records if "file limit" in r.getMessage()]
+    assert len(warnings) == 1, warnings  # past it the kernel resets connections without a word: said up front
+    assert f"ulimit -n {soft}" in warnings[0]
 
 
 # ------------------------------------------------------------------------------------------------- 100-continue
