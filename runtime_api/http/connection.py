@@ -382,10 +382,8 @@ class HttpProtocol(asyncio.Protocol):
                     log.exception("unexpected error answering %s %s", request.method, request.path)
                     keep_alive = False
                 del queue[0]
-                if queue:
-                    self._ahead_bytes = max(0, self._ahead_bytes - queue[0].body.size)
-                else:
-                    self._ahead_bytes = 0
+                if self._ahead_bytes:
+                    self._ahead_bytes = max(0, self._ahead_bytes - queue[0].body.size) if queue else 0
                 if keep_alive and not queue and self._refusal is not None:
                     status, message = self._refusal
                     self._write(encode_response(self._server.error_response(status, message), keep_alive=False))
@@ -398,9 +396,11 @@ class HttpProtocol(asyncio.Protocol):
                         self._transport.close()
                     return
                 self._body_paused = False  # a body kept unread is no longer waited for
-                self._resume_reading()
+                if self._reading_paused:
+                    self._resume_reading()
                 if not queue and self._awaiting_head and self._parsing is None:
-                    self._arm(self._limits.idle_timeout_s)
+                    idle_s = self._limits.idle_timeout_s
+                    self.deadline = self._loop.time() + idle_s if idle_s is not None else 0.0
         except asyncio.CancelledError:
             if self._transport is not None:
                 self._transport.close()

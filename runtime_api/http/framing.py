@@ -71,6 +71,16 @@ class Framing:
     def feed(self, data: bytes) -> None:
         """Feed ``data`` to the parser; ``HeadTooLarge`` (with nothing of the excess fed) when a bound is passed."""
         feed = self._feed
+        if self.state == HEAD and not self._tail and data.endswith(_END):
+            # the usual read: whole requests ending with a head (a GET); cut where a head ends all the same
+            end = data.find(_END) + 4
+            if end == len(data):
+                seen = self._seen + end
+                if seen > self._max_head:
+                    raise HeadTooLarge
+                self._seen = seen
+                feed(data)
+                return
         while data:
             state = self.state
             if state == LENGTH:
