@@ -15,6 +15,7 @@ import pytest_asyncio
 
 from runtime_api.errors import runtime_error
 from runtime_api.http import (
+    MAX_PIPELINED,
     BodyError,
     HttpLimits,
     HttpServer,
@@ -204,6 +205,7 @@ async def test_answers_a_client_does_not_read_stop_the_reading_of_its_requests(r
     await asyncio.sleep(0.5)  # wait-ok: the time an unbounded server takes to answer everything into its buffers
     (connection,) = rig.server._connections
     assert rig.answered < count // 2, rig.answered  # what the kernel's socket buffers hold, and no more
+    assert len(connection._queue) <= MAX_PIPELINED + 1  # type: ignore[attr-defined]  # not a whole read's worth
     assert connection._transport.get_write_buffer_size() <= 64 * 1024 + len(BIG) + 1024  # type: ignore[attr-defined]
     for _ in range(count):  # the client reads at last: every answer comes, in order
         status, _, body = await _response(reader)

@@ -54,6 +54,7 @@ class HttpProtocol(asyncio.Protocol):
         self._write_paused = False
         self._closing = False
         self._refused = False
+        self._backlog = b""  # bytes read but not parsed while reading was paused
         self._refusal: tuple[int, str] | None = None  # a refused head's answer, after the answers before it
         self._drained: asyncio.Future[None] | None = None
         # timeouts: the server's sweep closes the connection once ``deadline`` (loop time; 0: none) has passed
@@ -94,7 +95,9 @@ class HttpProtocol(asyncio.Protocol):
         if self._refused:
             return  # the stream cannot be followed any further: what follows is dropped until the close
         try:
-            self._framing.feed(data)
+            rest = self._framing.feed(data)
+            if rest and not self._refused:
+                self._backlog = rest  # read, not yet parsed: parsed when the connection reads on
         except HeadTooLarge:
             self._refuse(431, "the request head is too large")
         except httptools.HttpParserCallbackError as exc:
@@ -252,6 +255,7 @@ class HttpProtocol(asyncio.Protocol):
     def _pause_reading(self) -> None:
         if not self._reading_paused and self._transport is not None:
             self._reading_paused = True
+            self._framing.hold = True  # the rest of the read being parsed waits too
             self._transport.pause_reading()
 
     def _resume_reading(self) -> None:
@@ -264,7 +268,12 @@ class HttpProtocol(asyncio.Protocol):
             and self._transport is not None
         ):
             self._reading_paused = False
+            self._framing.hold = False
             self._transport.resume_reading()
+            backlog = self._backlog
+            if backlog:  # before anything read from now on
+                self._backlog = b""
+                self.data_received(backlog)
             if self.deadline:  # the wait was the server's, not the client's
                 self._arm(
                     self._limits.body_timeout_s

@@ -29,7 +29,7 @@ class Framing:
     ``message_done()`` once a request has ended; ``moved`` is set by the connection on every piece of body data.
     """
 
-    __slots__ = ("_feed", "_max_head", "_remaining", "_seen", "_tail", "moved", "state")
+    __slots__ = ("_feed", "_max_head", "_remaining", "_seen", "_tail", "hold", "moved", "state")
 
     def __init__(self, feed: Callable[[bytes], None], max_head_bytes: int):
         self._feed = feed
@@ -39,6 +39,7 @@ class Framing:
         self._tail = b""  # the last bytes of the previous piece, where an end marker may have begun
         self._remaining = 0  # of a body of known length
         self.moved = False
+        self.hold = False  # set by the connection while it reads no more: the rest of a read is handed back
 
     def body(self, expected: int | None) -> None:
         self._seen = 0
@@ -68,8 +69,9 @@ class Framing:
     def _keep_tail(self, data: bytes) -> None:
         self._tail = data[-3:] if len(data) >= 3 else (self._tail + data)[-3:]
 
-    def feed(self, data: bytes) -> None:
-        """Feed ``data`` to the parser; ``HeadTooLarge`` (with nothing of the excess fed) when a bound is passed."""
+    def feed(self, data: bytes) -> bytes:
+        """Feed ``data`` to the parser; ``HeadTooLarge`` (with nothing of the excess fed) when a bound is passed.
+        What ``hold`` kept from the parser (a read holds many pipelined requests) is returned, to be fed later."""
         feed = self._feed
         if self.state == HEAD and not self._tail and data.endswith(_END):
             # the usual read: whole requests ending with a head (a GET); cut where a head ends all the same
@@ -80,15 +82,17 @@ class Framing:
                     raise HeadTooLarge
                 self._seen = seen
                 feed(data)
-                return
+                return b""
         while data:
+            if self.hold:
+                return data
             state = self.state
             if state == LENGTH:
                 remaining = self._remaining
                 if len(data) <= remaining:
                     self._remaining = remaining - len(data)
                     feed(data)
-                    return
+                    return b""
                 self._remaining = 0
                 piece, data = data[:remaining], data[remaining:]
                 feed(piece)
@@ -123,3 +127,4 @@ class Framing:
             elif self._tail:
                 self._tail = b""
             feed(piece)  # may end the head or the message: ``body()`` or ``message_done()`` reset the count
+        return b""
