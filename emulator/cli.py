@@ -64,6 +64,11 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
     serve.add_argument("--freezer", choices=CHOICES, help="auto (default) | cgroup2 | cgroup1 | sigstop | none")
     serve.add_argument("--host", help="Invoke API address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="Invoke API port (default 8080; 0 picks a free one)")
+    http = serve.add_argument_group("HTTP limits (of the Invoke and Runtime APIs; a timeout of 0 is off)")
+    http.add_argument("--http-header-timeout", type=float, metavar="S", help="a request head must arrive in S (30)")
+    http.add_argument("--http-idle-timeout", type=float, metavar="S", help="close a kept-alive idle connection (75)")
+    http.add_argument("--http-body-timeout", type=float, metavar="S", help="at most S between body pieces (60)")
+    http.add_argument("--http-max-connections", type=int, metavar="N", help="beyond N: 503 (default 1000)")
 
     invoke = sub.add_parser("invoke", help="invoke a function served by lambda-freeze")
     invoke.add_argument("name")
@@ -145,6 +150,10 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
             "freezer": args.freezer,
             "account_concurrency": args.account_concurrency,
             "state_dir": args.state_dir,
+            "http_header_timeout_s": args.http_header_timeout,
+            "http_idle_timeout_s": args.http_idle_timeout,
+            "http_body_timeout_s": args.http_body_timeout,
+            "http_max_connections": args.http_max_connections,
             "functions": functions,
         },
     )

@@ -38,7 +38,7 @@ class Emulator:
         self.failures = FailureRecord(config.state_dir)
         # What invokes the functions; the Invoke API's server talks to it directly.
         self.source = InvokeApiSource(self.functions, self.queues, self.failures, self.timeline)
-        self._runtime_server = RuntimeApiServer()
+        self._runtime_server = RuntimeApiServer(limits=config.http_limits())
         self._invoke_api: InvokeApiServer | None = None
         self._ctx: EngineContext | None = None
         self.port: int | None = None
@@ -81,7 +81,7 @@ class Emulator:
                 self.queues[event.function].submit(event)
             else:
                 log.warning("kept asynchronous event %s names unknown function %s", event.request_id, event.function)
-        self._invoke_api = InvokeApiServer(self.source)
+        self._invoke_api = InvokeApiServer(self.source, self.config.http_limits())
         await self._invoke_api.listen(sock)
         self._started = True
         if self.config.host not in ("127.0.0.1", "::1", "localhost"):

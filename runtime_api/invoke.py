@@ -16,6 +16,7 @@ from .errors import HttpApiError, aws_error
 from .http import (
     BodyError,
     BodyTooLarge,
+    HttpLimits,
     HttpServer,
     MethodNotAllowed,
     NotFound,
@@ -37,6 +38,7 @@ from .protocol import (
 log = logging.getLogger("lambda_freeze.invoke_api")
 
 INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")
+MAX_CLIENT_CONTEXT_BYTES = 3583  # the Invoke API reference: "Up to 3,583 bytes of base64-encoded data"
 STREAM_INVOCATION_TYPES = ("RequestResponse", "DryRun")  # InvokeWithResponseStream is synchronous only
 
 
@@ -105,10 +107,16 @@ async def _invoke_request(
         )
     client_context = request.headers.get("x-amz-client-context")
     if client_context is not None:
+        if len(client_context) > MAX_CLIENT_CONTEXT_BYTES:
+            raise HttpApiError(
+                400,
+                "InvalidRequestContentException",
+                f"Client context must be at most {MAX_CLIENT_CONTEXT_BYTES} bytes of Base64-encoded data.",
+            )
         try:
             if not isinstance(json.loads(base64.b64decode(client_context, validate=True)), dict):
                 raise ValueError("not an object")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser goes
             raise HttpApiError(
                 400, "InvalidRequestContentException", "Client context must be a valid Base64-encoded JSON object."
             ) from None
@@ -130,7 +138,7 @@ class InvokeApiServer:
     Lifecycle: ``await listen(sock)`` → serve → ``await close(grace_s)``.
     """
 
-    def __init__(self, backend: InvokeBackend):
+    def __init__(self, backend: InvokeBackend, limits: HttpLimits | None = None):
         self._backend = backend
         router = Router()
         router.add("POST", "/2015-03-31/functions/{name}/invocations", self._invoke)
@@ -146,6 +154,7 @@ class InvokeApiServer:
             error_response=lambda status, message: aws_error(
                 status, _ERROR_TYPES.get(status, "InvalidRequestContentException"), message, request_id=_new_id()
             ),
+            limits=limits,
         )
 
     async def listen(self, sock: socket.socket) -> None:
@@ -218,8 +227,14 @@ def _new_id() -> str:
 _ERROR_TYPES = {
     404: "UnknownOperationException",
     405: "UnknownOperationException",
+    408: "RequestTimeoutException",
     413: "RequestTooLargeException",
+    414: "RequestHeaderFieldsTooLargeException",
+    431: "RequestHeaderFieldsTooLargeException",
     500: "ServiceException",
+    501: "NotImplementedException",
+    503: "ServiceUnavailableException",
+    505: "HttpVersionNotSupportedException",
 }
 
 

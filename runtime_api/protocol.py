@@ -63,6 +63,11 @@ class RuntimeBackend(Protocol):
 
     def post_init_error(self, body: bytes, error_type: str | None) -> None: ...
 
+    def process_ids(self) -> Sequence[int]:
+        """Every process of the environment (runtime, extensions, their children): the endpoint refuses
+        connections that another environment's processes make."""
+        ...
+
     # Extensions API 2020-01-01, on the same endpoint
     def register_extension(self, name: str | None, events: object) -> tuple[str, Mapping[str, str]]:
         """Returns the extension's identifier and the register response body."""

@@ -1,7 +1,8 @@
 """The Runtime API 2018-06-01: one endpoint (its own 127.0.0.1 port) per execution environment.
 
 All endpoints share one HTTP server; the listening port a request arrived on says which environment it belongs to,
-so a runtime can only ever reach its own environment.
+and a connection made by another environment's processes is refused (``peers``), so a runtime can only ever drive
+its own environment.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import json
 import logging
 import socket
@@ -18,6 +20,7 @@ from .errors import runtime_error
 from .http import (
     BodyError,
     BodyTooLarge,
+    HttpLimits,
     HttpServer,
     MethodNotAllowed,
     NotFound,
@@ -27,6 +30,7 @@ from .http import (
     StreamingResponse,
     route_errors,
 )
+from .peers import held_by, socket_inode
 from .protocol import MAX_RESPONSE_BYTES, ApiError, NextEvent, ResponseSink, RuntimeBackend
 
 log = logging.getLogger("lambda_freeze.runtime_api")
@@ -46,6 +50,7 @@ _RESPONSE_MODE = RESPONSE_MODE_HEADER.lower()
 _EXTENSION_ID = EXTENSION_ID_HEADER.lower()
 _EXTENSION_ERROR_TYPE = EXTENSION_ERROR_TYPE_HEADER.lower()
 _JSON = "application/json"
+_MAX_EXTENSION_NAME_BYTES = 255  # an external extension's name is its file name in /opt/extensions (NAME_MAX)
 
 
 class _Gone(Exception):
@@ -81,9 +86,12 @@ class RuntimeApiServer:
     """Serves every environment's Runtime API endpoint from one HTTP server.
 
     Lifecycle: ``await start()`` → ``await open_endpoint(backend)`` per environment → ``await close()``.
+
+    A runtime's kept-alive connection idles while its handler runs, for as long as the function's timeout, or
+    frozen mid-handler for longer: the Runtime API has no idle timeout.
     """
 
-    def __init__(self, host: str = "127.0.0.1"):
+    def __init__(self, host: str = "127.0.0.1", limits: HttpLimits | None = None):
         self._host = host
         self._backends: dict[int, RuntimeBackend] = {}
         router = Router()
@@ -100,6 +108,8 @@ class RuntimeApiServer:
             route_errors(router, self._render_error),
             max_body=MAX_RESPONSE_BYTES,
             error_response=lambda status, message: runtime_error(status, _error_type(status), message),
+            limits=dataclasses.replace(limits or HttpLimits(), idle_timeout_s=None),
+            vet=self._vet,
         )
         self._started = False
 
@@ -122,6 +132,30 @@ class RuntimeApiServer:
             self._backends.clear()
             await self._http.close(grace_s=0.5)
             self._started = False
+
+    def _vet(self, peer: object, sockname: object) -> Response | None:
+        """Refuse a connection made by another environment's processes. Its own runtime's (the usual case) is
+        recognised first; a local process outside every environment (curl, a test) is let in, as before."""
+        if not (isinstance(peer, tuple) and isinstance(sockname, tuple)):
+            return None
+        backend = self._backends.get(sockname[1])
+        if backend is None:
+            return None  # the environment has ended: its requests answer 410
+        try:
+            inode = socket_inode(peer, sockname)
+        except OSError:
+            return None  # no sock_diag here (not Linux): nothing to tell the processes apart with
+        if inode is None or held_by(inode, backend.process_ids()):
+            return None
+        for port, other in list(self._backends.items()):
+            if other is not backend and held_by(inode, other.process_ids()):
+                log.warning(
+                    "refused a connection to the Runtime API on port %d from the environment on port %d",
+                    sockname[1],
+                    port,
+                )
+                return runtime_error(403, "AccessDenied", "this Runtime API belongs to another execution environment")
+        return None
 
     # ------------------------------------------------------------------------------------------- handlers
     def _backend(self, request: Request) -> RuntimeBackend:
@@ -192,7 +226,12 @@ class RuntimeApiServer:
         except ValueError:
             return runtime_error(400, "InvalidRequestFormat", "the register body is not JSON")
         events = document.get("events") if isinstance(document, dict) else None
-        identifier, body = backend.register_extension(request.headers.get("lambda-extension-name"), events)
+        name = request.headers.get("lambda-extension-name")
+        if name is not None:
+            name, problem = _extension_name(name)
+            if problem is not None:
+                return runtime_error(403, "Extension.InvalidExtensionName", problem)
+        identifier, body = backend.register_extension(name, events)
         return Response(
             200, json.dumps(dict(body)).encode(), headers={EXTENSION_ID_HEADER: identifier}, content_type=_JSON
         )
@@ -247,10 +286,33 @@ async def _stream_response(request: Request, sink: ResponseSink) -> Response:
     return _accepted()
 
 
+def _extension_name(header: str) -> tuple[str, str | None]:
+    """The name as the extension sent it (UTF-8), and what is wrong with it, if anything: an external extension's
+    name is the file name it was started from, so it is one path component, of at most 255 bytes."""
+    raw = header.encode("latin-1")  # header values are read as latin-1: these are the bytes that came
+    try:
+        name = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return header, "Lambda-Extension-Name must be UTF-8"
+    if len(raw) > _MAX_EXTENSION_NAME_BYTES:
+        return name, f"Lambda-Extension-Name must be at most {_MAX_EXTENSION_NAME_BYTES} bytes"
+    if name in (".", "..") or "/" in name or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return name, "Lambda-Extension-Name must be a file name: no '/', no control characters, not . or .."
+    return name, None
+
+
 def _error_type(status: int) -> str:
-    return {400: "InvalidRequest", 413: "RequestEntityTooLarge", 431: "RequestHeaderFieldsTooLarge"}.get(
-        status, "InternalError" if status >= 500 else "InvalidRequest"
-    )
+    return {
+        400: "InvalidRequest",
+        403: "AccessDenied",
+        408: "RequestTimeout",
+        413: "RequestEntityTooLarge",
+        414: "RequestHeaderFieldsTooLarge",
+        431: "RequestHeaderFieldsTooLarge",
+        501: "NotImplemented",
+        503: "ServiceUnavailable",
+        505: "HTTPVersionNotSupported",
+    }.get(status, "InternalError" if status >= 500 else "InvalidRequest")
 
 
 class RuntimeEndpoint:

@@ -274,11 +274,11 @@ async def test_an_answer_before_the_body_is_read_drops_the_rest_of_it(served: Se
     ("request_bytes", "status"),
     [
         (b"NOT HTTP AT ALL\r\n\r\n", 400),
-        (b"GET /next HTTP/1.1\r\nContent-Length: nope\r\n\r\n", 400),
-        (b"GET /next HTTP/1.1\r\nBad Header\r\n\r\n", 400),
+        (b"GET /next HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n", 400),
+        (b"GET /next HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400),
         # an upgrade is not taken up: the request is answered as it is, and the connection ends there
-        (b"GET /next HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n", 200),
-        (b"GET /next HTTP/1.1\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n", 431),
+        (b"GET /next HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n", 200),
+        (b"GET /next HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n", 431),
     ],
 )
 @pytest.mark.asyncio
@@ -367,7 +367,7 @@ async def test_close_gives_requests_in_flight_their_grace_then_cancels_them() ->
 def test_the_date_header_is_an_imf_fixdate() -> None:
     from email.utils import formatdate
 
-    from runtime_api.http.connection import _http_date
+    from runtime_api.http.wire import http_date
 
     for epoch_s in (0, 784_111_777, 1_795_000_000, 4_102_444_799):
-        assert _http_date(epoch_s).decode() == formatdate(epoch_s, usegmt=True)
+        assert http_date(epoch_s).decode() == formatdate(epoch_s, usegmt=True)

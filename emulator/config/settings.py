@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime_api.http import HttpLimits
+
 from ..errors import ConfigError
 
 PLACEMENTS = ("mru", "lru", "random")
@@ -208,6 +210,9 @@ FILE_KEYS: dict[str, tuple[str, Any]] = {
 }
 
 
+_HTTP = HttpLimits()
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     host: str = "127.0.0.1"
@@ -216,6 +221,19 @@ class ServerConfig:
     account_concurrency: int = 1000  # environments across all functions; beyond it, 429
     state_dir: Path | None = None  # where async failures and undelivered events are kept
     functions: tuple[FunctionConfig, ...] = ()
+    # The HTTP servers' timeouts (0 turns one off) and connection cap: runtime_api.http.HttpLimits
+    http_header_timeout_s: float = _HTTP.header_timeout_s or 0.0
+    http_idle_timeout_s: float = _HTTP.idle_timeout_s or 0.0
+    http_body_timeout_s: float = _HTTP.body_timeout_s or 0.0
+    http_max_connections: int = _HTTP.max_connections
+
+    def http_limits(self) -> HttpLimits:
+        return HttpLimits(
+            header_timeout_s=self.http_header_timeout_s or None,
+            idle_timeout_s=self.http_idle_timeout_s or None,
+            body_timeout_s=self.http_body_timeout_s or None,
+            max_connections=self.http_max_connections,
+        )
 
     @classmethod
     def load(
@@ -256,6 +274,9 @@ class ServerConfig:
         return dataclasses.replace(self, **changes)
 
 
+_HTTP_KEYS = ("http_header_timeout", "http_idle_timeout", "http_body_timeout", "http_max_connections")
+
+
 def _read_toml(file: Path) -> tuple[dict[str, Any], list[FunctionConfig]]:
     import tomllib  # only a --config file needs it
 
@@ -269,9 +290,12 @@ def _read_toml(file: Path) -> tuple[dict[str, Any], list[FunctionConfig]]:
     if unknown:
         raise ConfigError(f"{file}: unknown table(s) {', '.join(unknown)}; expected [server] and [functions.NAME]")
     server = data.get("server", {})
-    unknown = sorted(set(server) - {"host", "port", "freezer", "account_concurrency", "state_dir"})
+    unknown = sorted(set(server) - {"host", "port", "freezer", "account_concurrency", "state_dir", *_HTTP_KEYS})
     if unknown:
         raise ConfigError(f"{file}: [server] has unknown key(s) {', '.join(unknown)}")
+    for key in _HTTP_KEYS[:3]:  # seconds, as the functions' ``timeout``
+        if key in server:
+            server[f"{key}_s"] = float(server.pop(key))
     if "state_dir" in server:
         server["state_dir"] = (file.parent / str(server["state_dir"])).resolve()
     functions = [

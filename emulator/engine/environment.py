@@ -157,6 +157,7 @@ class Environment:
                 reports=self.reports,
                 endings=self.endings,
                 extension_side=self.extension_side,
+                freeze=self.freeze,
             )
         )
         self.shutdown.endpoint = endpoint

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 from .freezer import FreezerBackend, FreezerGroup
+from .memory import process_tree
 
 
 class FreezeControl:
@@ -31,6 +32,14 @@ class FreezeControl:
         """The group the environment's processes join before they exec (raises OSError when it cannot be made)."""
         self.group = self._freezer.group(self._env_id)
         return self.group
+
+    def process_ids(self) -> list[int]:
+        """Every process of the group: cgroups list their members; the signal backends know only the leaders."""
+        if self.group is None:
+            return []
+        if self.group.attach_paths:
+            return self.group.pids()
+        return [pid for leader in self.group.pids() for pid in process_tree(leader)]
 
     # --------------------------------------------------------------------------------------- freeze and thaw
     @property

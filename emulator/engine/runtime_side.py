@@ -16,6 +16,7 @@ from runtime_api import MAX_RESPONSE_BYTES, NextEvent
 from ..errors import InvalidStateTransition
 from .endings import Endings
 from .extension_side import ExtensionSide
+from .freeze import FreezeControl
 from .invocation import Outcome, ResponseStream
 from .lifecycle import Lifecycle, State
 from .reports import Reports
@@ -32,6 +33,7 @@ class RuntimeSide:
         reports: Reports,
         endings: Endings,
         extension_side: ExtensionSide,
+        freeze: FreezeControl,
     ):
         self.next_invocation = next_invocation  # the environment's own: no extra step on the hot path
         self._lifecycle = lifecycle
@@ -39,6 +41,7 @@ class RuntimeSide:
         self._reports = reports
         self._endings = endings
         self._extension_side = extension_side
+        self._freeze = freeze
 
     # --------------------------------------------------------------------------------------- Runtime API
     def post_response(self, request_id: str, body: bytes, content_type: str | None) -> None:
@@ -73,6 +76,10 @@ class RuntimeSide:
             return False
         self._reports.emit(f"late {what} for timed-out request {request_id} dropped")
         return True
+
+    def process_ids(self) -> list[int]:
+        """Every process of the environment; the Runtime API refuses connections other environments' make."""
+        return self._freeze.process_ids()
 
     # ------------------------------------------------------------------------------------- Extensions API
     def register_extension(self, name: str | None, events: object) -> tuple[str, dict[str, str]]:

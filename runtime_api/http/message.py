@@ -176,6 +176,21 @@ class Body:
                 await self._wait()
 
 
+def origin_form(url: bytes) -> bytes:
+    """The path and query of an absolute-form target (``http://host/path?q``), which a server must accept (RFC 9112
+    section 3.2.2); any other target as it came."""
+    if url[:1] == b"/" or b"://" not in url[:10]:
+        return url
+    scheme, _, rest = url.partition(b"://")
+    if scheme.lower() not in (b"http", b"https"):
+        return url
+    slash = rest.find(b"/")
+    query = rest.find(b"?")
+    if slash < 0 or (0 <= query < slash):
+        return b"/" + rest[query:] if query >= 0 else b"/"
+    return rest[slash:]
+
+
 class Request:
     """One request. Header names are lower-cased; ``params`` are the route's decoded path parameters."""
 
@@ -183,6 +198,7 @@ class Request:
         "_query",
         "body",
         "cancel_on_disconnect",
+        "continue_pending",
         "headers",
         "keep_alive",
         "local_port",
@@ -217,6 +233,9 @@ class Request:
         self._query: dict[str, str] | None = None
         # A handler that only waits (a long poll) sets this: when the client goes away, it is cancelled.
         self.cancel_on_disconnect = False
+        # Expect: 100-continue on a request read ahead: "100 Continue" is written once the requests before it are
+        # answered, so that the client never takes it for their status.
+        self.continue_pending = False
 
     @property
     def query(self) -> dict[str, str]:
