@@ -14,6 +14,7 @@ KINDS = ("rest", "http")  # a REST API (SAM Type: Api) or an HTTP API (SAM Type:
 INVOKE_MODES = ("BUFFERED", "RESPONSE_STREAM")
 AUTH_TYPES = ("NONE", "AWS_IAM")
 DEFAULT_ROUTE = "$default"
+DEFAULT_API_PORT = 3000  # the front door's port when a function has API routes or a URL, as `sam local start-api`
 _SEGMENT = re.compile(r"^(\{[A-Za-z0-9_.-]+\+?\}|[^{}]*)$")
 
 
@@ -36,7 +37,7 @@ class Route:
             raise ConfigError(f"route {self.path}: method must be one of {', '.join(METHODS)}, not {self.method!r}")
         if self.path == DEFAULT_ROUTE:
             if self.kind != "http":
-                raise ConfigError("route $default: only an HTTP API (kind = \"http\") has a $default route")
+                raise ConfigError('route $default: only an HTTP API (kind = "http") has a $default route')
         elif not self.path.startswith("/"):
             raise ConfigError(f"route {self.path!r}: a path starts with '/' (e.g. /orders/{{id}})")
         else:
@@ -96,7 +97,7 @@ def routes_from_toml(value: Any, where: str) -> tuple[Route, ...]:
     """``routes = [{kind = "http", method = "GET", path = "/orders/{id}"}, "ANY /{proxy+}"]``: a table per route,
     or a string ``METHOD /path`` (an HTTP API route; ``rest METHOD /path`` for a REST API)."""
     if not isinstance(value, list):
-        raise ConfigError(f"{where}: routes must be a list of tables or \"METHOD /path\" strings")
+        raise ConfigError(f'{where}: routes must be a list of tables or "METHOD /path" strings')
     routes: list[Route] = []
     for item in value:
         if isinstance(item, str):
@@ -107,7 +108,7 @@ def routes_from_toml(value: Any, where: str) -> tuple[Route, ...]:
             if len(words) == 1 and words[0] == DEFAULT_ROUTE:
                 words = ["ANY", DEFAULT_ROUTE]
             if len(words) != 2:
-                raise ConfigError(f"{where}: route {item!r}: expected \"METHOD /path\", e.g. \"GET /orders/{{id}}\"")
+                raise ConfigError(f'{where}: route {item!r}: expected "METHOD /path", e.g. "GET /orders/{{id}}"')
             routes.append(Route(kind=kind, method=words[0], path=words[1]))
         elif isinstance(item, dict):
             unknown = sorted(set(item) - {"kind", "method", "path", "stage", "payload_version", "binary_media_types"})

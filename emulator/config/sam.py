@@ -18,6 +18,7 @@ from typing import Any
 import yaml  # type: ignore[import-untyped]
 
 from ..errors import ConfigError
+from . import sam_http
 from .cloudformation import _NO_VALUE, _describe, _is_intrinsic, _Resolver, _TemplateLoader, _Unresolvable
 from .settings import RUNTIMES, FunctionConfig
 
@@ -53,7 +54,6 @@ _NOT_HONOURED: dict[str, str] = {
     "VersionDescription": "versions and aliases are not emulated: only $LATEST is served",
     "DeploymentPreference": "deployments are not emulated",
     "ProvisionedConcurrencyConfig": "provisioned concurrency is not emulated (the prewarm setting is the nearest)",
-    "FunctionUrlConfig": "function URLs are not served; call the function through the Invoke API",
     "LoggingConfig": "logs are written as text lines to the emulator's output",
     "EphemeralStorage": "/tmp is the host's",
     "SnapStart": "SnapStart is not emulated",
@@ -232,6 +232,8 @@ class _Function:
                 except (TypeError, ValueError):
                     raise self.fail(field, f"expected a number, not {raw!r}") from None
         settings.update(self._event_invoke_config())
+        settings["routes"] = sam_http.routes_from_events(self.value("Events"), self.fail)
+        settings["url"] = sam_http.function_url(self.value("FunctionUrlConfig"), self.fail)
         try:
             return FunctionConfig(
                 name=self._name(),
@@ -342,7 +344,16 @@ class _Function:
             if prop in _HONOURED or prop in _NO_EFFECT:
                 continue
             reason = _NOT_HONOURED.get(prop, "not supported by lambda-freeze")
+            if prop == "FunctionUrlConfig":
+                continue  # served by the front door
             if prop == "Events" and isinstance(value, dict):
+                value = {
+                    name: event
+                    for name, event in value.items()
+                    if not (isinstance(event, dict) and event.get("Type") in sam_http.HTTP_EVENT_TYPES)
+                }
+                if not value:
+                    continue  # every event is served by the front door
                 kinds = ", ".join(
                     f"{name} ({event.get('Type') if isinstance(event, dict) else '?'})" for name, event in value.items()
                 )

@@ -90,9 +90,7 @@ class RouteTable:
                 return Match(entry.function, entry.route, {})
             found = entry.pattern.match(path)
             if found is not None:
-                params = {
-                    bytes.fromhex(name[2:]).decode(): unquote(value) for name, value in found.groupdict().items()
-                }
+                params = {bytes.fromhex(name[2:]).decode(): unquote(value) for name, value in found.groupdict().items()}
                 return Match(entry.function, entry.route, params)
         return None
 
