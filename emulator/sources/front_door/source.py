@@ -40,6 +40,8 @@ from .routing import Match, RouteTable, url_function
 
 REST_INTEGRATION_TIMEOUT_S = 29.0
 HTTP_INTEGRATION_TIMEOUT_S = 30.0
+# Why an integration has no function response.
+TOO_LARGE, THROTTLED, TIMED_OUT = "too large", "throttled", "timed out"
 
 
 class FrontDoorSource:
@@ -118,10 +120,13 @@ class FrontDoorSource:
         )
         ids = {"x-amzn-RequestId": request_id}
         outcome = await self._invoke(pool, event, self.integration_timeout_s)
-        if isinstance(outcome, HttpAnswer):
-            if outcome.status == 504:
-                return responses.message(504, "Endpoint request timed out", headers=ids)
-            return responses.message(500, "Internal server error", headers=ids)  # throttled: not passed on
+        if outcome == TIMED_OUT:
+            return responses.message(504, "Endpoint request timed out", headers=ids)
+        if outcome == THROTTLED:
+            return responses.message(500, "Internal server error", headers=ids)  # API Gateway does not pass 429 on
+        if outcome == TOO_LARGE:
+            return responses.message(413, "Request Entity Too Large", headers=ids)
+        assert isinstance(outcome, Outcome)
         return _mapped(outcome, responses.v1_answer, 502, "Internal server error", ids)
 
     async def _http_api(self, match: Match, request: HttpRequest) -> HttpAnswer:
@@ -153,10 +158,13 @@ class FrontDoorSource:
             mapping = responses.v2_answer
         ids = {"Apigw-Requestid": request_id}
         outcome = await self._invoke(pool, event, self.http_integration_timeout_s)
-        if isinstance(outcome, HttpAnswer):
-            if outcome.status == 504:
-                return responses.message(503, "Service Unavailable", headers=ids)
+        if outcome == TIMED_OUT:
+            return responses.message(503, "Service Unavailable", headers=ids)
+        if outcome == THROTTLED:
             return responses.message(500, "Internal Server Error", headers=ids)
+        if outcome == TOO_LARGE:
+            return responses.message(413, "Request Entity Too Large", headers=ids)
+        assert isinstance(outcome, Outcome)
         return _mapped(outcome, mapping, 500, "Internal Server Error", ids)
 
     async def _function_url(self, name: str, request: HttpRequest) -> HttpAnswer:
@@ -197,21 +205,21 @@ class FrontDoorSource:
         return _mapped(outcome, responses.v2_answer, 502, "Internal Server Error", {})
 
     # ------------------------------------------------------------------------------------------- the pool
-    async def _invoke(self, pool: FunctionPool, event: dict[str, Any], timeout_s: float) -> Outcome | HttpAnswer:
-        """The function's outcome; or an answer with 429 (throttled) or 504 (the integration timed out)."""
+    async def _invoke(self, pool: FunctionPool, event: dict[str, Any], timeout_s: float) -> Outcome | str:
+        """The function's outcome, or why there is none: ``TOO_LARGE``, ``THROTTLED``, ``TIMED_OUT``."""
         payload = json.dumps(event).encode()
         if len(payload) > MAX_SYNC_PAYLOAD_BYTES:
-            return responses.message(413, "Request Entity Too Large")
+            return TOO_LARGE
         invocation = Invocation(payload, pool.config.arn)
         try:
             pool.place(invocation)
         except TooManyRequests:
-            return responses.message(429, "Too Many Requests")
+            return THROTTLED
         try:
             # The invocation runs on when the integration gives up: Lambda does not cancel it either.
             outcome = await asyncio.wait_for(asyncio.shield(invocation.result), timeout_s)
         except TimeoutError:
-            return responses.message(504, "Endpoint request timed out")
+            return TIMED_OUT
         self._record(pool, invocation, outcome)
         return outcome
 
