@@ -5,9 +5,11 @@ CORS, and the freeze between two requests."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +18,10 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from conftest import Served
+from conftest import FUNCTIONS, Served, require
 from emulator.config.http_routes import Cors, FunctionUrl, Route
+from emulator.engine import node_ric
+from emulator.errors import ConfigError
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -330,3 +334,32 @@ def test_invoke_api_lists_routes_and_url(web: Served) -> None:
         ("GET", "/v1/{proxy+}"),
     }
     assert function["url"] == f"http://web.lambda-url.localhost:{web.emulator.emulator.api_port}/"  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------------------------- response streaming
+def test_function_url_response_stream_reaches_the_client_as_written(
+    serve: Callable[..., Served], tmp_path: Path
+) -> None:
+    try:
+        node_ric.command("nodejs20.x", FUNCTIONS / "node/url_stream", "index.handler")
+    except ConfigError as exc:
+        require(False, exc.message)
+    fn = serve(
+        "node/url_stream",
+        name="streamer",
+        handler="index.handler",
+        runtime="nodejs20.x",
+        url=FunctionUrl(invoke_mode="RESPONSE_STREAM"),
+        server={"api_port": 0},
+    )
+    fifo = tmp_path / "go"
+    os.mkfifo(fifo)
+    with requests.get(api(fn) + f"/?pieces=3&fifo={fifo}", headers=url_host(fn), stream=True, timeout=30) as answer:
+        assert answer.status_code == 201
+        assert answer.headers["Transfer-Encoding"] == "chunked"
+        assert answer.headers["X-Streamed"] == "yes" and answer.headers["Content-Type"] == "text/plain"
+        assert answer.raw.headers.getlist("Set-Cookie") == ["s=1; Path=/"]
+        lines = answer.iter_lines()
+        assert next(lines) == b"piece 0"  # read while the function waits: it has not written piece 1 yet
+        fifo.write_bytes(b"")  # opening the FIFO lets the function go on
+        assert list(lines) == [b"piece 1", b"piece 2"]
