@@ -318,6 +318,8 @@ def test_frozen_between_requests_and_warm_on_the_next(web: Served) -> None:
     assert env["kernel_frozen"] is True
     second = requests.get(f"{api(web)}/v2/count", timeout=30)
     assert second.json() == {"invocations": 2}  # the same process, warm
+    # END and REPORT are written once the runtime is back in `next`, before it freezes again.
+    web.wait_envs(lambda envs: envs[0]["invocations"] == 2 and envs[0]["state"] == "frozen")
     assert [e["id"] for e in web.environments()] == [env["id"]]
     reports = [line for line in web.lines if line.startswith("REPORT")]
     assert len(reports) == 2 and "Init Duration" in reports[0] and "Init Duration" not in reports[1]
