@@ -120,7 +120,6 @@ class Emulator:
                 "(choose another --api-port, or 0 for any free port)"
             ) from None
         self.api_port = sock.getsockname()[1]
-        self.front_door.table  # noqa: B018 -- two functions declaring one route fail at start, not on a request
         self._front_door_server = FrontDoorServer(self.front_door)
         await self._front_door_server.listen(sock)
 
@@ -143,6 +142,7 @@ class Emulator:
             raise RuntimeError("Emulator.start() must be awaited before add_function()")
         if config.name in self.functions:
             raise ConfigError(f"function {config.name} is already defined")
+        self.front_door.check(config)  # a route another function serves is refused now, not on a request
         pool = FunctionPool(config, self._ctx)
         self.functions[config.name] = pool
         queue = AsyncQueue(pool, self.failures, self.timeline)

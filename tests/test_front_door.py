@@ -19,6 +19,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from conftest import FUNCTIONS, Served, require
+from emulator import FunctionConfig
 from emulator.config.http_routes import Cors, FunctionUrl, Route
 from emulator.engine import node_ric
 from emulator.errors import ConfigError
@@ -365,3 +366,14 @@ def test_function_url_response_stream_reaches_the_client_as_written(
         assert next(lines) == b"piece 0"  # read while the function waits: it has not written piece 1 yet
         fifo.write_bytes(b"")  # opening the FIFO lets the function go on
         assert list(lines) == [b"piece 1", b"piece 2"]
+
+
+def test_a_route_another_function_serves_is_refused(web: Served) -> None:
+    clash = FunctionConfig(name="clash", code_dir=FUNCTIONS / "python/http", handler="app.handler", routes=(ROUTES[0],))
+
+    async def add(emulator: Any) -> None:
+        emulator.add_function(clash)
+
+    with pytest.raises(ConfigError, match=r"route GET /orders/\{id\} \(rest\) is declared by both web and clash"):
+        web.emulator.call(add)
+    assert "clash" not in web.emulator.emulator.functions  # type: ignore[union-attr]

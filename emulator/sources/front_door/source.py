@@ -28,6 +28,7 @@ from runtime_api import MAX_SYNC_PAYLOAD_BYTES
 from runtime_api.front_door import HttpAnswer, HttpRequest
 
 from ...config.http_routes import Route
+from ...config.settings import FunctionConfig
 from ...engine.invocation import Invocation, Outcome
 from ...engine.pool import FunctionPool, TooManyRequests
 from ...engine.timeline import Timeline, record_outcome
@@ -71,6 +72,13 @@ class FrontDoorSource:
             )
             self._table_of = key
         return self._table
+
+    def check(self, config: FunctionConfig) -> None:
+        """``ConfigError`` when a function's routes clash with those already served."""
+        RouteTable(
+            [(name, route) for name, pool in self._functions.items() for route in pool.config.routes]
+            + [(config.name, route) for route in config.routes]
+        )
 
     def describe(self, api_url: str | None) -> list[dict[str, Any]]:
         """Each function with its API routes and its function URL (``GET /_lambda-freeze/functions``)."""
@@ -179,14 +187,14 @@ class FrontDoorSource:
             caller = _sigv4_access_key(request.headers.get("authorization", ""))
             if caller is None:
                 return responses.message(403, "Forbidden", key="Message")
-        event = function_url_event(request, function_name=pool.config.name, request_id="", iam_caller=caller)
-        streaming = url.invoke_mode == "RESPONSE_STREAM"
-        payload = json.dumps(event).encode()
-        if len(payload) > MAX_SYNC_PAYLOAD_BYTES:
-            return responses.message(413, "Request Entity Too Large", key="Message")
-        invocation = Invocation(payload, pool.config.arn, streaming_invoke=streaming)
-        event["requestContext"]["requestId"] = invocation.request_id  # the URL's request id is the invocation's
+        # The URL's request id is the invocation's: the event is built once the invocation has one.
+        invocation = Invocation(b"", pool.config.arn, streaming_invoke=url.invoke_mode == "RESPONSE_STREAM")
+        event = function_url_event(
+            request, function_name=pool.config.name, request_id=invocation.request_id, iam_caller=caller
+        )
         invocation.payload = json.dumps(event).encode()
+        if len(invocation.payload) > MAX_SYNC_PAYLOAD_BYTES:
+            return responses.message(413, "Request Entity Too Large", key="Message")
         answer = await self._url_answer(pool, invocation)
         answer.headers.append(("x-amzn-RequestId", invocation.request_id))
         if url.cors is not None:
