@@ -211,14 +211,13 @@ class _Builder:
                     ck.error((*where, "env", key), why)
         settings = {FILE_KEYS[k][0]: FILE_KEYS[k][1](v) for k, v in checked.items() if k in FILE_KEYS}
         settings.setdefault("handler", "app.handler")
-        try:  # the front door's routes and function URL, as in a config file
-            if "routes" in checked:
-                settings["routes"] = routes_from_toml(checked["routes"], "routes")
-            if "url" in checked:
-                settings["url"] = url_from_toml(checked["url"], "url")
-        except ConfigError as exc:
-            ck.error((*where, "routes" if exc.message.startswith("routes") else "url"), exc.message)
-            return
+        for key, parse in (("routes", routes_from_toml), ("url", url_from_toml)):  # the front door's, as in a config
+            if key in checked:
+                try:
+                    settings[key] = parse(checked[key], key)
+                except ConfigError as exc:
+                    ck.error((*where, key), exc.message)
+                    return
         try:  # the engine's own checks: code directory, handler, ranges, reserved variables
             FunctionConfig(name=name, code_dir=(self.base / checked["code_dir"]).resolve(),
                            env=checked.get("env", {}), upstreams=upstreams, **settings)
