@@ -102,6 +102,7 @@ def functions_from_template(path: Path) -> list[FunctionConfig]:
     if not isinstance(resources, dict) or not resources:
         raise ConfigError(f"{path}: the template has no Resources")
     resolve = _Resolver(template)
+    apis = sam_http.rest_apis(template, resolve)
     global_props = ((template.get("Globals") or {}).get("Function")) or {}
     if not isinstance(global_props, dict):
         raise ConfigError(f"{path}: Globals.Function must be a mapping of function properties")
@@ -120,7 +121,7 @@ def functions_from_template(path: Path) -> list[FunctionConfig]:
         if kind == SERVERLESS_FUNCTION:  # Globals apply to SAM's own resource type only
             from_globals = frozenset(global_props) - set(props)
             props = _merge_globals(global_props, props)
-        function = _Function(path, logical_id, kind, resource, props, resolve, from_globals).config()
+        function = _Function(path, logical_id, kind, resource, props, resolve, from_globals, apis).config()
         if function is None:
             skipped.append(logical_id)
         else:
@@ -166,6 +167,7 @@ class _Function:
         props: Mapping[str, Any],
         resolve: _Resolver,
         from_globals: frozenset[str] = frozenset(),
+        apis: Mapping[str | None, sam_http.RestApi] | None = None,
     ):
         self.path = path
         self.logical_id = logical_id
@@ -175,6 +177,7 @@ class _Function:
         self.resolve = resolve
         self.from_globals = from_globals
         self.where = f"{path}: Resources.{logical_id}"
+        self.apis = apis or {None: sam_http.RestApi()}  # the REST APIs its Api events may name
 
     def _field(self, field: str) -> str:
         """Where a property is written: the function's Properties, or Globals.Function that it inherits."""
@@ -189,6 +192,13 @@ class _Function:
 
     def fail(self, field: str, problem: str) -> ConfigError:
         return ConfigError(f"{self._field(field)}: {problem}")
+
+    def evaluate(self, field: str, value: Any) -> Any:
+        """A value found under ``field``, evaluated; one that cannot be evaluated locally is an error naming it."""
+        try:
+            return self.resolve(value)
+        except _Unresolvable as exc:
+            raise self.fail(field, str(exc)) from None
 
     def value(self, field: str, default: Any = None) -> Any:
         """A property, evaluated; a value that cannot be evaluated locally is an error naming the field."""
@@ -232,7 +242,7 @@ class _Function:
                 except (TypeError, ValueError):
                     raise self.fail(field, f"expected a number, not {raw!r}") from None
         settings.update(self._event_invoke_config())
-        settings["routes"] = sam_http.routes_from_events(self.value("Events"), self.fail)
+        settings["routes"] = sam_http.routes_from_events(self.props.get("Events"), self.evaluate, self.fail, self.apis)
         settings["url"] = sam_http.function_url(self.value("FunctionUrlConfig"), self.fail)
         try:
             return FunctionConfig(
