@@ -17,7 +17,7 @@ EXTRAS=${EXTRAS:-}
 SAMPLE_PACKAGES=(asyncpg aiomysql)
 
 # 1. System packages: only what is missing.
-PYTHON=$PYTHON docker/system-packages.sh
+WITH_TEST_PACKAGES=$([[ ,$EXTRAS, == *,test,* ]] && echo true || echo false) PYTHON=$PYTHON docker/system-packages.sh
 
 # 2. The emulator and the Python runtime client (awslambdaric, a dependency of the project), pinned.
 "$PYTHON" -m venv "$VENV"
@@ -34,6 +34,10 @@ if command -v node >/dev/null || [[ ${CI:-} == true ]]; then
   "$VENV/bin/lambda-freeze" install-node-ric
   if [[ -x samples/node/install.sh ]]; then
     samples/node/install.sh
+    # The front door's tests: Express through serverless-http, and playwright-core for the browser test.
+    if [[ ,$EXTRAS, == *,test,* && -f tests/node/package-lock.json ]]; then
+      samples/node/install.sh ../../tests/node
+    fi
   fi
 else
   echo "node is not on PATH: skipping the Node.js runtime client and the Node.js samples (nodejs20.x functions" \

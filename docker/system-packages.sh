@@ -6,6 +6,7 @@
 # needs, and the image's base (node:20) brings it.
 #
 #   PYTHON=python3   the interpreter to check (the one docker/install.sh creates the virtualenv with)
+#   WITH_TEST_PACKAGES=true   also what the tests need (Chromium, for the front door's browser test)
 #   --clean          remove apt's package lists afterwards (dead weight in an image layer)
 set -euo pipefail
 
@@ -36,6 +37,10 @@ need cmake command -v cmake
 need autoconf command -v autoconf
 need automake command -v automake
 need libtool command -v libtoolize
+# The HTTP front door's browser test (a CORS fetch from a real browser): only for a test install, not the image.
+if [[ ${WITH_TEST_PACKAGES:-} == true ]]; then
+  need chromium command -v chromium
+fi
 
 if ((${#missing[@]} == 0)); then
   echo "system packages: all present"

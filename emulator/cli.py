@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .config.http_routes import DEFAULT_API_PORT
 from .config.settings import (
     DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT_S,
@@ -64,6 +65,11 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
     serve.add_argument("--freezer", choices=CHOICES, help="auto (default) | cgroup2 | cgroup1 | sigstop | none")
     serve.add_argument("--host", help="Invoke API address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="Invoke API port (default 8080; 0 picks a free one)")
+    serve.add_argument(
+        "--api-port",
+        type=int,
+        help="HTTP front door port: API routes and function URLs (default 3000 when a function has either; 0: free)",
+    )
     http = serve.add_argument_group("HTTP limits (of the Invoke and Runtime APIs; a timeout of 0 is off)")
     http.add_argument("--http-header-timeout", type=float, metavar="S", help="a request head must arrive in S (30)")
     http.add_argument("--http-idle-timeout", type=float, metavar="S", help="close a kept-alive idle connection (75)")
@@ -150,6 +156,7 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
             "freezer": args.freezer,
             "account_concurrency": args.account_concurrency,
             "state_dir": args.state_dir,
+            "api_port": args.api_port,
             "http_header_timeout_s": args.http_header_timeout,
             "http_idle_timeout_s": args.http_idle_timeout,
             "http_body_timeout_s": args.http_body_timeout,
@@ -159,6 +166,8 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
     )
     if not config.functions:
         raise LambdaFreezeError("no function to serve: the config file or template defines none")
+    if config.api_port is None and any(f.routes or f.url for f in config.functions):
+        config = config.replace(api_port=DEFAULT_API_PORT)  # as `sam local start-api`
     return config
 
 
@@ -181,6 +190,17 @@ async def _serve(config: ServerConfig, trace: Path | None = None) -> None:
             file=sys.stderr,
             flush=True,
         )
+        if emulator.api_url is not None:
+            print(f"lambda-freeze: HTTP front door on {emulator.api_url}", file=sys.stderr, flush=True)
+            for function in emulator.front_door.describe(emulator.api_url):
+                for route in function["routes"]:
+                    print(
+                        f"  {route['method']} {emulator.api_url}{route['path']} -> {function['function']}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                if function["url"]:
+                    print(f"  {function['url']} -> {function['function']}", file=sys.stderr, flush=True)
         await stop.wait()
         print("lambda-freeze: stopping", file=sys.stderr, flush=True)
     finally:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config.http_routes import routes_from_toml, url_from_toml
 from .config.settings import FunctionConfig, ServerConfig
 from .engine.lifecycle import State
 from .errors import LambdaFreezeError
@@ -78,6 +79,24 @@ class LambdaFunction:
     def url(self) -> str:
         """The Invoke API of the emulator serving this function."""
         return self._emulator.url
+
+    @property
+    def http(self) -> str:
+        """The HTTP front door's base URL: the function's API routes are served at its root
+        (``requests.get(fn.http + "/orders/42")``)."""
+        emulator = self._emulator.emulator
+        if emulator is None or emulator.api_url is None:
+            raise RuntimeError("the emulator serving this function has no front door")
+        return emulator.api_url
+
+    @property
+    def function_url(self) -> str:
+        """The function URL (``http://<name>.lambda-url.localhost:<port>/``; curl and browsers resolve
+        ``*.localhost``, other clients connect to ``http`` with this URL's host in the Host header)."""
+        emulator = self._emulator.emulator
+        if emulator is None or self.config.url is None:
+            raise RuntimeError(f"function {self.name} has no function URL: pass url=FunctionUrl(...)")
+        return emulator.function_url(self.name)
 
     @property
     def client(self) -> Any:
@@ -273,8 +292,13 @@ class LambdaFreeze:
         env: dict[str, str] | None = None,
         **settings: Any,
     ) -> LambdaFunction:
-        """Serve a function; ``settings`` are ``FunctionConfig`` fields (``timeout_s``, ``prewarm``, ...)."""
+        """Serve a function; ``settings`` are ``FunctionConfig`` fields (``timeout_s``, ``prewarm``, ...), with
+        ``routes`` and ``url`` also as in a config file (``routes=["GET /orders/{id}"], url=True``)."""
         code = Path(code_dir).resolve()
+        if isinstance(settings.get("routes"), list):
+            settings["routes"] = routes_from_toml(settings["routes"], "routes")
+        if settings.get("url") is True or isinstance(settings.get("url"), dict):
+            settings["url"] = url_from_toml(settings["url"], "url")
         config = FunctionConfig(
             name=name or f"{code.name.replace('.', '-')[:50]}-{next(_names)}",
             code_dir=code,
@@ -296,7 +320,9 @@ class LambdaFreeze:
     def _emulator(self, freezer: str) -> tuple[EmulatorThread, CollectingSink]:
         if freezer not in self._emulators:
             sink = CollectingSink()
-            self._emulators[freezer] = (EmulatorThread(ServerConfig(port=0, freezer=freezer), sink=sink).start(), sink)
+            # The front door on a free port: fn.http serves a function's API routes and function URL.
+            config = ServerConfig(port=0, api_port=0, freezer=freezer)
+            self._emulators[freezer] = (EmulatorThread(config, sink=sink).start(), sink)
         return self._emulators[freezer]
 
     def close(self) -> None:

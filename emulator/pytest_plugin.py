@@ -8,6 +8,11 @@ keep them frozen, and give them databases whose server-side settings a test may 
         fn.stay_frozen(2)
         assert fn.invoke({}).error_type == "ConnectionDoesNotExistError"
 
+A function's API routes and function URL are served by the HTTP front door at ``fn.http``:
+
+    fn = lambda_freeze.function("samples/python/http_api/fixed", routes=["GET /orders/{id}"])
+    assert requests.get(fn.http + "/orders/42").status_code == 200
+
 Everything a fixture starts (emulators, runtimes, cgroups, roles, users) is stopped or dropped when the test ends.
 Works with pytest-xdist (free ports only, per-test roles) and pytest-asyncio in strict mode (the fixtures are
 synchronous; ``await asyncio.to_thread(fn.invoke, ...)`` from async tests).

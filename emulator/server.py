@@ -12,6 +12,7 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 
 from runtime_api import InvokeApiServer, InvokeRequest, InvokeResult, RuntimeApiServer
+from runtime_api.front_door import FrontDoorServer
 
 from .config.settings import FunctionConfig, ServerConfig
 from .engine.context import EngineContext
@@ -22,6 +23,7 @@ from .engine.pool import FunctionPool
 from .engine.timeline import Timeline
 from .errors import ConfigError
 from .sources.async_invoke import AsyncQueue, FailureRecord, load_pending, save_pending
+from .sources.front_door.source import FrontDoorSource
 from .sources.invoke_api import InvokeApiSource
 
 log = logging.getLogger("lambda_freeze")
@@ -40,6 +42,11 @@ class Emulator:
         self.source = InvokeApiSource(self.functions, self.queues, self.failures, self.timeline)
         self._runtime_server = RuntimeApiServer(limits=config.http_limits())
         self._invoke_api: InvokeApiServer | None = None
+        # The HTTP front door (API routes, function URLs), served on its own port when api_port is set.
+        self.front_door = FrontDoorSource(self.functions, self.timeline)
+        self.source.describe_functions = lambda: self.front_door.describe(self.api_url)
+        self._front_door_server: FrontDoorServer | None = None
+        self.api_port: int | None = None
         self._ctx: EngineContext | None = None
         self.port: int | None = None
         self._started = False
@@ -83,6 +90,8 @@ class Emulator:
                 log.warning("kept asynchronous event %s names unknown function %s", event.request_id, event.function)
         self._invoke_api = InvokeApiServer(self.source, self.config.http_limits())
         await self._invoke_api.listen(sock)
+        if self.config.api_port is not None:
+            await self._start_front_door(self.config.api_port)
         self._started = True
         if self.config.host not in ("127.0.0.1", "::1", "localhost"):
             log.warning(
@@ -98,11 +107,42 @@ class Emulator:
         host = self.config.host if self.config.host not in ("0.0.0.0", "::") else "127.0.0.1"
         return f"http://{host}:{self.port}"
 
+    async def _start_front_door(self, port: int) -> None:
+        sock = socket.socket(socket.AF_INET6 if ":" in self.config.host else socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.config.host, port))
+        except OSError as exc:
+            sock.close()
+            await self._cleanup()
+            raise ConfigError(
+                f"cannot serve the HTTP front door on {self.config.host}:{port}: {exc.strerror} "
+                "(choose another --api-port, or 0 for any free port)"
+            ) from None
+        self.api_port = sock.getsockname()[1]
+        self._front_door_server = FrontDoorServer(self.front_door, self.config.http_limits())
+        await self._front_door_server.listen(sock)
+
+    @property
+    def api_url(self) -> str | None:
+        """The front door's base URL (API routes at its root), or None when it is not served."""
+        if self.api_port is None:
+            return None
+        host = self.config.host if self.config.host not in ("0.0.0.0", "::") else "127.0.0.1"
+        return f"http://{host}:{self.api_port}"
+
+    def function_url(self, name: str) -> str:
+        """The base URL of a function's function URL (``http://<name>.lambda-url.localhost:<api-port>/``)."""
+        if self.api_port is None:
+            raise RuntimeError("the front door is not served: set api_port (0 for any free port)")
+        return f"http://{name.lower()}.lambda-url.localhost:{self.api_port}/"
+
     def add_function(self, config: FunctionConfig) -> FunctionPool:
         if self._ctx is None:
             raise RuntimeError("Emulator.start() must be awaited before add_function()")
         if config.name in self.functions:
             raise ConfigError(f"function {config.name} is already defined")
+        self.front_door.check(config)  # a route another function serves is refused now, not on a request
         pool = FunctionPool(config, self._ctx)
         self.functions[config.name] = pool
         queue = AsyncQueue(pool, self.failures, self.timeline)
@@ -123,6 +163,9 @@ class Emulator:
         self._started = False
 
     async def _cleanup(self) -> None:
+        if self._front_door_server is not None:
+            await self._front_door_server.close(grace_s=1.0)
+            self._front_door_server = None
         if self._invoke_api is not None:
             await self._invoke_api.close(grace_s=1.0)
             self._invoke_api = None

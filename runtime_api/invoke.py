@@ -145,6 +145,7 @@ class InvokeApiServer:
         router.add("POST", "/2021-11-15/functions/{name}/response-streaming-invocations", self._invoke_stream)
         router.add("GET", "/_lambda-freeze/environments", self._environments)
         router.add("GET", "/_lambda-freeze/async", self._async_status)
+        router.add("GET", "/_lambda-freeze/functions", self._functions)
         router.add("GET", openapi.DOCUMENT_PATH, self._openapi_document)
         self.router = router
         # One byte over the sync limit so an oversize body is told apart from a full one.
@@ -193,6 +194,9 @@ class InvokeApiServer:
 
     async def _environments(self, request: Request) -> Response:
         return _json(list(self._backend.environments()))
+
+    async def _functions(self, request: Request) -> Response:
+        return _json(list(self._backend.functions()))
 
     async def _async_status(self, request: Request) -> Response:
         return _json(dict(self._backend.async_status()))

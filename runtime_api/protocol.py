@@ -157,6 +157,10 @@ class InvokeBackend(Protocol):
 
     def environments(self) -> Sequence[Mapping[str, object]]: ...
 
+    def functions(self) -> Sequence[Mapping[str, object]]:
+        """Each function with its API routes and its function URL."""
+        ...
+
     def async_status(self) -> Mapping[str, object]:
         """Per function: queued, retrying, in flight, delivered, failed; and the on-failure records."""
         ...

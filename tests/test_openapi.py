@@ -28,6 +28,7 @@ ROUTES = {
     ("POST", "/2021-11-15/functions/{FunctionName}/response-streaming-invocations"),
     ("GET", "/_lambda-freeze/environments"),
     ("GET", "/_lambda-freeze/async"),
+    ("GET", "/_lambda-freeze/functions"),
     ("GET", "/_lambda-freeze/openapi.json"),
 }
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]  # HEAD goes with GET (RFC 9110)

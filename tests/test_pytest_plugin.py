@@ -107,3 +107,25 @@ def test_missing_database_fails_under_ci(pytester, monkeypatch):
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*PostgreSQL is not reachable*"])
+
+
+def test_function_http_front_door(pytester):
+    code = Path(__file__).parent / "functions/python/http"
+    pytester.makepyfile(
+        f"""
+        import requests
+
+        def test_http(lambda_freeze):
+            routes = ["GET /orders/{{id}}", "rest ANY /r/{{proxy+}}"]
+            fn = lambda_freeze.function({str(code)!r}, name="Web", routes=routes, url=True)
+            event = requests.get(fn.http + "/orders/7?x=1&x=2", timeout=30).json()
+            assert event["routeKey"] == "GET /orders/{{id}}" and event["pathParameters"] == {{"id": "7"}}
+            assert requests.get(fn.http + "/r/a/b", timeout=30).json()["resource"] == "/r/{{proxy+}}"
+            fn.wait_frozen()
+            port = fn.http.rsplit(":", 1)[1]
+            assert fn.function_url == f"http://web.lambda-url.localhost:{{port}}/"
+            host = {{"Host": fn.function_url.split("/")[2]}}
+            assert requests.get(fn.http + "/inferred", headers=host, timeout=30).json() == {{"hello": "world"}}
+        """
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)

@@ -10,10 +10,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import requests
 from test_cli import Serve, command
 
 from conftest import lambda_client, require
 from emulator.config import FunctionConfig, sam
+from emulator.config.http_routes import Route
 from emulator.config.sam import functions_from_template
 from emulator.engine import node_ric
 from emulator.errors import ConfigError
@@ -24,7 +26,6 @@ TEMPLATES = Path(__file__).parent / "templates"
 HELLO_PYTHON = TEMPLATES / "hello-python/template.yaml"
 HELLO_NODE = TEMPLATES / "hello-node/template.yaml"
 PARAMETERS = TEMPLATES / "parameters/template.yaml"
-EVENTS_API = "event sources are not emulated; call the function through the Invoke API"
 
 
 @pytest.fixture(autouse=True)
@@ -54,11 +55,9 @@ def test_hello_world_python(caplog):
         handler="app.lambda_handler",
         runtime="python3.11",
         timeout_s=3.0,  # from Globals.Function
+        routes=(Route(kind="rest", method="GET", path="/hello"),),  # served by the HTTP front door
     )
-    assert warnings(caplog) == [
-        f"{HELLO_PYTHON}: Resources.HelloWorldFunction.Properties.Events is not honoured: HelloWorld (Api): "
-        f"{EVENTS_API}"
-    ]
+    assert warnings(caplog) == []
 
 
 def test_hello_world_node(caplog):
@@ -69,10 +68,9 @@ def test_hello_world_node(caplog):
         handler="app.lambdaHandler",
         runtime="nodejs20.x",
         timeout_s=3.0,
+        routes=(Route(kind="rest", method="GET", path="/hello"),),
     )
-    assert [w.split(" is not honoured")[0] for w in warnings(caplog)] == [
-        f"{HELLO_NODE}: Resources.HelloWorldFunction.Properties.Events"
-    ]
+    assert warnings(caplog) == []
 
 
 def test_parameters_refs_conditions_and_globals(caplog):
@@ -337,14 +335,21 @@ def test_missing_template(tmp_path):
 
 # ---------------------------------------------------------------------------------------- end to end
 def test_serve_template_python():
-    serve = Serve("--template", str(HELLO_PYTHON))
+    serve = Serve("--template", str(HELLO_PYTHON), "--api-port", "0")
     try:
         response = lambda_client(serve.url).invoke(FunctionName="HelloWorldFunction", Payload=b"{}")
         payload = json.loads(response["Payload"].read())
         assert "FunctionError" not in response, payload
         assert payload["statusCode"] == 200
         assert json.loads(payload["body"]) == {"message": "hello world", "function": "HelloWorldFunction"}
-        assert "Resources.HelloWorldFunction.Properties.Events is not honoured" in "".join(serve.stderr)
+        # The Api event is a route of the front door, printed at start: GET /hello answers as API Gateway does.
+        front_door = serve.proc.stderr.readline()  # type: ignore[union-attr]
+        assert "HTTP front door on http://127.0.0.1:" in front_door
+        api_url = front_door.rsplit(" ", 1)[1].strip()
+        answer = requests.get(f"{api_url}/hello", timeout=30)
+        assert answer.status_code == 200
+        assert answer.json() == {"message": "hello world", "function": "HelloWorldFunction"}
+        assert "Events is not honoured" not in "".join(serve.stderr)
     finally:
         assert serve.stop(signal.SIGTERM) == 0
 

@@ -18,6 +18,7 @@ from typing import Any
 import yaml  # type: ignore[import-untyped]
 
 from ..errors import ConfigError
+from . import sam_http
 from .cloudformation import _NO_VALUE, _describe, _is_intrinsic, _Resolver, _TemplateLoader, _Unresolvable
 from .settings import RUNTIMES, FunctionConfig
 
@@ -53,7 +54,6 @@ _NOT_HONOURED: dict[str, str] = {
     "VersionDescription": "versions and aliases are not emulated: only $LATEST is served",
     "DeploymentPreference": "deployments are not emulated",
     "ProvisionedConcurrencyConfig": "provisioned concurrency is not emulated (the prewarm setting is the nearest)",
-    "FunctionUrlConfig": "function URLs are not served; call the function through the Invoke API",
     "LoggingConfig": "logs are written as text lines to the emulator's output",
     "EphemeralStorage": "/tmp is the host's",
     "SnapStart": "SnapStart is not emulated",
@@ -102,6 +102,7 @@ def functions_from_template(path: Path) -> list[FunctionConfig]:
     if not isinstance(resources, dict) or not resources:
         raise ConfigError(f"{path}: the template has no Resources")
     resolve = _Resolver(template)
+    apis = sam_http.rest_apis(template, resolve)
     global_props = ((template.get("Globals") or {}).get("Function")) or {}
     if not isinstance(global_props, dict):
         raise ConfigError(f"{path}: Globals.Function must be a mapping of function properties")
@@ -120,7 +121,7 @@ def functions_from_template(path: Path) -> list[FunctionConfig]:
         if kind == SERVERLESS_FUNCTION:  # Globals apply to SAM's own resource type only
             from_globals = frozenset(global_props) - set(props)
             props = _merge_globals(global_props, props)
-        function = _Function(path, logical_id, kind, resource, props, resolve, from_globals).config()
+        function = _Function(path, logical_id, kind, resource, props, resolve, from_globals, apis).config()
         if function is None:
             skipped.append(logical_id)
         else:
@@ -166,6 +167,7 @@ class _Function:
         props: Mapping[str, Any],
         resolve: _Resolver,
         from_globals: frozenset[str] = frozenset(),
+        apis: Mapping[str | None, sam_http.RestApi] | None = None,
     ):
         self.path = path
         self.logical_id = logical_id
@@ -175,6 +177,7 @@ class _Function:
         self.resolve = resolve
         self.from_globals = from_globals
         self.where = f"{path}: Resources.{logical_id}"
+        self.apis = apis or {None: sam_http.RestApi()}  # the REST APIs its Api events may name
 
     def _field(self, field: str) -> str:
         """Where a property is written: the function's Properties, or Globals.Function that it inherits."""
@@ -189,6 +192,13 @@ class _Function:
 
     def fail(self, field: str, problem: str) -> ConfigError:
         return ConfigError(f"{self._field(field)}: {problem}")
+
+    def evaluate(self, field: str, value: Any) -> Any:
+        """A value found under ``field``, evaluated; one that cannot be evaluated locally is an error naming it."""
+        try:
+            return self.resolve(value)
+        except _Unresolvable as exc:
+            raise self.fail(field, str(exc)) from None
 
     def value(self, field: str, default: Any = None) -> Any:
         """A property, evaluated; a value that cannot be evaluated locally is an error naming the field."""
@@ -232,6 +242,8 @@ class _Function:
                 except (TypeError, ValueError):
                     raise self.fail(field, f"expected a number, not {raw!r}") from None
         settings.update(self._event_invoke_config())
+        settings["routes"] = sam_http.routes_from_events(self.props.get("Events"), self.evaluate, self.fail, self.apis)
+        settings["url"] = sam_http.function_url(self.value("FunctionUrlConfig"), self.fail)
         try:
             return FunctionConfig(
                 name=self._name(),
@@ -342,7 +354,16 @@ class _Function:
             if prop in _HONOURED or prop in _NO_EFFECT:
                 continue
             reason = _NOT_HONOURED.get(prop, "not supported by lambda-freeze")
+            if prop == "FunctionUrlConfig":
+                continue  # served by the front door
             if prop == "Events" and isinstance(value, dict):
+                value = {
+                    name: event
+                    for name, event in value.items()
+                    if not (isinstance(event, dict) and event.get("Type") in sam_http.HTTP_EVENT_TYPES)
+                }
+                if not value:
+                    continue  # every event is served by the front door
                 kinds = ", ".join(
                     f"{name} ({event.get('Type') if isinstance(event, dict) else '?'})" for name, event in value.items()
                 )

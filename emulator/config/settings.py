@@ -14,6 +14,7 @@ from typing import Any
 from runtime_api.http import HttpLimits
 
 from ..errors import ConfigError
+from .http_routes import FunctionUrl, Route, routes_from_toml, url_from_toml
 
 PLACEMENTS = ("mru", "lru", "random")
 # An upstream address: host:port, and optionally how the fault proxy passes on the server's close.
@@ -84,6 +85,8 @@ class FunctionConfig:
     upstreams: Mapping[str, str] = field(default_factory=dict)
     region: str = "us-east-1"
     account_id: str = "000000000000"
+    routes: tuple[Route, ...] = ()  # API Gateway routes (REST or HTTP API) served by the front door
+    url: FunctionUrl | None = None  # a function URL, served by the front door
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -146,9 +149,9 @@ class FunctionConfig:
     @classmethod
     def from_mapping(cls, name: str, data: Mapping[str, Any], *, base_dir: Path, where: str) -> FunctionConfig:
         """A function from a config file table; keys are the command line's option names (``timeout``, ...)."""
-        unknown = sorted(set(data) - set(FILE_KEYS) - {"code_dir", "env", "upstreams"})
+        unknown = sorted(set(data) - set(FILE_KEYS) - {"code_dir", "env", "upstreams", "routes", "url"})
         if unknown:
-            known = ", ".join(sorted({*FILE_KEYS, "code_dir", "env", "upstreams"}))
+            known = ", ".join(sorted({*FILE_KEYS, "code_dir", "env", "upstreams", "routes", "url"}))
             raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {known}")
         if "code_dir" not in data:
             raise ConfigError(f"{where}: 'code_dir' is required")
@@ -171,6 +174,8 @@ class FunctionConfig:
             code_dir=(base_dir / str(data["code_dir"])).resolve(),
             env={str(k): str(v) for k, v in env.items()},
             upstreams={str(k): str(v) for k, v in upstreams.items()},
+            routes=routes_from_toml(data["routes"], where) if "routes" in data else (),
+            url=url_from_toml(data["url"], where) if "url" in data else None,
             **settings,
         )
 
@@ -220,6 +225,7 @@ class ServerConfig:
     freezer: str = "auto"
     account_concurrency: int = 1000  # environments across all functions; beyond it, 429
     state_dir: Path | None = None  # where async failures and undelivered events are kept
+    api_port: int | None = None  # the HTTP front door (API routes, function URLs); None: not served, 0: any port
     functions: tuple[FunctionConfig, ...] = ()
     # The HTTP servers' timeouts (0 turns one off) and connection cap: runtime_api.http.HttpLimits
     http_header_timeout_s: float = _HTTP.header_timeout_s or 0.0
@@ -250,7 +256,7 @@ class ServerConfig:
         if file is not None:
             file_settings, functions = _read_toml(file)
             settings.update(file_settings)
-        for key, parse in (("host", str), ("port", int), ("freezer", str), ("state_dir", Path)):
+        for key, parse in (("host", str), ("port", int), ("freezer", str), ("state_dir", Path), ("api_port", int)):
             value = environ.get(f"LAMBDA_FREEZE_{key.upper()}")
             if value:
                 try:
@@ -290,7 +296,8 @@ def _read_toml(file: Path) -> tuple[dict[str, Any], list[FunctionConfig]]:
     if unknown:
         raise ConfigError(f"{file}: unknown table(s) {', '.join(unknown)}; expected [server] and [functions.NAME]")
     server = data.get("server", {})
-    unknown = sorted(set(server) - {"host", "port", "freezer", "account_concurrency", "state_dir", *_HTTP_KEYS})
+    known = {"host", "port", "freezer", "account_concurrency", "state_dir", "api_port", *_HTTP_KEYS}
+    unknown = sorted(set(server) - known)
     if unknown:
         raise ConfigError(f"{file}: [server] has unknown key(s) {', '.join(unknown)}")
     for key in _HTTP_KEYS[:3]:  # seconds, as the functions' ``timeout``

@@ -220,6 +220,8 @@ FUNCTION_KEYS: dict[str, Check] = {
     "maximum_event_age": _number(maximum=21600, above=0),
     "retry_delays": _array_of(_number(0)),
     "detect_leaks": _boolean,
+    "routes": _anything,  # checked by the engine (http_routes), as in a config file
+    "url": _anything,
 }
 DATABASE_KEYS: dict[str, dict[str, Check]] = {
     "postgresql": {
@@ -260,6 +262,16 @@ def _production(ck: _Checker, value: Any, where: Path_) -> Any:
     return ck.table(value, where, PRODUCTION_KEYS, required=("outcome",))
 
 
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+HTTP_KEYS: dict[str, Check] = {
+    "function": _string(FUNCTION_NAME, "a function name"),
+    "method": _choice(*HTTP_METHODS),
+    "path": _string(r"/.*", "a path starting with /"),
+    "headers": _table_of(_string()),
+    "body": _string(),
+    "url": _boolean,  # through the function's URL rather than its API routes
+    "as": _string(IDENTIFIER, "a name (letters, digits, _ and -)"),
+}
 INVOCATION_KEYS: dict[str, Check] = {
     "function": _string(FUNCTION_NAME, "a function name"),
     "payload": _anything,

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..config.http_routes import routes_from_toml, url_from_toml
 from ..config.settings import FILE_KEYS, FunctionConfig
 from ..errors import ConfigError
 from ..proxy import make_toxic
@@ -210,6 +211,13 @@ class _Builder:
                     ck.error((*where, "env", key), why)
         settings = {FILE_KEYS[k][0]: FILE_KEYS[k][1](v) for k, v in checked.items() if k in FILE_KEYS}
         settings.setdefault("handler", "app.handler")
+        for key, parse in (("routes", routes_from_toml), ("url", url_from_toml)):  # the front door's, as in a config
+            if key in checked:
+                try:
+                    settings[key] = parse(checked[key], key)
+                except ConfigError as exc:
+                    ck.error((*where, key), exc.message)
+                    return
         try:  # the engine's own checks: code directory, handler, ranges, reserved variables
             FunctionConfig(name=name, code_dir=(self.base / checked["code_dir"]).resolve(),
                            env=checked.get("env", {}), upstreams=upstreams, **settings)

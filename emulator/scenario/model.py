@@ -10,7 +10,9 @@ from typing import Any
 
 from ..errors import LambdaFreezeError
 
-ACTIONS = ("invoke", "invoke_async", "stay_frozen", "fault", "kill_db_connections", "sql", "await_async", "expect")
+ACTIONS = (
+    "invoke", "invoke_async", "stay_frozen", "fault", "kill_db_connections", "sql", "await_async", "expect", "http"
+)
 CONDITIONS = ("ok", "error_type", "message", "log", "payload", "not_log", "not_payload")  # on an invocation
 IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_-]{0,63}"
 UPSTREAM = r"[A-Z][A-Z0-9_]*"
@@ -112,6 +114,7 @@ class Step:
     functions: tuple[str, ...] = ()  # await_async
     expect: Expectation | None = None
     production: Mapping[str, Any] | None = None  # invoke: its outcome in production (outcome, request_id, ...)
+    request: Mapping[str, Any] | None = None  # http: method, path, headers, body, url (through the function URL)
 
 
 @dataclass(frozen=True)

@@ -146,7 +146,8 @@ class _Run:
 
         if freezer not in self.threads:
             sink = CollectingSink(echo=self.log_sink)
-            self.threads[freezer] = (EmulatorThread(ServerConfig(port=0, freezer=freezer), sink=sink).start(), sink)
+            config = ServerConfig(port=0, api_port=0, freezer=freezer)  # with the front door, for http steps
+            self.threads[freezer] = (EmulatorThread(config, sink=sink).start(), sink)
         return self.threads[freezer]  # type: ignore[no-any-return]
 
     def _setup(self) -> None:
@@ -224,6 +225,35 @@ class _Run:
         assert step.key is not None
         self.invoked[step.key] = invoked
         return StepResult(step.label, step.action, invoked.outcome, request_id=invoked.request_id,
+                          detail=invoked.message or None)
+
+    def _http(self, step: Step) -> StepResult:
+        """A request through the front door; 2xx and 3xx are ``ok``, other statuses the outcome ``HTTP <status>``
+        with the body as the message."""
+        import urllib.error
+        import urllib.request
+
+        function, _ = self.functions[str(step.function)]
+        request = step.request or {}
+        headers = {str(k): str(v) for k, v in request.get("headers", {}).items()}
+        if request.get("url"):
+            headers["Host"] = function.function_url.split("/")[2]
+        body = str(request["body"]).encode() if "body" in request else None
+        call = urllib.request.Request(
+            function.http + request["path"], data=body, headers=headers, method=request.get("method", "GET")
+        )
+        try:
+            with urllib.request.urlopen(call, timeout=function.config.timeout_s + 30) as answer:
+                status, raw, head = answer.status, answer.read(), answer.headers
+        except urllib.error.HTTPError as exc:
+            status, raw, head = exc.code, exc.read(), exc.headers
+        text = raw.decode("utf-8", "replace")
+        ok = 200 <= status < 400
+        request_id = head.get("x-amzn-RequestId") or head.get("Apigw-Requestid") or ""
+        invoked = _Invoked(function.name, request_id, ok, None if ok else f"HTTP {status}", "" if ok else text, text)
+        assert step.key is not None
+        self.invoked[step.key] = invoked
+        return StepResult(step.label, step.action, invoked.outcome, request_id=request_id,
                           detail=invoked.message or None)
 
     def _invoke_async(self, step: Step) -> StepResult:

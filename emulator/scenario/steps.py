@@ -9,6 +9,7 @@ from .checks import (
     _BAD,
     AWAIT_KEYS,
     EXPECT_KEYS,
+    HTTP_KEYS,
     INVOCATION_KEYS,
     QUERY_KEYS,
     SECONDS,
@@ -95,6 +96,23 @@ class StepBuilder:
         return step
 
     _invoke_async = _invoke
+
+    def _http(self, value: Any, here: Path_, base: dict[str, Any], label: str) -> Step | None:
+        """An HTTP request through the front door: to the function's API routes, or its URL (``url = true``)."""
+        checked = self.ck.table(value, here, HTTP_KEYS, required=("path",))
+        if checked is _BAD:
+            name = value.get("as") if isinstance(value, dict) and isinstance(value.get("as"), str) else None
+            self.invokes[name or label] = self.last_invoke = Step(**base, label=label, key=name or label)
+            return None
+        name = checked.get("as")
+        if name in self.invokes:
+            self.ck.error((*here, "as"), f"{name!r} already names step {self.invokes[name].number}")
+        function = self.b.target_function(checked.get("function"), (*here, "function"))
+        request = {key: checked[key] for key in ("method", "path", "headers", "body", "url") if key in checked}
+        text = f"{request.get('method', 'GET')} {request['path']}"
+        step = Step(**base, label=f"{label} ({name or text})", function=function, key=name or label, request=request)
+        self.invokes[step.key or label] = self.last_invoke = step
+        return step
 
     def _stay_frozen(self, value: Any, here: Path_, base: dict[str, Any], label: str) -> Step | None:
         seconds = SECONDS(self.ck, value, here)
@@ -218,6 +236,9 @@ class StepBuilder:
             ck.error((*here, "ok"), "ok = true contradicts error_type / message")
             return None
         for key in ("log", "not_log", "payload", "not_payload"):
+            if target.action == "http" and key in ("log", "not_log") and key in checked:
+                ck.error((*here, key), "not available for http (the log is not returned to an HTTP client)")
+                return None
             if target.action == "invoke_async" and key in checked:
                 what = "log" if "log" in key else "response"
                 ck.error((*here, key), f"not available for invoke_async (its {what} is not returned to the caller)")

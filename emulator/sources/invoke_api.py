@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from runtime_api import InvokeRequest, InvokeResult
 
@@ -31,6 +31,10 @@ class InvokeApiSource:
         self._queues = queues
         self._failures = failures
         self._timeline = timeline
+        # Each function with its API routes and function URL; the emulator sets it to the front door's view.
+        self.describe_functions: Callable[[], Sequence[Mapping[str, object]]] = lambda: [
+            {"function": name, "routes": [], "url": None} for name in self._functions
+        ]
 
     def resolve(self, name: str, qualifier: str | None = None) -> FunctionPool:
         """A function by name, partial ARN (``123456789012:function:name``) or ARN, with an optional qualifier."""
@@ -92,6 +96,9 @@ class InvokeApiSource:
     # ---------------------------------------------------------------------------------------- inspection
     def environments(self) -> Sequence[Mapping[str, object]]:
         return [env.describe() for pool in self._functions.values() for env in pool.environments.values()]
+
+    def functions(self) -> Sequence[Mapping[str, object]]:
+        return self.describe_functions()
 
     def async_status(self) -> Mapping[str, object]:
         return {

@@ -1,0 +1,187 @@
+"""The front door's parts alone, without sockets or processes: route selection, the event builders, the 1.0 and
+2.0 response mappings, CORS, and the route and function URL settings."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from emulator.config.http_routes import Cors, FunctionUrl, Route, routes_from_toml, url_from_toml
+from emulator.errors import ConfigError
+from emulator.sources.events.apigateway import rest_event
+from emulator.sources.events.function_url import function_url_event
+from emulator.sources.events.http_api import http_api_event
+from emulator.sources.front_door import cors, responses
+from emulator.sources.front_door.routing import RouteTable, url_function
+from runtime_api.front_door import HeaderLines, HttpRequest
+
+
+def request(method: str = "GET", path: str = "/", query: str = "", body: bytes = b"", **headers: str) -> HttpRequest:
+    return HttpRequest(method, path, query, {k.replace("_", "-"): v for k, v in headers.items()}, body, "h", "10.0.0.1")
+
+
+# ------------------------------------------------------------------------------------------------ routing
+def test_static_before_parameter_before_greedy_and_method_before_any() -> None:
+    table = RouteTable(
+        [
+            ("greedy", Route("http", "ANY", "/{proxy+}")),
+            ("param", Route("http", "GET", "/orders/{id}")),
+            ("static", Route("http", "GET", "/orders/new")),
+            ("any", Route("http", "ANY", "/orders/{id}")),
+            ("default", Route("http", "ANY", "$default")),
+        ]
+    )
+    found = table.match("GET", "/orders/new")
+    assert found is not None and found.function == "static"
+    found = table.match("GET", "/orders/7")
+    assert found is not None and (found.function, found.path_parameters) == ("param", {"id": "7"})
+    found = table.match("DELETE", "/orders/7")
+    assert found is not None and found.function == "any"
+    found = table.match("GET", "/a/b%20c")
+    assert found is not None and (found.function, found.path_parameters) == ("greedy", {"proxy": "a/b c"})
+    found = table.match("GET", "/")
+    assert found is not None and found.function == "default"  # {proxy+} needs at least one segment
+
+
+def test_a_route_declared_twice_is_refused() -> None:
+    with pytest.raises(ConfigError, match="declared by both a and b"):
+        RouteTable([("a", Route("rest", "GET", "/x")), ("b", Route("rest", "GET", "/x"))])
+
+
+def test_function_url_hosts() -> None:
+    assert url_function("orders.lambda-url.localhost") == "orders"
+    assert url_function("127.0.0.1") is None and url_function(".lambda-url.localhost") is None
+
+
+# -------------------------------------------------------------------------------------------------- events
+def test_rest_event_binary_media_types_and_repeated_query_keys() -> None:
+    event = rest_event(
+        request("POST", "/img", "a=1&a=2", b"\x89PNG", content_type="image/png"),
+        resource="/img",
+        path_parameters={},
+        stage="Prod",
+        request_id="r",
+        account_id="1",
+        binary_media_types=("image/*",),
+        epoch_ms=0,
+    )
+    assert event["isBase64Encoded"] is True and base64.b64decode(event["body"]) == b"\x89PNG"
+    assert event["queryStringParameters"] == {"a": "2"}
+    assert event["multiValueQueryStringParameters"] == {"a": ["1", "2"]}
+    assert event["pathParameters"] is None
+    assert event["requestContext"]["requestTime"] == "01/Jan/1970:00:00:00 +0000"
+    assert event["requestContext"]["identity"]["sourceIp"] == "10.0.0.1"
+
+
+def test_http_api_event_leaves_out_what_has_no_value() -> None:
+    event = http_api_event(
+        request(), route_key="$default", path_parameters={}, stage="$default", request_id="r", account_id="1"
+    )
+    assert set(event) == {
+        "version",
+        "routeKey",
+        "rawPath",
+        "rawQueryString",
+        "headers",
+        "requestContext",
+        "isBase64Encoded",
+    }
+
+
+def test_function_url_event_iam_authorizer() -> None:
+    event = function_url_event(request(), function_name="Fn", request_id="r", iam_caller="AKID")
+    assert event["requestContext"]["authorizer"]["iam"]["accessKey"] == "AKID"
+    assert event["requestContext"]["apiId"] == "fn"
+
+
+# ----------------------------------------------------------------------------------------------- responses
+def test_v1_requires_status_code_and_merges_multi_value_headers() -> None:
+    with pytest.raises(responses.Malformed):
+        responses.v1_answer(b'{"body": "x"}')
+    with pytest.raises(responses.Malformed):
+        responses.v1_answer(b'"text"')
+    with pytest.raises(responses.Malformed):
+        responses.v1_answer(b'{"statusCode": 200, "body": "%%", "isBase64Encoded": true}')
+    answer = responses.v1_answer(
+        json.dumps(
+            {
+                "statusCode": "201",
+                "headers": {"A": "1", "B": "x", "Content-Length": "999"},
+                "multiValueHeaders": {"B": ["y", "z"]},
+                "body": "ok",
+            }
+        ).encode()
+    )
+    assert answer.status == 201 and answer.body == b"ok"
+    assert answer.headers == [("Content-Type", "application/json"), ("A", "1"), ("B", "y"), ("B", "z")]
+
+
+def test_v2_inferred_and_structured() -> None:
+    assert responses.v2_answer(b"[1, 2]").body == b"[1, 2]"
+    assert responses.v2_answer(b'{"statusCode": 204}').status == 204
+    answer = responses.v2_answer(b'{"statusCode": 200, "cookies": ["a=1"], "body": "aGk=", "isBase64Encoded": true}')
+    assert answer.body == b"hi" and ("Set-Cookie", "a=1") in answer.headers
+
+
+def test_stream_prelude() -> None:
+    head = responses.prelude_answer(b'{"statusCode": 418, "headers": {"X": "1"}, "cookies": ["c=1"]}')
+    assert head.status == 418
+    assert head.headers == [("Content-Type", "application/octet-stream"), ("X", "1"), ("Set-Cookie", "c=1")]
+
+
+def test_header_lines_keep_repeated_names_in_order() -> None:
+    lines = HeaderLines([("Set-Cookie", "a=1"), ("X", "1"), ("Set-Cookie", "b=2")])
+    assert list(lines.items()) == [("Set-Cookie", "a=1"), ("X", "1"), ("Set-Cookie", "b=2")]
+    assert lines["set-cookie"] == "b=2" and list(lines) == ["Set-Cookie", "X"]
+
+
+# ---------------------------------------------------------------------------------------------------- CORS
+def test_cors_preflight_and_answers() -> None:
+    settings = Cors(allow_origins=("*",), allow_methods=("GET",), allow_headers=("x-a",), expose_headers=("x-b",))
+    asked = {"origin": "https://o", "access-control-request-method": "GET", "access-control-request-headers": "X-A"}
+    assert cors.is_preflight("OPTIONS", asked)
+    headers = dict(cors.preflight(settings, asked).headers)
+    assert headers["Access-Control-Allow-Origin"] == "*" and headers["Access-Control-Allow-Headers"] == "x-a"
+    refused = cors.preflight(settings, {**asked, "access-control-request-method": "DELETE"})
+    assert "Access-Control-Allow-Origin" not in dict(refused.headers)
+    answer = cors.apply(
+        settings,
+        {"origin": "https://o"},
+        responses.v2_answer(b'{"statusCode": 200, "headers": {"Access-Control-Allow-Origin": "x"}}'),
+    )
+    assert dict(answer.headers)["Access-Control-Allow-Origin"] == "*"  # the URL's settings, not the function's
+    assert dict(answer.headers)["Access-Control-Expose-Headers"] == "x-b"
+
+
+# -------------------------------------------------------------------------------------------------- config
+def test_routes_and_url_from_a_config_file() -> None:
+    routes = routes_from_toml(
+        ["GET /a/{id}", "rest ANY /{proxy+}", "$default", {"kind": "http", "path": "/v1", "payload_version": "1.0"}],
+        "f",
+    )
+    assert [(r.kind, r.method, r.path, r.stage, r.payload_version) for r in routes] == [
+        ("http", "GET", "/a/{id}", "$default", "2.0"),
+        ("rest", "ANY", "/{proxy+}", "Prod", "1.0"),
+        ("http", "ANY", "$default", "$default", "2.0"),
+        ("http", "ANY", "/v1", "$default", "1.0"),
+    ]
+    assert url_from_toml(True, "f") == FunctionUrl()
+    url = url_from_toml({"invoke_mode": "response_stream", "cors": {"allow_origins": ["*"], "max_age": 5}}, "f")
+    assert url.invoke_mode == "RESPONSE_STREAM" and url.cors == Cors(allow_origins=("*",), max_age_s=5)
+
+
+@pytest.mark.parametrize(
+    ("route", "problem"),
+    [
+        (("rest", "GET", "$default"), "only an HTTP API"),
+        (("http", "GET", "orders"), "starts with '/'"),
+        (("http", "GET", "/{proxy+}/x"), "greedy"),
+        (("http", "FETCH", "/x"), "method"),
+        (("rest", "GET", "/x", "", "2.0"), "REST APIs send 1.0"),
+    ],
+)
+def test_bad_routes_are_refused(route: tuple[str, ...], problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        Route(*route)
