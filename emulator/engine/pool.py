@@ -53,6 +53,7 @@ class FunctionPool:
         self.environments: dict[str, Environment] = {}
         self._idle: dict[Environment, asyncio.TimerHandle | None] = {}  # in the order they became idle
         self._timers: dict[Environment, asyncio.TimerHandle] = {}  # max-age timers
+        self._retire_reasons: dict[Environment, str] = {}  # why a busy environment retires once idle
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         self._random = random.Random()
@@ -108,7 +109,9 @@ class FunctionPool:
             return True
         env = self._take_idle()
         if env is None:
-            env = next((e for e in self.environments.values() if e.answered_recently()), None)
+            env = next(
+                (e for e in self.environments.values() if not e.retire_requested and e.answered_recently()), None
+            )
         if env is not None:
             env.assign(invocation)
             return True
@@ -218,9 +221,23 @@ class FunctionPool:
         if env in self._idle:
             self._retire(env, "max age")
 
+    def retire_all(self, reason: str) -> int:
+        """Retire every environment: an idle one now, a busy one when its invocation ends (none is cut short), so
+        that the next invocation cold-starts (e.g. on changed code). Returns how many were told."""
+        told = 0
+        for env in list(self.environments.values()):
+            if env.retire_requested or not env.lifecycle.live:
+                continue
+            told += 1
+            env.retire_requested = True
+            self._retire_reasons[env] = reason
+            if env in self._idle:
+                self._retire(env, reason)
+        return told
+
     def _should_retire(self, env: Environment) -> str | None:
         if env.retire_requested:
-            return "max age"
+            return self._retire_reasons.get(env, "max age")
         if self.config.max_invocations is not None and env.invocations >= self.config.max_invocations:
             return "max invocations"
         return None
@@ -287,6 +304,7 @@ class FunctionPool:
 
     def on_stopped(self, env: Environment) -> None:
         self.environments.pop(env.id, None)
+        self._retire_reasons.pop(env, None)
         timer = self._idle.pop(env, None)
         if timer is not None:
             timer.cancel()
