@@ -64,6 +64,13 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
     serve.add_argument("--freezer", choices=CHOICES, help="auto (default) | cgroup2 | cgroup1 | sigstop | none")
     serve.add_argument("--host", help="Invoke API address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="Invoke API port (default 8080; 0 picks a free one)")
+    serve.add_argument(
+        "--no-reload",
+        dest="reload",
+        action="store_false",
+        help="do not watch the code directories (by default a change retires the function's environments, so the "
+        "next invocation starts on the new code)",
+    )
 
     invoke = sub.add_parser("invoke", help="invoke a function served by lambda-freeze")
     invoke.add_argument("name")
@@ -158,8 +165,8 @@ def _timeline(trace: Path | None) -> Timeline:
     return Timeline() if trace is not None else Timeline(RECENT_EVENTS)
 
 
-async def _serve(config: ServerConfig, trace: Path | None = None) -> None:
-    emulator = Emulator(config, timeline=_timeline(trace))
+async def _serve(config: ServerConfig, trace: Path | None = None, *, reload: bool = False) -> None:
+    emulator = Emulator(config, timeline=_timeline(trace), reload=reload)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -224,11 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="lambda-freeze %(levelname)s %(name)s: %(message)s")
     logging.getLogger("lambda_freeze.freezer").setLevel(min(level, logging.INFO))
+    logging.getLogger("lambda_freeze.reload").setLevel(min(level, logging.INFO))
     try:
         if args.command == "serve":
             config = _server_config(args)
             with asyncio.Runner(loop_factory=_new_loop) as runner:
-                runner.run(_serve(config, args.trace))
+                runner.run(_serve(config, args.trace, reload=args.reload))
             return 0
         if args.command == "repro":
             from .scenario import run as run_scenario

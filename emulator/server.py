@@ -10,6 +10,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from runtime_api import InvokeApiServer, InvokeRequest, InvokeResult, RuntimeApiServer
 
@@ -24,12 +25,24 @@ from .errors import ConfigError
 from .sources.async_invoke import AsyncQueue, FailureRecord, load_pending, save_pending
 from .sources.invoke_api import InvokeApiSource
 
+if TYPE_CHECKING:
+    from .reload import CodeWatcher
+
 log = logging.getLogger("lambda_freeze")
 
 
 class Emulator:
-    def __init__(self, config: ServerConfig, *, sink: LogSink | None = None, timeline: Timeline | None = None):
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        sink: LogSink | None = None,
+        timeline: Timeline | None = None,
+        reload: bool = False,
+    ):
         self.config = config
+        self.reload = reload  # watch the functions' code and retire their environments when it changes
+        self.watcher: CodeWatcher | None = None
         self.sink: LogSink = sink or StreamSink(prefix=len(config.functions) > 1)
         self.freezer: FreezerBackend | None = None
         self.functions: dict[str, FunctionPool] = {}
@@ -83,6 +96,11 @@ class Emulator:
                 log.warning("kept asynchronous event %s names unknown function %s", event.request_id, event.function)
         self._invoke_api = InvokeApiServer(self.source)
         await self._invoke_api.listen(sock)
+        if self.reload:
+            from .reload import CodeWatcher  # watchfiles loads only when serve watches
+
+            self.watcher = CodeWatcher(self.functions, self.timeline)
+            self.watcher.start()
         self._started = True
         if self.config.host not in ("127.0.0.1", "::1", "localhost"):
             log.warning(
@@ -123,6 +141,9 @@ class Emulator:
         self._started = False
 
     async def _cleanup(self) -> None:
+        if self.watcher is not None:
+            await self.watcher.stop()
+            self.watcher = None
         if self._invoke_api is not None:
             await self._invoke_api.close(grace_s=1.0)
             self._invoke_api = None
