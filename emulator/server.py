@@ -23,6 +23,7 @@ from .engine.pool import FunctionPool
 from .engine.timeline import Timeline
 from .errors import ConfigError
 from .sources.async_invoke import AsyncQueue, FailureRecord, load_pending, save_pending
+from .sources.control_plane import ControlPlane
 from .sources.invoke_api import InvokeApiSource
 
 if TYPE_CHECKING:
@@ -94,7 +95,8 @@ class Emulator:
                 self.queues[event.function].submit(event)
             else:
                 log.warning("kept asynchronous event %s names unknown function %s", event.request_id, event.function)
-        self._invoke_api = InvokeApiServer(self.source)
+        control = ControlPlane(self.functions, self.source.resolve, self.config.account_concurrency)
+        self._invoke_api = InvokeApiServer(self.source, control)
         await self._invoke_api.listen(sock)
         if self.reload:
             from .reload import CodeWatcher  # watchfiles loads only when serve watches
