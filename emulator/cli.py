@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import json
 import logging
 import signal
 import sys
@@ -25,6 +23,8 @@ from .config.settings import (
 from .engine.freezer import CHOICES
 from .engine.timeline import RECENT_EVENTS, Timeline
 from .errors import LambdaFreezeError
+from .invoke_command import add_arguments as add_invoke_arguments
+from .invoke_command import run as run_invoke
 from .server import Emulator
 
 log = logging.getLogger("lambda_freeze")
@@ -72,11 +72,8 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
         "next invocation starts on the new code)",
     )
 
-    invoke = sub.add_parser("invoke", help="invoke a function served by lambda-freeze")
-    invoke.add_argument("name")
-    invoke.add_argument("--payload", default="{}", help="JSON event (default {})")
-    invoke.add_argument("--endpoint", default="http://127.0.0.1:8080", help="Invoke API URL")
-    invoke.add_argument("--log-tail", action="store_true", help="print the last 4 KB of the invocation's log")
+    invoke = sub.add_parser("invoke", help="invoke a function served by lambda-freeze, or run one with --code-dir")
+    add_invoke_arguments(invoke)
 
     repro = sub.add_parser("repro", help="replay a bug-report scenario file N times and report how often it failed")
     if command == "repro":
@@ -196,35 +193,6 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def _invoke(args: argparse.Namespace) -> int:
-    import urllib.error
-    import urllib.request
-
-    url = f"{args.endpoint.rstrip('/')}/2015-03-31/functions/{args.name}/invocations"
-    headers = {"Content-Type": "application/json"}
-    if args.log_tail:
-        headers["X-Amz-Log-Type"] = "Tail"
-    request = urllib.request.Request(url, data=args.payload.encode(), headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request) as response:
-            body = response.read()
-            function_error = response.headers.get("X-Amz-Function-Error")
-            log_result = response.headers.get("X-Amz-Log-Result")
-    except urllib.error.HTTPError as exc:
-        print(f"{exc.code} {exc.headers.get('x-amzn-ErrorType', '')}: {exc.read().decode()}", file=sys.stderr)
-        return 1
-    except urllib.error.URLError as exc:
-        print(f"cannot reach {args.endpoint}: {exc.reason} (is `lambda-freeze serve` running?)", file=sys.stderr)
-        return 1
-    if log_result:
-        sys.stderr.write(base64.b64decode(log_result).decode("utf-8", "replace"))
-    sys.stdout.write(body.decode("utf-8", "replace") + "\n")
-    if function_error:
-        print(f"function error: {function_error}", file=sys.stderr)
-        return 1
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
     args = _parser(next((word for word in words if not word.startswith("-")), None)).parse_args(argv)
@@ -247,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return from_logs(args)
         if args.command == "invoke":
-            json.loads(args.payload)
-            return _invoke(args)
+            return run_invoke(args)
         if args.command == "install-node-ric":
             from .engine import node_ric
 
@@ -256,9 +223,6 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     except LambdaFreezeError as exc:
         print(f"lambda-freeze: {exc.message}", file=sys.stderr)
-        return 2
-    except json.JSONDecodeError as exc:
-        print(f"lambda-freeze: --payload is not JSON: {exc}", file=sys.stderr)
         return 2
     return 2
 
