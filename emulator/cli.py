@@ -89,6 +89,12 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
 
         add_from_logs_arguments(from_logs)
 
+    generate = sub.add_parser("generate-event", help="print an event as an AWS service sends it (generate-event s3)")
+    if command == "generate-event":
+        from .generate_event import add_arguments as add_generate_arguments
+
+        add_generate_arguments(generate)
+
     ric = sub.add_parser("install-node-ric", help="build the Node.js runtime client (aws-lambda-ric) into its cache")
     ric.add_argument("--force", action="store_true", help="rebuild even when the cached build is current")
     return parser
@@ -216,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
             return from_logs(args)
         if args.command == "invoke":
             return run_invoke(args)
+        if args.command == "generate-event":
+            from .generate_event import run as generate_event
+
+            return generate_event(args)
         if args.command == "install-node-ric":
             from .engine import node_ric
 
