@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config.keys import function_settings
 from .config.settings import FunctionConfig, ServerConfig
 from .engine.lifecycle import State
 from .errors import LambdaFreezeError
@@ -273,7 +274,8 @@ class LambdaFreeze:
         env: dict[str, str] | None = None,
         **settings: Any,
     ) -> LambdaFunction:
-        """Serve a function; ``settings`` are ``FunctionConfig`` fields (``timeout_s``, ``prewarm``, ...)."""
+        """Serve a function; ``settings`` are the config file's keys (``timeout``, ``memory``, ``prewarm``, ...;
+        ``timeout_s``, ``memory_mb`` too), and an unknown one is an error that lists them."""
         code = Path(code_dir).resolve()
         config = FunctionConfig(
             name=name or f"{code.name.replace('.', '-')[:50]}-{next(_names)}",
@@ -281,7 +283,7 @@ class LambdaFreeze:
             handler=handler,
             runtime=runtime,
             env=dict(env or {}),
-            **settings,
+            **function_settings(settings, where="lambda_freeze.function()"),
         )
         emulator, sink = self._emulator(freezer or self.freezer)
 

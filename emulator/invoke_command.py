@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from .engine.logs import readable
 from .errors import ConfigError
 
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
@@ -109,7 +110,7 @@ def _call(args: argparse.Namespace, payload: bytes, endpoint: str) -> int:
         print(f"cannot reach {endpoint}: {exc.reason} (is `lambda-freeze serve` running?)", file=sys.stderr)
         return 1
     if log_result:
-        sys.stderr.write(base64.b64decode(log_result).decode("utf-8", "replace"))
+        sys.stderr.write(readable(base64.b64decode(log_result).decode("utf-8", "replace")))
     if status != 200:  # Event: 202, queued; DryRun: 204
         print(f"{status}: {'queued as ' + request_id if status == 202 else 'the call would be allowed'}")
         return 0

@@ -7,6 +7,7 @@ Lifecycle: ``await start()`` → serve → ``await stop()`` (every environment k
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +31,16 @@ if TYPE_CHECKING:
     from .reload import CodeWatcher
 
 log = logging.getLogger("lambda_freeze")
+
+
+def listen_error(host: str, port: int, exc: OSError) -> str:
+    """Why the Invoke API cannot listen, naming what to change: the address or the port."""
+    where = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+        return f"{where} (no interface of this machine has that address: --host 127.0.0.1, or 0.0.0.0 for all)"
+    if exc.errno == errno.EACCES and 0 < port < 1024:
+        return f"{where} (ports below 1024 need root: choose --port 8080, or 0 for any free port)"
+    return f"{where} (choose another --port, or 0 for any free port)"
 
 
 class Emulator:
@@ -82,10 +93,7 @@ class Emulator:
         except OSError as exc:
             sock.close()
             await self._cleanup()
-            raise ConfigError(
-                f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror} "
-                "(choose another --port, or 0 for any free port)"
-            ) from None
+            raise ConfigError(listen_error(self.config.host, self.config.port, exc)) from None
         self.port = sock.getsockname()[1]
         self._ctx.endpoint_url = self.endpoint_url
         for function in self.config.functions:

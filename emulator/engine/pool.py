@@ -20,7 +20,8 @@ import random
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from ..config.settings import UPSTREAM, FunctionConfig
+from ..config.settings import FunctionConfig
+from ..config.upstreams import Upstream, parse_upstream
 from ..errors import LambdaFreezeError
 from . import runtimes
 from .context import EngineContext
@@ -63,14 +64,16 @@ class FunctionPool:
         self.proxies: dict[str, Proxy] = {}
         if config.upstreams:
             from ..proxy import Proxy  # the proxy's modules load only for functions that have upstreams
+        self._upstreams: dict[str, Upstream] = {}
         for upstream, address in config.upstreams.items():
-            parts = UPSTREAM.fullmatch(address)
-            assert parts is not None  # checked by FunctionConfig
+            parsed = parse_upstream(address)
+            assert parsed is not None  # checked by FunctionConfig
+            self._upstreams[upstream] = parsed
             proxy = Proxy(
-                parts["host"].strip("[]"),
-                int(parts["port"]),
+                parsed.host,
+                parsed.port,
                 name=f"{config.name}/{upstream}",
-                close_mode=parts["close"] or "mirror",  # type: ignore[arg-type]
+                close_mode=parsed.close,  # type: ignore[arg-type]
             )
             proxy.subscribe(self._record_proxy_event)
             self.proxies[upstream] = proxy
@@ -84,8 +87,7 @@ class FunctionPool:
         variables = {}
         for upstream, proxy in self.proxies.items():
             port = await proxy.listen(env)
-            variables[f"{upstream}_HOST"] = proxy.config.listen_host
-            variables[f"{upstream}_PORT"] = str(port)
+            variables.update(self._upstreams[upstream].variables(upstream, proxy.config.listen_host, port))
         return variables
 
     async def close_upstreams(self, env: Environment) -> None:
