@@ -38,15 +38,16 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
         description="A local AWS Lambda execution environment that freezes runtimes between invocations.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more emulator logging (-vv: debug)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="serve functions behind the Lambda Invoke API")
+    serve = sub.add_parser("serve", help="serve functions behind the Lambda Invoke API", formatter_class=_Defaults)
     serve.add_argument("--config", type=Path, help="TOML file with [server] and [functions.NAME] tables")
     serve.add_argument("--template", type=Path, help="SAM template: serve its AWS::Serverless::Function resources")
     serve.add_argument("--trace", type=Path, help="on exit, write the timeline here (Chrome trace event format)")
     serve.add_argument("--code-dir", type=Path, help="the function's code directory (LAMBDA_TASK_ROOT)")
     serve.add_argument("--handler", help="module.function for Python runtimes; passed as _HANDLER to any runtime")
-    serve.add_argument("--runtime", choices=RUNTIMES, default="python3.11")
+    serve.add_argument("--runtime", choices=RUNTIMES, default="python3.11", help="the function's runtime")
     serve.add_argument("--name", default="function", help="function name (default: function)")
     serve.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="function timeout, seconds")
     serve.add_argument("--memory", type=int, default=DEFAULT_MEMORY_MB, help="memory size, MB")
@@ -98,6 +99,27 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
     ric = sub.add_parser("install-node-ric", help="build the Node.js runtime client (aws-lambda-ric) into its cache")
     ric.add_argument("--force", action="store_true", help="rebuild even when the cached build is current")
     return parser
+
+
+class _Defaults(argparse.HelpFormatter):
+    """Help that shows each option's default, where it has one its text does not already give."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text or action.option_strings == []:
+            return text
+        if isinstance(action, argparse._StoreFalseAction):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lambda-freeze")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
 
 
 # Options of the --code-dir function beyond the basic ones: (flag, type, help); each is a config file key too.

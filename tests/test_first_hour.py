@@ -1,0 +1,43 @@
+"""What a newcomer sees first: ``--version``, help that shows the defaults, and an install without a wall of
+packaging warnings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+from test_cli import command
+
+pytestmark = pytest.mark.timeout(180)
+ROOT = Path(__file__).parent.parent
+
+
+def test_version():
+    done = subprocess.run([*command(), "--version"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and done.stdout.strip() == f"lambda-freeze {version('lambda-freeze')}"
+
+
+def test_serve_help_shows_the_defaults():
+    done = subprocess.run([*command(), "serve", "--help"], capture_output=True, text=True, timeout=30)
+    text = " ".join(done.stdout.split())
+    for shown in ("(default: 3.0)", "(default: 128)", "(default: python3.11)", "(default: function)"):
+        assert shown in text, shown
+
+
+def test_the_wheel_builds_without_packaging_warnings(tmp_path: Path):
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "would be ignored" not in done.stderr and "BuildBackendWarning" not in done.stderr, done.stderr
+    [wheel] = tmp_path.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "emulator/nodejs/package-lock.json" in names and "runtime_api/openapi.yaml" in names
+    assert "emulator/sources/events/s3.py" in names
