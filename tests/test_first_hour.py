@@ -41,3 +41,34 @@ def test_the_wheel_builds_without_packaging_warnings(tmp_path: Path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "emulator/nodejs/package-lock.json" in names and "runtime_api/openapi.yaml" in names
     assert "emulator/sources/events/s3.py" in names
+
+
+def test_health_checks_run_the_same_under_docker_and_podman():
+    """Podman's API joins an exec-form command and splits it at spaces again: no argument may hold a space."""
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for name, service in compose["services"].items():
+        test = service.get("healthcheck", {}).get("test")
+        if test and test[0] == "CMD":
+            assert all(" " not in str(arg) for arg in test[1:]), (name, test)
+
+
+def test_the_emulator_health_check_passes_against_a_live_emulator():
+    import signal
+
+    import yaml
+    from test_cli import Serve
+
+    from conftest import FUNCTIONS
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    _, program, *args = compose["services"]["lambda-freeze"]["healthcheck"]["test"]
+    serve = Serve("--code-dir", str(FUNCTIONS / "python/basic"), "--handler", "app.handler", "--no-reload")
+    try:
+        port = serve.url.rsplit(":", 1)[1]
+        probe = [arg.replace("127.0.0.1:8080", f"127.0.0.1:{port}") for arg in args]
+        assert program == "python"
+        assert subprocess.run([sys.executable, *probe], timeout=30).returncode == 0
+    finally:
+        serve.stop(signal.SIGTERM)
