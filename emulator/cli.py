@@ -20,6 +20,7 @@ from .config.settings import (
     ServerConfig,
     parse_env_pairs,
 )
+from .debugging import with_debugger
 from .engine.freezer import CHOICES
 from .engine.timeline import RECENT_EVENTS, Timeline
 from .errors import LambdaFreezeError
@@ -65,6 +66,9 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
     serve.add_argument("--freezer", choices=CHOICES, help="auto (default) | cgroup2 | cgroup1 | sigstop | none")
     serve.add_argument("--host", help="Invoke API address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="Invoke API port (default 8080; 0 picks a free one)")
+    debug = serve.add_argument_group("debugging (one function at a time)")
+    debug.add_argument("--debug-port", type=int, help="start the function under a debugger listening on this port")
+    debug.add_argument("--debug-function", metavar="NAME", help="the function to debug (when several are served)")
     serve.add_argument(
         "--no-reload",
         dest="reload",
@@ -182,6 +186,8 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
     )
     if not config.functions:
         raise LambdaFreezeError("no function to serve: the config file or template defines none")
+    if args.debug_port is not None or args.debug_function is not None:
+        config = with_debugger(config, args.debug_port, args.debug_function)
     return config
 
 
@@ -228,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="lambda-freeze %(levelname)s %(name)s: %(message)s")
     logging.getLogger("lambda_freeze.freezer").setLevel(min(level, logging.INFO))
     logging.getLogger("lambda_freeze.reload").setLevel(min(level, logging.INFO))
+    logging.getLogger("lambda_freeze.debugger").setLevel(min(level, logging.INFO))
     try:
         if args.command == "serve":
             config = _server_config(args)

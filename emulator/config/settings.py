@@ -81,6 +81,8 @@ class FunctionConfig:
     upstreams: Mapping[str, str] = field(default_factory=dict)
     region: str = "us-east-1"
     account_id: str = "000000000000"
+    # serve --debug-port: the runtime starts under a debugger listening here; its timeouts are suspended
+    debug_port: int | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -115,6 +117,8 @@ class FunctionConfig:
                     "starting with a letter"
                 )
         self._check_lifetime()
+        if self.debug_port is not None and not 1 <= self.debug_port <= 65535:
+            raise ConfigError(f"{self._subject}: debug port {self.debug_port} is not a TCP port (1-65535)")
         for upstream, address in self.upstreams.items():
             if not re.fullmatch(r"[A-Z][A-Z0-9_]*", upstream):
                 raise ConfigError(f"{self._subject}: upstream name {upstream!r}: use A-Z, 0-9 and _ (e.g. DB)")
