@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -22,8 +23,9 @@ from .engine.timeline import Timeline
 log = logging.getLogger("lambda_freeze.reload")
 
 # Batching: a batch ends once nothing changed for STEP_MS, or after DEBOUNCE_MS at most.
-STEP_MS = 50
+STEP_MS = 15
 DEBOUNCE_MS = 1600
+QUIET_S = 2.0  # a batch that comes this long after the previous one begins a new burst
 _IGNORED_DIRS = frozenset({"__pycache__", ".git", ".hg", ".svn", ".mypy_cache", ".pytest_cache", ".ruff_cache"})
 _IGNORED_SUFFIXES = (".pyc", ".pyo", ".swp", ".swx", ".swo", "~", ".tmp")
 
@@ -78,7 +80,8 @@ class CodeWatcher:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()  # the watcher has its watches in place
-        self.reloads = 0
+        self.reloads = 0  # announced reloads: the first batch of a burst, or one that retired an environment
+        self._announced: dict[str, float] = {}  # per function, when a batch last came (monotonic)
 
     def start(self) -> None:
         if self._task is not None:
@@ -118,13 +121,18 @@ class CodeWatcher:
             pool = self._functions.get(name)
             if pool is None:
                 continue
-            self.reloads += 1
             retired = pool.retire_all("code changed")
             if self._timeline is not None:
                 self._timeline.record("reload", name, files=[str(path) for path in paths], retired=retired)
-            log.info(
-                "%s: code changed (%s): %d environment(s) retired; the next invocation starts on the new code",
-                name,
-                describe(paths),
-                retired,
-            )
+            now = time.monotonic()
+            # The batches of one burst (an install) retire the environments once: later ones find none left, and
+            # are not announced again unless the burst is over.
+            if retired or now - self._announced.get(name, -QUIET_S) >= QUIET_S:
+                self.reloads += 1
+                log.info(
+                    "%s: code changed (%s): %d environment(s) retired; the next invocation starts on the new code",
+                    name,
+                    describe(paths),
+                    retired,
+                )
+            self._announced[name] = now

@@ -126,22 +126,26 @@ def test_node_edit_answers_with_new_code(tmp_path: Path, reloading: Any) -> None
 def test_a_dependency_install_is_one_reload_not_one_per_file(tmp_path: Path, reloading: Any) -> None:
     (tmp_path / "index.js").write_text(NODE_APP.format(version=1))
     (tmp_path / "app.py").write_text(PYTHON_APP.format(version=1))
-    fn = reloading(tmp_path, "app.handler")
-    assert fn.invoke() == {"version": 1}
+    # The folders exist before the watcher starts: a file written into a folder created a moment before may come
+    # before that folder's own watch, and be seen by no watcher (the folder's creation is, which is enough to
+    # reload, but this test counts files).
     package = tmp_path / "node_modules" / "left-pad"
     dirs = [package / f"lib{i}" for i in range(6)]
     for directory in dirs:
         directory.mkdir(parents=True)
-    # The new folders are watched once their own change has come through (a file written into a folder before its
-    # watch exists is seen by no watcher).
-    fn.emu.wait_for(lambda emu: _files(fn.reloads(emu)) >= {f"node_modules/left-pad/lib{i}" for i in range(6)})
+    fn = reloading(tmp_path, "app.handler")
+    assert fn.invoke() == {"version": 1}
     before = len(fn.emu.call(_async(fn.reloads)))
     for i in range(300):  # as npm install writes them: many files in a burst
         (dirs[i // 50] / f"f{i}.js").write_text("module.exports = 1;\n")
     written = {f"node_modules/left-pad/lib{i // 50}/f{i}.js" for i in range(300)}
     fn.emu.wait_for(lambda emu: _files(fn.reloads(emu)) >= written)
     burst = fn.emu.call(_async(fn.reloads))[before:]
-    assert len(burst) <= 3, [len(event.detail["files"]) for event in burst]
+    # One reload: the first batch retires the environment; the burst's later batches (as many as the machine's
+    # pace makes of it) find none to retire and are not announced.
+    assert sum(1 for event in burst if event.detail["retired"]) == 1, [e.detail["retired"] for e in burst]
+    watcher = fn.emu.emulator.watcher
+    assert watcher is not None and watcher.reloads == 1
     assert fn.invoke() == {"version": 1}
 
 
