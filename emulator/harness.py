@@ -258,8 +258,9 @@ class FaultControl:
 class LambdaFreeze:
     """Starts functions in emulators of its own (one per freezer backend asked for); ``close()`` stops them all."""
 
-    def __init__(self, *, freezer: str = "auto"):
+    def __init__(self, *, freezer: str = "auto", base_dir: Path | None = None):
         self.freezer = freezer
+        self.base_dir = base_dir  # relative code directories are looked up here first (the test file's folder)
         self._emulators: dict[str, tuple[EmulatorThread, CollectingSink]] = {}
         self.functions: list[LambdaFunction] = []
 
@@ -276,7 +277,10 @@ class LambdaFreeze:
     ) -> LambdaFunction:
         """Serve a function; ``settings`` are the config file's keys (``timeout``, ``memory``, ``prewarm``, ...;
         ``timeout_s``, ``memory_mb`` too), and an unknown one is an error that lists them."""
-        code = Path(code_dir).resolve()
+        code = Path(code_dir)
+        if not code.is_absolute() and self.base_dir is not None and (self.base_dir / code).is_dir():
+            code = self.base_dir / code  # as pasted into another project: beside the test file
+        code = code.resolve()
         config = FunctionConfig(
             name=name or f"{code.name.replace('.', '-')[:50]}-{next(_names)}",
             code_dir=code,

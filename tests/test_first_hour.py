@@ -72,3 +72,19 @@ def test_the_emulator_health_check_passes_against_a_live_emulator():
         assert subprocess.run([sys.executable, *probe], timeout=30).returncode == 0
     finally:
         serve.stop(signal.SIGTERM)
+
+
+def test_the_readme_pytest_example_runs_as_pasted_into_another_project(pytester):
+    """The README's example, pasted into a project of its own whose function sits beside the test file."""
+    import re
+    import shutil
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## In pytest\n") :]
+    example = re.search(r"```python\n(.*?)```", section, re.S)
+    assert example is not None
+    functions = pytester.path / "tests" / "functions" / "orders"
+    shutil.copytree(ROOT / "samples/python/asyncpg_pool/fixed", functions)
+    (pytester.path / "tests" / "test_orders.py").write_text(example[1])
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", "tests/test_orders.py")
+    result.assert_outcomes(passed=1)
