@@ -109,11 +109,14 @@ class CodeWatcher:
             yield_on_timeout=True,
             rust_timeout=200,
         )
-        async for changes in watch:
-            # The first (possibly empty) batch comes once the watches are set: from then on, no change is missed.
-            self.ready.set()
-            if changes:
-                self.on_changes({path for _, path in changes})
+        try:
+            async for changes in watch:
+                # The first (possibly empty) batch comes once the watches are set: from then on, none is missed.
+                self.ready.set()
+                if changes:
+                    self.on_changes({path for _, path in changes})
+        except Exception as exc:  # a boundary: serving goes on without reloading (e.g. out of inotify watches)
+            log.warning("hot reload is off: watching the code failed: %s (restart serve to pick up changes)", exc)
 
     def on_changes(self, changed: set[str]) -> None:
         drop_stale_bytecode(changed)

@@ -191,3 +191,18 @@ def _async(fn: Any) -> Any:
         return fn(emulator)
 
     return run
+
+
+@pytest.mark.asyncio
+async def test_a_watch_that_fails_leaves_serving_alone(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from emulator.reload import CodeWatcher
+
+    class Pool:
+        config = type("C", (), {"code_dir": tmp_path / "gone"})()
+
+    watcher = CodeWatcher({"fn": Pool()})  # type: ignore[dict-item]
+    with caplog.at_level("WARNING", logger="lambda_freeze.reload"):
+        watcher.start()
+        await watcher.stop()
+    assert "hot reload is off: watching the code failed" in caplog.text
+    assert not watcher.ready.is_set()
