@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import json
 import logging
 import signal
 import sys
@@ -23,9 +21,12 @@ from .config.settings import (
     ServerConfig,
     parse_env_pairs,
 )
+from .debugging import with_debugger
 from .engine.freezer import CHOICES
 from .engine.timeline import RECENT_EVENTS, Timeline
 from .errors import LambdaFreezeError
+from .invoke_command import add_arguments as add_invoke_arguments
+from .invoke_command import run as run_invoke
 from .server import Emulator
 
 log = logging.getLogger("lambda_freeze")
@@ -39,15 +40,16 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
         description="A local AWS Lambda execution environment that freezes runtimes between invocations.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more emulator logging (-vv: debug)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="serve functions behind the Lambda Invoke API")
+    serve = sub.add_parser("serve", help="serve functions behind the Lambda Invoke API", formatter_class=_Defaults)
     serve.add_argument("--config", type=Path, help="TOML file with [server] and [functions.NAME] tables")
     serve.add_argument("--template", type=Path, help="SAM template: serve its AWS::Serverless::Function resources")
     serve.add_argument("--trace", type=Path, help="on exit, write the timeline here (Chrome trace event format)")
     serve.add_argument("--code-dir", type=Path, help="the function's code directory (LAMBDA_TASK_ROOT)")
     serve.add_argument("--handler", help="module.function for Python runtimes; passed as _HANDLER to any runtime")
-    serve.add_argument("--runtime", choices=RUNTIMES, default="python3.11")
+    serve.add_argument("--runtime", choices=RUNTIMES, default="python3.11", help="the function's runtime")
     serve.add_argument("--name", default="function", help="function name (default: function)")
     serve.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="function timeout, seconds")
     serve.add_argument("--memory", type=int, default=DEFAULT_MEMORY_MB, help="memory size, MB")
@@ -75,12 +77,19 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
     http.add_argument("--http-idle-timeout", type=float, metavar="S", help="close a kept-alive idle connection (75)")
     http.add_argument("--http-body-timeout", type=float, metavar="S", help="at most S between body pieces (60)")
     http.add_argument("--http-max-connections", type=int, metavar="N", help="beyond N: 503 (default 1000)")
+    debug = serve.add_argument_group("debugging (one function at a time)")
+    debug.add_argument("--debug-port", type=int, help="start the function under a debugger listening on this port")
+    debug.add_argument("--debug-function", metavar="NAME", help="the function to debug (when several are served)")
+    serve.add_argument(
+        "--no-reload",
+        dest="reload",
+        action="store_false",
+        help="do not watch the code directories (by default a change retires the function's environments, so the "
+        "next invocation starts on the new code)",
+    )
 
-    invoke = sub.add_parser("invoke", help="invoke a function served by lambda-freeze")
-    invoke.add_argument("name")
-    invoke.add_argument("--payload", default="{}", help="JSON event (default {})")
-    invoke.add_argument("--endpoint", default="http://127.0.0.1:8080", help="Invoke API URL")
-    invoke.add_argument("--log-tail", action="store_true", help="print the last 4 KB of the invocation's log")
+    invoke = sub.add_parser("invoke", help="invoke a function served by lambda-freeze, or run one with --code-dir")
+    add_invoke_arguments(invoke)
 
     repro = sub.add_parser("repro", help="replay a bug-report scenario file N times and report how often it failed")
     if command == "repro":
@@ -96,9 +105,36 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
 
         add_from_logs_arguments(from_logs)
 
+    generate = sub.add_parser("generate-event", help="print an event as an AWS service sends it (generate-event s3)")
+    if command == "generate-event":
+        from .generate_event import add_arguments as add_generate_arguments
+
+        add_generate_arguments(generate)
+
     ric = sub.add_parser("install-node-ric", help="build the Node.js runtime client (aws-lambda-ric) into its cache")
     ric.add_argument("--force", action="store_true", help="rebuild even when the cached build is current")
     return parser
+
+
+class _Defaults(argparse.HelpFormatter):
+    """Help that shows each option's default, where it has one its text does not already give."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text or action.option_strings == []:
+            return text
+        if isinstance(action, argparse._StoreFalseAction):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lambda-freeze")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
 
 
 # Options of the --code-dir function beyond the basic ones: (flag, type, help); each is a config file key too.
@@ -168,6 +204,8 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
         raise LambdaFreezeError("no function to serve: the config file or template defines none")
     if config.api_port is None and any(f.routes or f.url for f in config.functions):
         config = config.replace(api_port=DEFAULT_API_PORT)  # as `sam local start-api`
+    if args.debug_port is not None or args.debug_function is not None:
+        config = with_debugger(config, args.debug_port, args.debug_function)
     return config
 
 
@@ -176,8 +214,8 @@ def _timeline(trace: Path | None) -> Timeline:
     return Timeline() if trace is not None else Timeline(RECENT_EVENTS)
 
 
-async def _serve(config: ServerConfig, trace: Path | None = None) -> None:
-    emulator = Emulator(config, timeline=_timeline(trace))
+async def _serve(config: ServerConfig, trace: Path | None = None, *, reload: bool = False) -> None:
+    emulator = Emulator(config, timeline=_timeline(trace), reload=reload)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -218,46 +256,19 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def _invoke(args: argparse.Namespace) -> int:
-    import urllib.error
-    import urllib.request
-
-    url = f"{args.endpoint.rstrip('/')}/2015-03-31/functions/{args.name}/invocations"
-    headers = {"Content-Type": "application/json"}
-    if args.log_tail:
-        headers["X-Amz-Log-Type"] = "Tail"
-    request = urllib.request.Request(url, data=args.payload.encode(), headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request) as response:
-            body = response.read()
-            function_error = response.headers.get("X-Amz-Function-Error")
-            log_result = response.headers.get("X-Amz-Log-Result")
-    except urllib.error.HTTPError as exc:
-        print(f"{exc.code} {exc.headers.get('x-amzn-ErrorType', '')}: {exc.read().decode()}", file=sys.stderr)
-        return 1
-    except urllib.error.URLError as exc:
-        print(f"cannot reach {args.endpoint}: {exc.reason} (is `lambda-freeze serve` running?)", file=sys.stderr)
-        return 1
-    if log_result:
-        sys.stderr.write(base64.b64decode(log_result).decode("utf-8", "replace"))
-    sys.stdout.write(body.decode("utf-8", "replace") + "\n")
-    if function_error:
-        print(f"function error: {function_error}", file=sys.stderr)
-        return 1
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
     args = _parser(next((word for word in words if not word.startswith("-")), None)).parse_args(argv)
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="lambda-freeze %(levelname)s %(name)s: %(message)s")
     logging.getLogger("lambda_freeze.freezer").setLevel(min(level, logging.INFO))
+    logging.getLogger("lambda_freeze.reload").setLevel(min(level, logging.INFO))
+    logging.getLogger("lambda_freeze.debugger").setLevel(min(level, logging.INFO))
     try:
         if args.command == "serve":
             config = _server_config(args)
             with asyncio.Runner(loop_factory=_new_loop) as runner:
-                runner.run(_serve(config, args.trace))
+                runner.run(_serve(config, args.trace, reload=args.reload))
             return 0
         if args.command == "repro":
             from .scenario import run as run_scenario
@@ -268,8 +279,11 @@ def main(argv: list[str] | None = None) -> int:
 
             return from_logs(args)
         if args.command == "invoke":
-            json.loads(args.payload)
-            return _invoke(args)
+            return run_invoke(args)
+        if args.command == "generate-event":
+            from .generate_event import run as generate_event
+
+            return generate_event(args)
         if args.command == "install-node-ric":
             from .engine import node_ric
 
@@ -277,9 +291,6 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     except LambdaFreezeError as exc:
         print(f"lambda-freeze: {exc.message}", file=sys.stderr)
-        return 2
-    except json.JSONDecodeError as exc:
-        print(f"lambda-freeze: --payload is not JSON: {exc}", file=sys.stderr)
         return 2
     return 2
 

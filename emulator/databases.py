@@ -82,6 +82,8 @@ class DatabaseLogin:
             f"{prefix}_PORT": str(port or self.port),
             f"{prefix}_USER": self.user,
             f"{prefix}_NAME": self.database,
+            # the same as one URL, for a function that reads DATABASE_URL-style settings
+            f"{prefix}_URL": f"{self.kind}://{self.user}@{host or self.host}:{port or self.port}/{self.database}",
         }
         if self.init_command:
             env[f"{prefix}_INIT_COMMAND"] = self.init_command

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .config.http_routes import routes_from_toml, url_from_toml
+from .config.keys import function_settings
 from .config.settings import FunctionConfig, ServerConfig
 from .engine.lifecycle import State
 from .errors import LambdaFreezeError
@@ -276,8 +277,9 @@ class FaultControl:
 class LambdaFreeze:
     """Starts functions in emulators of its own (one per freezer backend asked for); ``close()`` stops them all."""
 
-    def __init__(self, *, freezer: str = "auto"):
+    def __init__(self, *, freezer: str = "auto", base_dir: Path | None = None):
         self.freezer = freezer
+        self.base_dir = base_dir  # relative code directories are looked up here first (the test file's folder)
         self._emulators: dict[str, tuple[EmulatorThread, CollectingSink]] = {}
         self.functions: list[LambdaFunction] = []
 
@@ -292,9 +294,13 @@ class LambdaFreeze:
         env: dict[str, str] | None = None,
         **settings: Any,
     ) -> LambdaFunction:
-        """Serve a function; ``settings`` are ``FunctionConfig`` fields (``timeout_s``, ``prewarm``, ...), with
-        ``routes`` and ``url`` also as in a config file (``routes=["GET /orders/{id}"], url=True``)."""
-        code = Path(code_dir).resolve()
+        """Serve a function; ``settings`` are the config file's keys (``timeout``, ``memory``, ``prewarm``, ...;
+        ``timeout_s``, ``memory_mb`` too; ``routes`` and ``url`` as in a config file: ``routes=["GET /orders/{id}"],
+        url=True``), and an unknown one is an error that lists them."""
+        code = Path(code_dir)
+        if not code.is_absolute() and self.base_dir is not None and (self.base_dir / code).is_dir():
+            code = self.base_dir / code  # as pasted into another project: beside the test file
+        code = code.resolve()
         if isinstance(settings.get("routes"), list):
             settings["routes"] = routes_from_toml(settings["routes"], "routes")
         if settings.get("url") is True or isinstance(settings.get("url"), dict):
@@ -305,7 +311,7 @@ class LambdaFreeze:
             handler=handler,
             runtime=runtime,
             env=dict(env or {}),
-            **settings,
+            **function_settings(settings, where="lambda_freeze.function()"),
         )
         emulator, sink = self._emulator(freezer or self.freezer)
 

@@ -54,7 +54,8 @@ def lambda_freeze(request: pytest.FixtureRequest) -> Iterator[LambdaFreeze]:
     """Factory: ``lambda_freeze.function(code_dir, handler=..., runtime=..., env=..., **settings)``."""
     from .harness import LambdaFreeze
 
-    harness = LambdaFreeze(freezer=_freezer(request.config))
+    # A relative code directory is found beside the test file first, then in the working directory.
+    harness = LambdaFreeze(freezer=_freezer(request.config), base_dir=request.path.parent)
     yield harness
     harness.close()
 

@@ -7,9 +7,11 @@ Lifecycle: ``await start()`` → serve → ``await stop()`` (every environment k
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from runtime_api import InvokeApiServer, InvokeRequest, InvokeResult, RuntimeApiServer
 from runtime_api.front_door import FrontDoorServer
@@ -23,15 +25,38 @@ from .engine.pool import FunctionPool
 from .engine.timeline import Timeline
 from .errors import ConfigError
 from .sources.async_invoke import AsyncQueue, FailureRecord, load_pending, save_pending
+from .sources.control_plane import ControlPlane
 from .sources.front_door.source import FrontDoorSource
 from .sources.invoke_api import InvokeApiSource
+
+if TYPE_CHECKING:
+    from .reload import CodeWatcher
 
 log = logging.getLogger("lambda_freeze")
 
 
+def listen_error(host: str, port: int, exc: OSError) -> str:
+    """Why the Invoke API cannot listen, naming what to change: the address or the port."""
+    where = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+        return f"{where} (no interface of this machine has that address: --host 127.0.0.1, or 0.0.0.0 for all)"
+    if exc.errno == errno.EACCES and 0 < port < 1024:
+        return f"{where} (ports below 1024 need root: choose --port 8080, or 0 for any free port)"
+    return f"{where} (choose another --port, or 0 for any free port)"
+
+
 class Emulator:
-    def __init__(self, config: ServerConfig, *, sink: LogSink | None = None, timeline: Timeline | None = None):
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        sink: LogSink | None = None,
+        timeline: Timeline | None = None,
+        reload: bool = False,
+    ):
         self.config = config
+        self.reload = reload  # watch the functions' code and retire their environments when it changes
+        self.watcher: CodeWatcher | None = None
         self.sink: LogSink = sink or StreamSink(prefix=len(config.functions) > 1)
         self.freezer: FreezerBackend | None = None
         self.functions: dict[str, FunctionPool] = {}
@@ -75,10 +100,7 @@ class Emulator:
         except OSError as exc:
             sock.close()
             await self._cleanup()
-            raise ConfigError(
-                f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror} "
-                "(choose another --port, or 0 for any free port)"
-            ) from None
+            raise ConfigError(listen_error(self.config.host, self.config.port, exc)) from None
         self.port = sock.getsockname()[1]
         self._ctx.endpoint_url = self.endpoint_url
         for function in self.config.functions:
@@ -88,10 +110,16 @@ class Emulator:
                 self.queues[event.function].submit(event)
             else:
                 log.warning("kept asynchronous event %s names unknown function %s", event.request_id, event.function)
-        self._invoke_api = InvokeApiServer(self.source, self.config.http_limits())
+        control = ControlPlane(self.functions, self.source.resolve, self.config.account_concurrency)
+        self._invoke_api = InvokeApiServer(self.source, control, limits=self.config.http_limits())
         await self._invoke_api.listen(sock)
         if self.config.api_port is not None:
             await self._start_front_door(self.config.api_port)
+        if self.reload:
+            from .reload import CodeWatcher  # watchfiles loads only when serve watches
+
+            self.watcher = CodeWatcher(self.functions, self.timeline)
+            self.watcher.start()
         self._started = True
         if self.config.host not in ("127.0.0.1", "::1", "localhost"):
             log.warning(
@@ -163,6 +191,9 @@ class Emulator:
         self._started = False
 
     async def _cleanup(self) -> None:
+        if self.watcher is not None:
+            await self.watcher.stop()
+            self.watcher = None
         if self._front_door_server is not None:
             await self._front_door_server.close(grace_s=1.0)
             self._front_door_server = None

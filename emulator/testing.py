@@ -42,8 +42,16 @@ class CollectingSink:
 class EmulatorThread:
     """An ``Emulator`` on its own event loop (uvloop) in a daemon thread; ``start()`` → use → ``stop()``."""
 
-    def __init__(self, config: ServerConfig, *, sink: LogSink | None = None, start_timeout_s: float = 30.0):
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        sink: LogSink | None = None,
+        start_timeout_s: float = 30.0,
+        reload: bool = False,
+    ):
         self.config = config
+        self.reload = reload  # hot reload, as `serve` does it (the pytest plugin never watches)
         self.sink = sink
         self._start_timeout_s = start_timeout_s
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -79,7 +87,7 @@ class EmulatorThread:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
-        emulator = Emulator(self.config, sink=self.sink)
+        emulator = Emulator(self.config, sink=self.sink, reload=self.reload)
         await emulator.start()
         try:
             self._ready.set_result(emulator)

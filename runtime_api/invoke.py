@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 import orjson
 
 from . import eventstream, openapi
+from .control import ControlBackend
+from .control import add_routes as add_control_routes
 from .errors import HttpApiError, aws_error
 from .http import (
     BodyError,
@@ -138,9 +140,13 @@ class InvokeApiServer:
     Lifecycle: ``await listen(sock)`` → serve → ``await close(grace_s)``.
     """
 
-    def __init__(self, backend: InvokeBackend, limits: HttpLimits | None = None):
+    def __init__(
+        self, backend: InvokeBackend, control: ControlBackend | None = None, limits: HttpLimits | None = None
+    ):
         self._backend = backend
         router = Router()
+        if control is not None:
+            add_control_routes(router, control)
         router.add("POST", "/2015-03-31/functions/{name}/invocations", self._invoke)
         router.add("POST", "/2021-11-15/functions/{name}/response-streaming-invocations", self._invoke_stream)
         router.add("GET", "/_lambda-freeze/environments", self._environments)

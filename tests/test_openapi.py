@@ -26,6 +26,10 @@ pytestmark = pytest.mark.timeout(300)
 ROUTES = {
     ("POST", "/2015-03-31/functions/{FunctionName}/invocations"),
     ("POST", "/2021-11-15/functions/{FunctionName}/response-streaming-invocations"),
+    ("GET", "/2015-03-31/functions"),
+    ("GET", "/2015-03-31/functions/{FunctionName}"),
+    ("GET", "/2015-03-31/functions/{FunctionName}/configuration"),
+    ("GET", "/2016-08-19/account-settings"),
     ("GET", "/_lambda-freeze/environments"),
     ("GET", "/_lambda-freeze/async"),
     ("GET", "/_lambda-freeze/functions"),

@@ -309,7 +309,7 @@ FUNCTION = "Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Properti
         (
             FUNCTION + "      CodeUri: code\n      Handler: a.b\n      Runtime: python3.11\n"
             "      Environment: {Variables: {AWS_REGION: eu-west-1}}\n",
-            "Resources.Fn: function Fn: AWS_REGION are reserved by Lambda",
+            "Resources.Fn: function Fn: AWS_REGION is reserved by Lambda",
         ),
         (
             "Resources:\n  Fn:\n    Type: AWS::Lambda::Function\n    Properties: {Handler: a.b, Runtime: python3.11}\n",

@@ -15,12 +15,10 @@ from runtime_api.http import HttpLimits
 
 from ..errors import ConfigError
 from .http_routes import FunctionUrl, Route, routes_from_toml, url_from_toml
+from .upstreams import UPSTREAM as UPSTREAM  # where it was defined before; still imported from here
+from .upstreams import parse_upstream
 
 PLACEMENTS = ("mru", "lru", "random")
-# An upstream address: host:port, and optionally how the fault proxy passes on the server's close.
-UPSTREAM = re.compile(
-    r"(?P<host>[^\s:\[\]]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})(?:\s+close=(?P<close>mirror|fin|rst))?"
-)
 PYTHON_RUNTIMES = ("python3.11", "python3.12", "python3.13")
 NODE_RUNTIMES = ("nodejs20.x", "nodejs22.x")  # under npm aws-lambda-ric; nodejs22.x needs Node 22 on PATH
 RUNTIMES = (*PYTHON_RUNTIMES, *NODE_RUNTIMES, "provided", "provided.al2", "provided.al2023")
@@ -28,6 +26,7 @@ DEFAULT_TIMEOUT_S = 3.0
 DEFAULT_MEMORY_MB = 128
 INIT_TIMEOUT_S = 10.0  # Lambda's limit for the INIT phase of on-demand environments
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_ENV_NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*")  # Lambda: [a-zA-Z]([a-zA-Z0-9_])+; one letter is let through
 
 # Variables Lambda sets itself; a function may not override them.
 RESERVED_ENV = frozenset(
@@ -87,40 +86,62 @@ class FunctionConfig:
     account_id: str = "000000000000"
     routes: tuple[Route, ...] = ()  # API Gateway routes (REST or HTTP API) served by the front door
     url: FunctionUrl | None = None  # a function URL, served by the front door
+    # serve --debug-port: the runtime starts under a debugger listening here; its timeouts are suspended
+    debug_port: int | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
             raise ConfigError(f"function name {self.name!r}: use 1-64 letters, digits, '-' or '_'")
         if self.runtime not in RUNTIMES:
             raise ConfigError(
-                f"function {self.name}: unknown runtime {self.runtime!r}; choose one of {', '.join(RUNTIMES)}"
+                f"{self._subject}: unknown runtime {self.runtime!r}; choose one of {', '.join(RUNTIMES)}"
+            )
+        if self.code_dir.exists() and not self.code_dir.is_dir():
+            raise ConfigError(
+                f"{self._subject}: code directory {self.code_dir} is a file; name the folder that holds the "
+                f"handler's code (here {self.code_dir.parent})"
             )
         if not self.code_dir.is_dir():
-            raise ConfigError(f"function {self.name}: code directory {self.code_dir} does not exist")
+            raise ConfigError(f"{self._subject}: code directory {self.code_dir} does not exist")
         if not 1 <= self.timeout_s <= 900:
-            raise ConfigError(f"function {self.name}: timeout must be 1-900 seconds, not {self.timeout_s}")
+            raise ConfigError(f"{self._subject}: timeout must be 1-900 seconds, not {self.timeout_s}")
         if not 128 <= self.memory_mb <= 10240:
-            raise ConfigError(f"function {self.name}: memory must be 128-10240 MB, not {self.memory_mb}")
+            raise ConfigError(f"{self._subject}: memory must be 128-10240 MB, not {self.memory_mb}")
         if self.init_timeout_s <= 0:
-            raise ConfigError(f"function {self.name}: init timeout must be positive")
+            raise ConfigError(f"{self._subject}: init timeout must be positive")
         if not self.handler and self.runtime in (*PYTHON_RUNTIMES, *NODE_RUNTIMES):
-            raise ConfigError(f"function {self.name}: a handler (module.function) is required for {self.runtime}")
+            raise ConfigError(f"{self._subject}: a handler (module.function) is required for {self.runtime}")
         reserved = sorted(set(self.env) & RESERVED_ENV)
         if reserved:
-            raise ConfigError(f"function {self.name}: {', '.join(reserved)} are reserved by Lambda and cannot be set")
+            verb = "is" if len(reserved) == 1 else "are"
+            raise ConfigError(f"{self._subject}: {', '.join(reserved)} {verb} reserved by Lambda and cannot be set")
+        for key in self.env:
+            if not _ENV_NAME.fullmatch(key):
+                raise ConfigError(
+                    f"{self._subject}: environment variable name {key!r}: Lambda accepts letters, digits and _, "
+                    "starting with a letter"
+                )
         self._check_lifetime()
+        if self.debug_port is not None and not 1 <= self.debug_port <= 65535:
+            raise ConfigError(f"{self._subject}: debug port {self.debug_port} is not a TCP port (1-65535)")
         for upstream, address in self.upstreams.items():
             if not re.fullmatch(r"[A-Z][A-Z0-9_]*", upstream):
-                raise ConfigError(f"function {self.name}: upstream name {upstream!r}: use A-Z, 0-9 and _ (e.g. DB)")
-            if not UPSTREAM.fullmatch(address):
+                raise ConfigError(f"{self._subject}: upstream name {upstream!r}: use A-Z, 0-9 and _ (e.g. DB)")
+            if parse_upstream(address) is None:
                 raise ConfigError(
-                    f"function {self.name}: upstream {upstream} = {address!r}: expected host:port, optionally "
-                    "followed by ' close=mirror|fin|rst' (how the proxy passes on the server's close)"
+                    f"{self._subject}: upstream {upstream} = {address!r}: expected host:port, or a URL with a host "
+                    "and a port (postgresql://user@127.0.0.1:5432/db: the function gets its own NAME_URL), "
+                    "optionally followed by ' close=mirror|fin|rst' (how the proxy passes on the server's close)"
                 )
+
+    @property
+    def _subject(self) -> str:
+        """How messages name the function: "function orders", or "the function" for the default name."""
+        return "the function" if self.name == "function" else f"function {self.name}"
 
     def _check_lifetime(self) -> None:
         def fail(what: str) -> None:
-            raise ConfigError(f"function {self.name}: {what}")
+            raise ConfigError(f"{self._subject}: {what}")
 
         if self.reserved_concurrency is not None and self.reserved_concurrency < 0:
             fail("reserved concurrency must be 0 or more")
@@ -241,6 +262,10 @@ class ServerConfig:
             max_connections=self.http_max_connections,
         )
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port {self.port} is not a TCP port: use 1-65535, or 0 for any free port")
+
     @classmethod
     def load(
         cls,
@@ -287,10 +312,16 @@ def _read_toml(file: Path) -> tuple[dict[str, Any], list[FunctionConfig]]:
     import tomllib  # only a --config file needs it
 
     try:
-        data = tomllib.loads(file.read_text())
+        text = file.read_text()
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise ConfigError(f"config file {file} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {file} is a directory: name the TOML file (--config FILE)") from None
     except tomllib.TOMLDecodeError as exc:
+        template = re.search(r"^(AWSTemplateFormatVersion|Resources)\s*:", text, re.M)
+        if file.suffix in (".yaml", ".yml", ".json") or template:
+            raise ConfigError(f"{file} is not TOML but looks like a SAM template: use --template {file}") from None
         raise ConfigError(f"{file}: {exc}") from None
     unknown = sorted(set(data) - {"server", "functions"})
     if unknown:

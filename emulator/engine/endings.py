@@ -58,8 +58,9 @@ class Endings:
 
     # ------------------------------------------------------------------------------------------------ normal
     def arm_deadline(self, deadline_s: float | None) -> None:
-        """INIT, or an invocation, begins: it ends by ``deadline_s`` (monotonic) or times out."""
-        self._deadline.arm(deadline_s, self.on_deadline)
+        """INIT, or an invocation, begins: it ends by ``deadline_s`` (monotonic) or times out; never while the
+        function is debugged (a handler paused at a breakpoint is not late)."""
+        self._deadline.arm(None if self._config.debug_port is not None else deadline_s, self.on_deadline)
 
     def cancel_deadline(self) -> None:
         """INIT completed in time."""

@@ -142,6 +142,11 @@ def report_line(
     return "\t".join(parts)
 
 
+def readable(record: str) -> str:
+    """A log record as a person reads it: its lines (joined by \r in CloudWatch's one-record shape) on lines."""
+    return record.replace("\r\n", "\n").replace("\r", "\n") if "\r" in record else record
+
+
 class StreamSink:
     """Writes function logs to a text stream, prefixed with the function name when several are served."""
 
@@ -152,6 +157,9 @@ class StreamSink:
 
     def __call__(self, function: str, env_id: str, line: str) -> None:
         stream = self._stream or sys.stdout
+        # A runtime sends a multi-line record (a traceback) as one line with \r between its lines, so CloudWatch
+        # keeps it as one record; a terminal would print each over the last, so they become lines again here.
+        line = readable(line)
         text = f"{function} | {line}\n" if self.prefix else f"{line}\n"
         with self._lock:
             stream.write(text)

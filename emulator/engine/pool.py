@@ -20,7 +20,8 @@ import random
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from ..config.settings import UPSTREAM, FunctionConfig
+from ..config.settings import FunctionConfig
+from ..config.upstreams import Upstream, parse_upstream
 from ..errors import LambdaFreezeError
 from . import runtimes
 from .context import EngineContext
@@ -53,6 +54,7 @@ class FunctionPool:
         self.environments: dict[str, Environment] = {}
         self._idle: dict[Environment, asyncio.TimerHandle | None] = {}  # in the order they became idle
         self._timers: dict[Environment, asyncio.TimerHandle] = {}  # max-age timers
+        self._retire_reasons: dict[Environment, str] = {}  # why a busy environment retires once idle
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
         self._random = random.Random()
@@ -62,14 +64,16 @@ class FunctionPool:
         self.proxies: dict[str, Proxy] = {}
         if config.upstreams:
             from ..proxy import Proxy  # the proxy's modules load only for functions that have upstreams
+        self._upstreams: dict[str, Upstream] = {}
         for upstream, address in config.upstreams.items():
-            parts = UPSTREAM.fullmatch(address)
-            assert parts is not None  # checked by FunctionConfig
+            parsed = parse_upstream(address)
+            assert parsed is not None  # checked by FunctionConfig
+            self._upstreams[upstream] = parsed
             proxy = Proxy(
-                parts["host"].strip("[]"),
-                int(parts["port"]),
+                parsed.host,
+                parsed.port,
                 name=f"{config.name}/{upstream}",
-                close_mode=parts["close"] or "mirror",  # type: ignore[arg-type]
+                close_mode=parsed.close,  # type: ignore[arg-type]
             )
             proxy.subscribe(self._record_proxy_event)
             self.proxies[upstream] = proxy
@@ -83,8 +87,7 @@ class FunctionPool:
         variables = {}
         for upstream, proxy in self.proxies.items():
             port = await proxy.listen(env)
-            variables[f"{upstream}_HOST"] = proxy.config.listen_host
-            variables[f"{upstream}_PORT"] = str(port)
+            variables.update(self._upstreams[upstream].variables(upstream, proxy.config.listen_host, port))
         return variables
 
     async def close_upstreams(self, env: Environment) -> None:
@@ -108,7 +111,9 @@ class FunctionPool:
             return True
         env = self._take_idle()
         if env is None:
-            env = next((e for e in self.environments.values() if e.answered_recently()), None)
+            env = next(
+                (e for e in self.environments.values() if not e.retire_requested and e.answered_recently()), None
+            )
         if env is not None:
             env.assign(invocation)
             return True
@@ -218,9 +223,23 @@ class FunctionPool:
         if env in self._idle:
             self._retire(env, "max age")
 
+    def retire_all(self, reason: str) -> int:
+        """Retire every environment: an idle one now, a busy one when its invocation ends (none is cut short), so
+        that the next invocation cold-starts (e.g. on changed code). Returns how many were told."""
+        told = 0
+        for env in list(self.environments.values()):
+            if env.retire_requested or not env.lifecycle.live:
+                continue
+            told += 1
+            env.retire_requested = True
+            self._retire_reasons[env] = reason
+            if env in self._idle:
+                self._retire(env, reason)
+        return told
+
     def _should_retire(self, env: Environment) -> str | None:
         if env.retire_requested:
-            return "max age"
+            return self._retire_reasons.get(env, "max age")
         if self.config.max_invocations is not None and env.invocations >= self.config.max_invocations:
             return "max invocations"
         return None
@@ -287,6 +306,7 @@ class FunctionPool:
 
     def on_stopped(self, env: Environment) -> None:
         self.environments.pop(env.id, None)
+        self._retire_reasons.pop(env, None)
         timer = self._idle.pop(env, None)
         if timer is not None:
             timer.cancel()

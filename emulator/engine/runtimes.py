@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..config.settings import NODE_RUNTIMES, PYTHON_RUNTIMES, FunctionConfig
 from ..errors import ConfigError
-from . import node_ric
+from . import debugger, node_ric
 
 # Lambda's PATH, with the host's after it so a local interpreter and tools are found.
 _LAMBDA_PATH = "/usr/local/bin:/usr/bin/:/bin:/opt/bin"
@@ -35,10 +35,10 @@ def python_for(runtime: str) -> str:
 
 def command(config: FunctionConfig) -> list[str]:
     if config.runtime in PYTHON_RUNTIMES:
-        return [python_for(config.runtime), "-m", "awslambdaric", config.handler]
+        return debugger.command(config, [python_for(config.runtime), "-m", "awslambdaric", config.handler])
     if config.runtime in NODE_RUNTIMES:
-        return node_ric.command(config.runtime, config.code_dir, config.handler)
-    return [str(config.code_dir / "bootstrap")]
+        return debugger.command(config, node_ric.command(config.runtime, config.code_dir, config.handler))
+    return debugger.command(config, [str(config.code_dir / "bootstrap")])
 
 
 def bootstrap_problem(config: FunctionConfig) -> str | None:
@@ -105,4 +105,4 @@ def environment(
     if config.runtime in NODE_RUNTIMES and "NODE_PATH" not in config.env:
         env["NODE_PATH"] = node_ric.node_path(config.code_dir)
     env.update(extra or {})
-    return env
+    return debugger.environment(config, env)
