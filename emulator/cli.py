@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import dataclasses
 import json
 import logging
 import signal
@@ -17,6 +18,7 @@ from .config.settings import (
     DEFAULT_TIMEOUT_S,
     FILE_KEYS,
     INIT_TIMEOUT_S,
+    PYTHON_RUNTIMES,
     RUNTIMES,
     FunctionConfig,
     ServerConfig,
@@ -62,6 +64,9 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
     serve.add_argument("--account-concurrency", type=int, help="environments across all functions (default 1000)")
     serve.add_argument("--state-dir", type=Path, help="keep async failures and undelivered events here")
     serve.add_argument("--freezer", choices=CHOICES, help="auto (default) | cgroup2 | cgroup1 | sigstop | none")
+    serve.add_argument("--no-build", action="store_true", help="run code directories as they are (no requirements.txt)")
+    serve.add_argument("--python-executable", action="append", metavar="RUNTIME=PATH",
+                       help="the interpreter of a Python runtime, e.g. python3.12=/opt/py312/bin/python3 (repeatable)")
     serve.add_argument("--host", help="Invoke API address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="Invoke API port (default 8080; 0 picks a free one)")
 
@@ -84,6 +89,15 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
         from .scenario.logs.command import add_arguments as add_from_logs_arguments
 
         add_from_logs_arguments(from_logs)
+
+    runtime = sub.add_parser("install-runtime", help="build Python runtimes' environments (awslambdaric, boto3)")
+    runtime.add_argument("runtimes", nargs="+", metavar="RUNTIME", help="python3.9 ... python3.14")
+    runtime.add_argument("--force", action="store_true", help="rebuild even when the cached environment is current")
+    runtime.add_argument("--python-executable", action="append", metavar="RUNTIME=PATH", help="the interpreter to use")
+
+    build = sub.add_parser("build", help="install code directories' requirements.txt into their cached builds")
+    build.add_argument("code_dirs", nargs="+", type=Path, metavar="CODE_DIR")
+    build.add_argument("--runtime", choices=PYTHON_RUNTIMES, default="python3.11")
 
     ric = sub.add_parser("install-node-ric", help="build the Node.js runtime client (aws-lambda-ric) into its cache")
     ric.add_argument("--force", action="store_true", help="rebuild even when the cached build is current")
@@ -150,7 +164,23 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
     )
     if not config.functions:
         raise LambdaFreezeError("no function to serve: the config file or template defines none")
+    if args.no_build:  # every function, whichever file or option defined it
+        config = config.replace(functions=tuple(dataclasses.replace(f, build=False) for f in config.functions))
     return config
+
+
+def _python_executables(pairs: list[str] | None) -> None:
+    from .engine import python_runtime
+
+    for pair in pairs or []:
+        runtime, sep, path = pair.partition("=")
+        if not sep or runtime not in PYTHON_RUNTIMES:
+            raise LambdaFreezeError(f"--python-executable {pair!r}: expected RUNTIME=PATH (python3.12=/bin/python3)")
+        python_runtime.set_interpreter(runtime, path)
+
+
+def _progress(line: str) -> None:
+    print(f"lambda-freeze: {line}", file=sys.stderr, flush=True)
 
 
 def _timeline(trace: Path | None) -> Timeline:
@@ -224,8 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="lambda-freeze %(levelname)s %(name)s: %(message)s")
     logging.getLogger("lambda_freeze.freezer").setLevel(min(level, logging.INFO))
+    logging.getLogger("lambda_freeze.prepare").setLevel(min(level, logging.INFO))
     try:
         if args.command == "serve":
+            _python_executables(args.python_executable)
             config = _server_config(args)
             with asyncio.Runner(loop_factory=_new_loop) as runner:
                 runner.run(_serve(config, args.trace))
@@ -241,6 +273,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "invoke":
             json.loads(args.payload)
             return _invoke(args)
+        if args.command == "install-runtime":
+            from .engine import python_runtime
+
+            _python_executables(args.python_executable)
+            for name in args.runtimes:
+                print(python_runtime.install(name, force=args.force, progress=_progress))
+            return 0
+        if args.command == "build":
+            from .engine import dependencies, python_runtime
+
+            python_runtime.install(args.runtime, progress=_progress)
+            for code_dir in args.code_dirs:
+                built = dependencies.build(code_dir.resolve(), args.runtime, progress=_progress)
+                print(built or f"{code_dir}: no {dependencies.REQUIREMENTS}, nothing to build")
+            return 0
         if args.command == "install-node-ric":
             from .engine import node_ric
 

@@ -222,7 +222,7 @@ Resources:
     Properties: {PackageType: Image, ImageUri: repo/fn:latest}
   OldRuntime:
     Type: AWS::Serverless::Function
-    Properties: {CodeUri: code, Handler: app.handler, Runtime: python3.9}
+    Properties: {CodeUri: code, Handler: app.handler, Runtime: python3.8}
   InS3:
     Type: AWS::Serverless::Function
     Properties: {CodeUri: s3://bucket/key.zip, Handler: app.handler, Runtime: python3.11}
@@ -239,7 +239,7 @@ Resources:
         f"{where}.Served.Properties.SnapStart is not honoured: SnapStart is not emulated",
         f"{where}.Image (AWS::Serverless::Function) is not served: PackageType Image: container image functions "
         "are not supported; serve the code directory",
-        f"{where}.OldRuntime (AWS::Serverless::Function) is not served: Runtime python3.9 is not supported here; "
+        f"{where}.OldRuntime (AWS::Serverless::Function) is not served: Runtime python3.8 is not supported here; "
         f"supported: {', '.join(sam.RUNTIMES)}",
         f"{where}.InS3 (AWS::Serverless::Function) is not served: CodeUri s3://bucket/key.zip is code in S3; "
         "lambda-freeze serves a local code directory",

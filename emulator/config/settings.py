@@ -18,8 +18,9 @@ PLACEMENTS = ("mru", "lru", "random")
 UPSTREAM = re.compile(
     r"(?P<host>[^\s:\[\]]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})(?:\s+close=(?P<close>mirror|fin|rst))?"
 )
-PYTHON_RUNTIMES = ("python3.11", "python3.12", "python3.13")
-NODE_RUNTIMES = ("nodejs20.x", "nodejs22.x")  # under npm aws-lambda-ric; nodejs22.x needs Node 22 on PATH
+# Every Python and Node.js runtime Lambda offers; whether this machine can run one is checked when it is served.
+PYTHON_RUNTIMES = ("python3.9", "python3.10", "python3.11", "python3.12", "python3.13", "python3.14")
+NODE_RUNTIMES = ("nodejs18.x", "nodejs20.x", "nodejs22.x", "nodejs24.x")  # under npm aws-lambda-ric, on Node NN
 RUNTIMES = (*PYTHON_RUNTIMES, *NODE_RUNTIMES, "provided", "provided.al2", "provided.al2023")
 DEFAULT_TIMEOUT_S = 3.0
 DEFAULT_MEMORY_MB = 128
@@ -77,6 +78,7 @@ class FunctionConfig:
     max_event_age_s: float = 21600.0
     retry_delays_s: tuple[float, ...] = (60.0, 120.0)  # after the 1st and the 2nd failed attempt
     detect_leaks: bool = False  # flag responses and logs that carry an earlier invocation's event values
+    build: bool = True  # install the code directory's requirements.txt into a cached build, as sam build would
     # Upstreams reached through the fault proxy: {"DB": "127.0.0.1:5432"} gives every environment a proxy port
     # of its own, in DB_HOST / DB_PORT.
     upstreams: Mapping[str, str] = field(default_factory=dict)
@@ -205,6 +207,7 @@ FILE_KEYS: dict[str, tuple[str, Any]] = {
     "maximum_event_age": ("max_event_age_s", float),
     "retry_delays": ("retry_delays_s", _seconds_list),
     "detect_leaks": ("detect_leaks", _bool),
+    "build": ("build", _bool),
 }
 
 

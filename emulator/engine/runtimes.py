@@ -4,38 +4,21 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import sys
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 
 from ..config.settings import NODE_RUNTIMES, PYTHON_RUNTIMES, FunctionConfig
 from ..errors import ConfigError
-from . import node_ric
+from . import dependencies, node_ric, python_runtime
 
 # Lambda's PATH, with the host's after it so a local interpreter and tools are found.
 _LAMBDA_PATH = "/usr/local/bin:/usr/bin/:/bin:/opt/bin"
 
 
-@cache
-def python_for(runtime: str) -> str:
-    """The interpreter for ``python3.X``: this one when the versions match, else ``python3.X`` on PATH."""
-    wanted = runtime.removeprefix("python")
-    if f"{sys.version_info.major}.{sys.version_info.minor}" == wanted:
-        return sys.executable
-    found = shutil.which(f"python{wanted}")
-    if found is None:
-        raise ConfigError(
-            f"runtime {runtime} needs a python{wanted} interpreter with awslambdaric installed "
-            f"(python{wanted} -m pip install awslambdaric); none is on PATH"
-        )
-    return found
-
-
 def command(config: FunctionConfig) -> list[str]:
     if config.runtime in PYTHON_RUNTIMES:
-        return [python_for(config.runtime), "-m", "awslambdaric", config.handler]
+        return [python_runtime.executable(config.runtime), "-m", "awslambdaric", config.handler]
     if config.runtime in NODE_RUNTIMES:
         return node_ric.command(config.runtime, config.code_dir, config.handler)
     return [str(config.code_dir / "bootstrap")]
@@ -43,7 +26,13 @@ def command(config: FunctionConfig) -> list[str]:
 
 def bootstrap_problem(config: FunctionConfig) -> str | None:
     """Why a ``provided`` or Node.js function cannot start (Lambda's ``Runtime.InvalidEntrypoint``), or None."""
-    if config.runtime in PYTHON_RUNTIMES:
+    if config.runtime in PYTHON_RUNTIMES:  # an interpreter to build the runtime's environment with, at least
+        if python_runtime.installed(config.runtime):
+            return None
+        try:
+            python_runtime.find_interpreter(config.runtime)
+        except ConfigError as exc:
+            return exc.message
         return None
     if config.runtime in NODE_RUNTIMES:  # no Node, or no client: the message names the command that installs it
         try:
@@ -72,11 +61,15 @@ def environment(
 ) -> dict[str, str]:
     """The process environment Lambda gives a runtime: the function's own variables, then the reserved set.
 
-    Nothing else of the emulator's environment leaks in except ``PATH`` (after Lambda's) and ``LANG``.
+    Nothing else of the emulator's environment leaks in except ``PATH`` (after Lambda's) and ``LANG``. A Python
+    function's ``python3`` is its runtime's interpreter, not the emulator's.
     """
     env = dict(config.env)
     host_path = os.environ.get("PATH", "")
-    python_dir = str(Path(sys.executable).parent)
+    if config.runtime in PYTHON_RUNTIMES:
+        python_dir = str(python_runtime.venv_python(config.runtime).parent)
+    else:
+        python_dir = str(Path(sys.executable).parent)
     env.update(
         {
             "_HANDLER": config.handler,
@@ -100,8 +93,9 @@ def environment(
             "PATH": ":".join(p for p in (_LAMBDA_PATH, python_dir, host_path) if p),
         }
     )
-    if config.runtime in PYTHON_RUNTIMES:
-        env["PYTHONPATH"] = str(config.code_dir)
+    if config.runtime in PYTHON_RUNTIMES:  # the code, then its dependencies' build: /var/task on Lambda holds both
+        build = dependencies.built(config.code_dir, config.runtime) if config.build else None
+        env["PYTHONPATH"] = ":".join(str(p) for p in (config.code_dir, build) if p is not None)
     if config.runtime in NODE_RUNTIMES and "NODE_PATH" not in config.env:
         env["NODE_PATH"] = node_ric.node_path(config.code_dir)
     env.update(extra or {})

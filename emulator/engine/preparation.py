@@ -1,0 +1,46 @@
+"""What a function needs before its first environment starts: its runtime's own environment (installed on first
+use) and its dependencies' build; done once per function, off the event loop, with a progress line for each step
+that takes time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from ..config.settings import PYTHON_RUNTIMES, FunctionConfig
+from . import dependencies, python_runtime
+from .dependencies import BuildFailed
+
+log = logging.getLogger("lambda_freeze.prepare")  # its progress lines show at the default log level
+
+
+def prepare(config: FunctionConfig) -> None:
+    """Install ``config``'s runtime and build its dependencies unless both are current. Raises ConfigError when the
+    runtime cannot be had (no interpreter: the message names it and how to install it), BuildFailed with pip's
+    message when the dependencies cannot be built."""
+    if config.runtime not in PYTHON_RUNTIMES:
+        return
+    if not python_runtime.installed(config.runtime):
+        python_runtime.install(config.runtime, progress=log.info)
+    python_runtime.executable(config.runtime)  # can it run the runtime client?
+    if config.build:
+        dependencies.build(config.code_dir, config.runtime, progress=log.info)
+
+
+async def prepare_async(config: FunctionConfig) -> None:
+    await asyncio.to_thread(prepare, config)
+
+
+async def prepare_all(functions: Sequence[FunctionConfig]) -> list[FunctionConfig]:
+    """Prepare each function; those whose dependencies fail to build are left out, with pip's message. A runtime
+    that cannot be had (no interpreter) raises ConfigError: serving without it would only fail at the first invoke."""
+    served = []
+    for config in functions:
+        try:
+            await prepare_async(config)
+        except BuildFailed as exc:
+            log.error("function %s is not served: %s", config.name, exc.message)
+            continue
+        served.append(config)
+    return served
