@@ -8,17 +8,21 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from ..config.settings import PYTHON_RUNTIMES, FunctionConfig
-from . import dependencies, python_runtime
+from ..config.settings import NODE_RUNTIMES, PYTHON_RUNTIMES, FunctionConfig
+from . import dependencies, node_ric, python_runtime
 from .dependencies import BuildFailed
 
 log = logging.getLogger("lambda_freeze.prepare")  # its progress lines show at the default log level
 
 
 def prepare(config: FunctionConfig) -> None:
-    """Install ``config``'s runtime and build its dependencies unless both are current. Raises ConfigError when the
-    runtime cannot be had (no interpreter: the message names it and how to install it), BuildFailed with pip's
-    message when the dependencies cannot be built."""
+    """Install ``config``'s runtime and build its dependencies unless both are current; for Node.js, check the
+    ``node`` and the runtime client. Raises ConfigError when the runtime cannot be had (no interpreter, the wrong
+    Node.js: the message names it and how to install it), BuildFailed with pip's message when the dependencies
+    cannot be built."""
+    if config.runtime in NODE_RUNTIMES:  # the right Node.js major, and a runtime client it can load
+        node_ric.command(config.runtime, config.code_dir, config.handler)
+        return
     if config.runtime not in PYTHON_RUNTIMES:
         return
     if not python_runtime.installed(config.runtime):
