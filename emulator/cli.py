@@ -91,7 +91,8 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
         add_from_logs_arguments(from_logs)
 
     runtime = sub.add_parser("install-runtime", help="build Python runtimes' environments (awslambdaric, boto3)")
-    runtime.add_argument("runtimes", nargs="+", metavar="RUNTIME", help="python3.9 ... python3.14")
+    runtime.add_argument("runtimes", nargs="*", metavar="RUNTIME", help="python3.9 ... python3.14")
+    runtime.add_argument("--all-found", action="store_true", help="every Python runtime whose interpreter is found")
     runtime.add_argument("--force", action="store_true", help="rebuild even when the cached environment is current")
     runtime.add_argument("--python-executable", action="append", metavar="RUNTIME=PATH", help="the interpreter to use")
 
@@ -177,6 +178,20 @@ def _python_executables(pairs: list[str] | None) -> None:
         if not sep or runtime not in PYTHON_RUNTIMES:
             raise LambdaFreezeError(f"--python-executable {pair!r}: expected RUNTIME=PATH (python3.12=/bin/python3)")
         python_runtime.set_interpreter(runtime, path)
+
+
+def _runtimes_found() -> list[str]:
+    from .engine import python_runtime
+
+    found = []
+    for runtime in PYTHON_RUNTIMES:
+        try:
+            python_runtime.find_interpreter(runtime)
+        except LambdaFreezeError:
+            _progress(f"{runtime}: no interpreter on this machine, not installed")
+            continue
+        found.append(runtime)
+    return found
 
 
 def _progress(line: str) -> None:
@@ -277,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             from .engine import python_runtime
 
             _python_executables(args.python_executable)
-            for name in args.runtimes:
+            for name in args.runtimes or (_runtimes_found() if args.all_found else []):
                 print(python_runtime.install(name, force=args.force, progress=_progress))
             return 0
         if args.command == "build":
