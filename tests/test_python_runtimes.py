@@ -4,14 +4,17 @@ python3.X found on this machine serves; a runtime without an interpreter is refu
 
 from __future__ import annotations
 
+import json
 import logging
+import signal
 import stat
 import sys
 from pathlib import Path
 
 import pytest
+from test_cli import Serve
 
-from conftest import FUNCTIONS, require
+from conftest import FUNCTIONS, lambda_client, require
 from emulator import FunctionConfig, ServerConfig
 from emulator.cli import main
 from emulator.config.settings import PYTHON_RUNTIMES
@@ -177,3 +180,20 @@ def test_install_runtime_reports_the_cached_environment(capsys):
     require(python_runtime.installed("python3.11"), "the python3.11 runtime is installed (docker/install.sh)")
     assert main(["install-runtime", "python3.11"]) == 0
     assert capsys.readouterr().out.strip() == str(python_runtime.venv_python("python3.11"))
+
+
+def test_sam_inits_python313_hello_world_serves_and_answers_unchanged():
+    """The app ``sam init`` writes (python3.13 hello world, its requirements.txt naming requests), served as it is."""
+    interpreter_or_skip("python3.13")
+    app = Path(__file__).parent / "templates/sam-init-python3.13"
+    serve = Serve("--template", str(app / "template.yaml"))
+    try:
+        event = (app / "events/event.json").read_bytes()
+        response = lambda_client(serve.url).invoke(FunctionName="HelloWorldFunction", Payload=event)
+        payload = json.loads(response["Payload"].read())
+        assert "FunctionError" not in response, payload
+        assert payload == {"statusCode": 200, "body": json.dumps({"message": "hello world"})}
+    finally:
+        assert serve.stop(signal.SIGTERM) == 0
+    build = dependencies.built((app / "hello_world").resolve(), "python3.13")
+    assert build is not None and (build / "requests" / "__init__.py").is_file()
