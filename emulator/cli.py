@@ -54,6 +54,8 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
     serve.add_argument("--memory", type=int, default=DEFAULT_MEMORY_MB, help="memory size, MB")
     serve.add_argument("--init-timeout", type=float, default=INIT_TIMEOUT_S, help="INIT limit, seconds (Lambda: 10)")
     serve.add_argument("--env", action="append", metavar="K=V", help="function environment variable (repeatable)")
+    serve.add_argument("--layer", action="append", type=Path, metavar="DIR",
+                       help="a layer directory (python/, nodejs/, bin/, lib/, extensions/), in /opt order (repeatable)")
     lifetime = serve.add_argument_group("concurrency, lifetime, asynchronous invocation (of the --code-dir function)")
     for flag, kind, text in _FUNCTION_OPTIONS:
         if kind is bool:
@@ -143,6 +145,7 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
                 memory_mb=args.memory,
                 env=parse_env_pairs(args.env),
                 init_timeout_s=args.init_timeout,
+                layers=tuple(layer.resolve() for layer in args.layer or ()),
                 **settings,
             )
         )

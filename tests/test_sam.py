@@ -95,6 +95,7 @@ def test_parameters_refs_conditions_and_globals(caplog):
             "FEATURE_ON": "true",
             "RETRIES": "3",
         },
+        layers=((TEMPLATES / "parameters/layer").resolve(),),  # from Globals
     )
     assert reports == FunctionConfig(
         name="reports",
@@ -106,6 +107,7 @@ def test_parameters_refs_conditions_and_globals(caplog):
         reserved_concurrency=2,
         max_retry_attempts=1,
         max_event_age_s=120.0,
+        layers=((TEMPLATES / "parameters/layer").resolve(),),
     )
     assert plain == FunctionConfig(  # AWS::Lambda::Function: no Globals
         name="PlainFunction",
@@ -119,7 +121,6 @@ def test_parameters_refs_conditions_and_globals(caplog):
     globals_ = " (from Globals.Function)"
     assert warnings(caplog) == [
         f"{where}.OrdersFunction.Properties.Tracing{globals_} is not honoured: X-Ray is not emulated",
-        f"{where}.OrdersFunction.Properties.Layers{globals_} is not honoured: layers are not mounted under /opt",
         f"{where}.OrdersFunction.Properties.Policies is not honoured: IAM is not emulated: the function gets "
         "placeholder credentials",
         f"{where}.OrdersFunction.Properties.FunctionName is not honoured: !Sub ${{Stage}}-orders is not a literal "
@@ -129,15 +130,14 @@ def test_parameters_refs_conditions_and_globals(caplog):
         f"{where}.OrdersFunction.Properties.Environment.Variables.TABLE_ARN is not honoured: !GetAtt "
         "OrdersTable.Arn cannot be evaluated without a deployed stack; the variable is not set",
         f"{where}.ReportsFunction.Properties.Tracing{globals_} is not honoured: X-Ray is not emulated",
-        f"{where}.ReportsFunction.Properties.Layers{globals_} is not honoured: layers are not mounted under /opt",
         f"{where}.ReportsFunction.Properties.EventInvokeConfig.DestinationConfig is not honoured: destinations "
         "are not emulated: failures are recorded by the emulator",
         f"{where}.PlainFunction.Properties.Role is not honoured: IAM is not emulated: the function gets "
         "placeholder credentials",
         f"{where}.InlineFunction (AWS::Lambda::Function) is not served: Code is inline code (ZipFile); "
         "lambda-freeze serves a local code directory (Code: ./dir)",
-        f"{PARAMETERS}: resources not created locally (functions reach them only where they exist): SharedLayer "
-        "(AWS::Serverless::LayerVersion), OrdersTable (AWS::Serverless::SimpleTable), PlainRole (AWS::IAM::Role)",
+        f"{PARAMETERS}: resources not created locally (functions reach them only where they exist): "
+        "OrdersTable (AWS::Serverless::SimpleTable), PlainRole (AWS::IAM::Role)",
     ]
 
 

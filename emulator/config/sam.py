@@ -8,6 +8,7 @@ function, a code directory that is not there) is a ``ConfigError`` naming the re
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import platform
@@ -18,6 +19,7 @@ from typing import Any
 import yaml  # type: ignore[import-untyped]
 
 from ..errors import ConfigError
+from . import layers
 from .cloudformation import _NO_VALUE, _describe, _is_intrinsic, _Resolver, _TemplateLoader, _Unresolvable
 from .settings import RUNTIMES, FunctionConfig
 
@@ -29,14 +31,13 @@ LAMBDA_FUNCTION = "AWS::Lambda::Function"
 # Properties served as Lambda serves them (AWS::Lambda::Function spells the code ``Code``).
 _HONOURED = frozenset(
     "Handler Runtime CodeUri Code Timeout MemorySize Environment ReservedConcurrentExecutions EventInvokeConfig "
-    "FunctionName Architectures PackageType".split()
+    "FunctionName Architectures PackageType Layers".split()
 )
 # Properties that change nothing about how a function runs.
 _NO_EFFECT = frozenset({"Description", "Tags", "PropagateTags"})
 # Why each of the others is not honoured; a property missing here gets a generic reason.
 _NOT_HONOURED: dict[str, str] = {
     "Events": "event sources are not emulated; call the function through the Invoke API",
-    "Layers": "layers are not mounted under /opt",
     "VpcConfig": "there is no VPC: the function reaches whatever the emulator's host reaches",
     "Tracing": "X-Ray is not emulated",
     "TracingConfig": "X-Ray is not emulated",
@@ -110,6 +111,8 @@ def functions_from_template(path: Path) -> list[FunctionConfig]:
     others: list[str] = []
     for logical_id, resource in resources.items():
         kind = resource.get("Type") if isinstance(resource, dict) else None
+        if kind in layers.LAYER_TYPES:  # served with the functions that name them
+            continue
         if kind not in (SERVERLESS_FUNCTION, LAMBDA_FUNCTION):
             others.append(f"{logical_id} ({kind})")
             continue
@@ -124,7 +127,10 @@ def functions_from_template(path: Path) -> list[FunctionConfig]:
         if function is None:
             skipped.append(logical_id)
         else:
-            functions.append(function)
+            where = f"{path}: Resources.{logical_id}.Properties"
+            found = layers.from_template(props.get("Layers"), resources, base=path.parent.resolve(), where=where,
+                                         resolve=resolve)
+            functions.append(dataclasses.replace(function, layers=found) if found else function)
     if others:
         log.warning(
             "%s: resources not created locally (functions reach them only where they exist): %s",

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .layers import check as check_layers
 
 PLACEMENTS = ("mru", "lru", "random")
 # An upstream address: host:port, and optionally how the fault proxy passes on the server's close.
@@ -79,6 +80,7 @@ class FunctionConfig:
     retry_delays_s: tuple[float, ...] = (60.0, 120.0)  # after the 1st and the 2nd failed attempt
     detect_leaks: bool = False  # flag responses and logs that carry an earlier invocation's event values
     build: bool = True  # install the code directory's requirements.txt into a cached build, as sam build would
+    layers: tuple[Path, ...] = ()  # local layer directories, in the order Lambda extracts them into /opt
     # Upstreams reached through the fault proxy: {"DB": "127.0.0.1:5432"} gives every environment a proxy port
     # of its own, in DB_HOST / DB_PORT.
     upstreams: Mapping[str, str] = field(default_factory=dict)
@@ -106,6 +108,7 @@ class FunctionConfig:
         if reserved:
             raise ConfigError(f"function {self.name}: {', '.join(reserved)} are reserved by Lambda and cannot be set")
         self._check_lifetime()
+        check_layers(self.layers, self.name)
         for upstream, address in self.upstreams.items():
             if not re.fullmatch(r"[A-Z][A-Z0-9_]*", upstream):
                 raise ConfigError(f"function {self.name}: upstream name {upstream!r}: use A-Z, 0-9 and _ (e.g. DB)")
@@ -146,9 +149,9 @@ class FunctionConfig:
     @classmethod
     def from_mapping(cls, name: str, data: Mapping[str, Any], *, base_dir: Path, where: str) -> FunctionConfig:
         """A function from a config file table; keys are the command line's option names (``timeout``, ...)."""
-        unknown = sorted(set(data) - set(FILE_KEYS) - {"code_dir", "env", "upstreams"})
+        unknown = sorted(set(data) - set(FILE_KEYS) - {"code_dir", "env", "upstreams", "layers"})
         if unknown:
-            known = ", ".join(sorted({*FILE_KEYS, "code_dir", "env", "upstreams"}))
+            known = ", ".join(sorted({*FILE_KEYS, "code_dir", "env", "upstreams", "layers"}))
             raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {known}")
         if "code_dir" not in data:
             raise ConfigError(f"{where}: 'code_dir' is required")
@@ -163,6 +166,9 @@ class FunctionConfig:
                     settings[field_name] = parse(value)
                 except (TypeError, ValueError) as exc:
                     raise ConfigError(f"{where}: {key} = {value!r}: {exc}") from None
+        layers = data.get("layers", [])
+        if not isinstance(layers, list) or not all(isinstance(layer, str) for layer in layers):
+            raise ConfigError(f"{where}: 'layers' must be a list of layer directories")
         upstreams = data.get("upstreams", {})
         if not isinstance(upstreams, dict):
             raise ConfigError(f"{where}: 'upstreams' must be a table of NAME = \"host:port\"")
@@ -171,6 +177,7 @@ class FunctionConfig:
             code_dir=(base_dir / str(data["code_dir"])).resolve(),
             env={str(k): str(v) for k, v in env.items()},
             upstreams={str(k): str(v) for k, v in upstreams.items()},
+            layers=tuple((base_dir / layer).resolve() for layer in layers),
             **settings,
         )
 

@@ -20,6 +20,9 @@ def prepare(config: FunctionConfig) -> None:
     ``node`` and the runtime client. Raises ConfigError when the runtime cannot be had (no interpreter, the wrong
     Node.js: the message names it and how to install it), BuildFailed with pip's message when the dependencies
     cannot be built."""
+    if config.layers:
+        log.info("function %s: layers are used from their own directories, not mounted at /opt: %s", config.name,
+                 ", ".join(map(str, config.layers)))
     if config.runtime in NODE_RUNTIMES:  # the right Node.js major, and a runtime client it can load
         node_ric.command(config.runtime, config.code_dir, config.handler)
         return

@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..config import layers
 from ..config.settings import NODE_RUNTIMES, PYTHON_RUNTIMES, FunctionConfig
 from ..errors import ConfigError
 from . import dependencies, node_ric, python_runtime
@@ -66,6 +67,9 @@ def environment(
     """
     env = dict(config.env)
     host_path = os.environ.get("PATH", "")
+    # A layer's bin/ and lib/ where Lambda has /opt/bin and /opt/lib (the code's lib/ first, as /var/task/lib).
+    lambda_path = _LAMBDA_PATH.replace("/opt/bin", ":".join([*map(str, layers.bin_paths(config.layers)), "/opt/bin"]))
+    libraries = [str(config.code_dir / "lib"), *map(str, layers.lib_paths(config.layers)), "/opt/lib"]
     if config.runtime in PYTHON_RUNTIMES:
         python_dir = str(python_runtime.venv_python(config.runtime).parent)
     else:
@@ -90,13 +94,18 @@ def environment(
             "LAMBDA_RUNTIME_DIR": str(Path(__file__).parents[1]),
             "TZ": ":UTC",
             "LANG": "en_US.UTF-8",
-            "PATH": ":".join(p for p in (_LAMBDA_PATH, python_dir, host_path) if p),
+            "PATH": ":".join(p for p in (lambda_path, python_dir, host_path) if p),
         }
     )
+    env.setdefault("LD_LIBRARY_PATH", ":".join(libraries))  # a function may set its own, as on Lambda
     if config.runtime in PYTHON_RUNTIMES:  # the code, then its dependencies' build: /var/task on Lambda holds both
         build = dependencies.built(config.code_dir, config.runtime) if config.build else None
-        env["PYTHONPATH"] = ":".join(str(p) for p in (config.code_dir, build) if p is not None)
+        version = config.runtime.removeprefix("python")
+        path = [config.code_dir, build, *layers.python_paths(config.layers, version)]
+        env["PYTHONPATH"] = ":".join(str(p) for p in path if p is not None)
     if config.runtime in NODE_RUNTIMES and "NODE_PATH" not in config.env:
-        env["NODE_PATH"] = node_ric.node_path(config.code_dir)
+        major = int(config.runtime.removeprefix("nodejs").removesuffix(".x"))
+        from_layers = [str(p) for p in layers.node_paths(config.layers, major)]
+        env["NODE_PATH"] = ":".join([*from_layers, node_ric.node_path(config.code_dir)])
     env.update(extra or {})
     return env
