@@ -20,7 +20,7 @@ import random
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from ..config.settings import PYTHON_RUNTIMES, UPSTREAM, FunctionConfig
+from ..config.settings import NODE_RUNTIMES, PYTHON_RUNTIMES, UPSTREAM, FunctionConfig
 from ..errors import LambdaFreezeError
 from . import preparation, runtimes
 from .context import EngineContext
@@ -195,7 +195,7 @@ class FunctionPool:
     async def prepared(self) -> None:
         """Once the function's runtime is installed and its dependencies are built (done once, shared by every
         cold start; a failure is every cold start's failure, with the message that says why)."""
-        if self.config.runtime not in PYTHON_RUNTIMES:
+        if self.config.runtime not in (*PYTHON_RUNTIMES, *NODE_RUNTIMES):
             return
         if self._preparation is None:
             self._preparation = asyncio.get_running_loop().create_task(preparation.prepare_async(self.config))

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Sequence
 
 from ..config.settings import NODE_RUNTIMES, PYTHON_RUNTIMES, FunctionConfig
-from . import dependencies, node_ric, python_runtime
+from . import dependencies, node_dependencies, node_ric, python_runtime
 from .dependencies import BuildFailed
 
 log = logging.getLogger("lambda_freeze.prepare")  # its progress lines show at the default log level
@@ -25,6 +25,8 @@ def prepare(config: FunctionConfig) -> None:
                  ", ".join(map(str, config.layers)))
     if config.runtime in NODE_RUNTIMES:  # the right Node.js major, and a runtime client it can load
         node_ric.command(config.runtime, config.code_dir, config.handler)
+        if config.build:
+            node_dependencies.build(config.code_dir, config.runtime, progress=log.info)
         return
     if config.runtime not in PYTHON_RUNTIMES:
         return

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..config import layers
 from ..config.settings import NODE_RUNTIMES, PYTHON_RUNTIMES, FunctionConfig
 from ..errors import ConfigError
-from . import dependencies, node_ric, python_runtime
+from . import dependencies, node_dependencies, node_ric, python_runtime
 
 # Lambda's PATH, with the host's after it so a local interpreter and tools are found.
 _LAMBDA_PATH = "/usr/local/bin:/usr/bin/:/bin:/opt/bin"
@@ -106,6 +106,8 @@ def environment(
     if config.runtime in NODE_RUNTIMES and "NODE_PATH" not in config.env:
         major = int(config.runtime.removeprefix("nodejs").removesuffix(".x"))
         from_layers = [str(p) for p in layers.node_paths(config.layers, major)]
-        env["NODE_PATH"] = ":".join([*from_layers, node_ric.node_path(config.code_dir)])
+        modules = node_dependencies.built(config.code_dir, config.runtime) if config.build else None
+        from_build = [str(modules)] if modules is not None else []
+        env["NODE_PATH"] = ":".join([*from_layers, *from_build, node_ric.node_path(config.code_dir)])
     env.update(extra or {})
     return env
