@@ -13,6 +13,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .config.overrides import (
+    declared_variables,
+    environment,
+    parameter_overrides,
+    read_env_file,
+    read_env_vars,
+)
 from .config.settings import (
     DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT_S,
@@ -53,7 +60,11 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
     serve.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="function timeout, seconds")
     serve.add_argument("--memory", type=int, default=DEFAULT_MEMORY_MB, help="memory size, MB")
     serve.add_argument("--init-timeout", type=float, default=INIT_TIMEOUT_S, help="INIT limit, seconds (Lambda: 10)")
-    serve.add_argument("--env", action="append", metavar="K=V", help="function environment variable (repeatable)")
+    serve.add_argument("--env", action="append", metavar="K=V", help="variable of every function (repeatable)")
+    serve.add_argument("--parameter-overrides", nargs="+", metavar="K=V", help="template parameters, as sam's")
+    serve.add_argument("--env-vars", type=Path, metavar="FILE",
+                       help="SAM's JSON file of variables: Parameters (all functions) and one map per function")
+    serve.add_argument("--env-file", type=Path, metavar="FILE", help="a dotenv file of variables for every function")
     serve.add_argument("--layer", action="append", type=Path, metavar="DIR",
                        help="a layer directory (python/, nodejs/, bin/, lib/, extensions/), in /opt order (repeatable)")
     lifetime = serve.add_argument_group("concurrency, lifetime, asynchronous invocation (of the --code-dir function)")
@@ -143,7 +154,7 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
                 runtime=args.runtime,
                 timeout_s=args.timeout,
                 memory_mb=args.memory,
-                env=parse_env_pairs(args.env),
+                env={**(read_env_file(args.env_file) if args.env_file else {}), **parse_env_pairs(args.env)},
                 init_timeout_s=args.init_timeout,
                 layers=tuple(layer.resolve() for layer in args.layer or ()),
                 **settings,
@@ -152,7 +163,12 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
     if args.template is not None:
         from .config.sam import functions_from_template
 
-        functions.extend(functions_from_template(args.template))
+        functions.extend(functions_from_template(args.template, parameter_overrides(args.parameter_overrides),
+                                                 _template_overlay(args)))
+    if args.template is None:  # nothing would take them: said, not dropped
+        for option, value in (("--parameter-overrides", args.parameter_overrides), ("--env-vars", args.env_vars)):
+            if value:
+                log.warning("%s is not honoured: it applies to the functions of a --template", option)
     if args.code_dir is None and args.config is None and args.template is None:
         raise LambdaFreezeError("serve needs --code-dir DIR --handler MOD.FN, --config FILE or --template FILE")
     config = ServerConfig.load(
@@ -171,6 +187,21 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
     if args.no_build:  # every function, whichever file or option defined it
         config = config.replace(functions=tuple(dataclasses.replace(f, build=False) for f in config.functions))
     return config
+
+
+def _template_overlay(args: argparse.Namespace) -> Any:
+    """The command line's variables over each template function's (``--env-vars``, ``--env-file``, ``--env``)."""
+    env_vars = read_env_vars(args.env_vars) if args.env_vars else {}
+    env_file = read_env_file(args.env_file) if args.env_file else {}
+    env = parse_env_pairs(args.env)
+
+    def overlay(template: Any, logical_id: str, function: FunctionConfig) -> FunctionConfig:
+        merged = environment(logical_id=logical_id, name=function.name,
+                             declared=declared_variables(template, logical_id), template_env=function.env,
+                             env_vars=env_vars, env_file=env_file, env=env)
+        return dataclasses.replace(function, env=merged)
+
+    return overlay
 
 
 def _python_executables(pairs: list[str] | None) -> None:

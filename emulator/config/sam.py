@@ -12,7 +12,7 @@ import dataclasses
 import json
 import logging
 import platform
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -95,14 +95,27 @@ def load_template(path: Path) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ functions
-def functions_from_template(path: Path) -> list[FunctionConfig]:
-    """The functions a SAM template defines, ready to serve. Warnings name everything not honoured."""
+def functions_from_template(
+    path: Path,
+    parameters: Mapping[str, str] | None = None,
+    overlay: Callable[[Mapping[str, Any], str, FunctionConfig], FunctionConfig] | None = None,
+) -> list[FunctionConfig]:
+    """The functions a SAM template defines, ready to serve. Warnings name everything not honoured.
+
+    ``parameters`` override the template's parameters (``--parameter-overrides``); ``overlay`` gets the template,
+    each function's logical id and its config, and returns the config to serve (the command line's overrides)."""
     path = Path(path)
     template = load_template(path)
     resources = template.get("Resources")
     if not isinstance(resources, dict) or not resources:
         raise ConfigError(f"{path}: the template has no Resources")
     resolve = _Resolver(template)
+    for name, value in (parameters or {}).items():
+        if name not in resolve.parameters and name not in resolve.no_default:
+            log.warning("%s: --parameter-overrides %s is not honoured: the template has no such parameter", path, name)
+            continue
+        resolve.parameters[name] = value
+        resolve.no_default.discard(name)
     global_props = ((template.get("Globals") or {}).get("Function")) or {}
     if not isinstance(global_props, dict):
         raise ConfigError(f"{path}: Globals.Function must be a mapping of function properties")
@@ -130,7 +143,8 @@ def functions_from_template(path: Path) -> list[FunctionConfig]:
             where = f"{path}: Resources.{logical_id}.Properties"
             found = layers.from_template(props.get("Layers"), resources, base=path.parent.resolve(), where=where,
                                          resolve=resolve)
-            functions.append(dataclasses.replace(function, layers=found) if found else function)
+            function = dataclasses.replace(function, layers=found) if found else function
+            functions.append(overlay(template, logical_id, function) if overlay is not None else function)
     if others:
         log.warning(
             "%s: resources not created locally (functions reach them only where they exist): %s",
