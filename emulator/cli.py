@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .config.overrides import (
+    apply_overlay,
+    config_overlays,
     declared_variables,
     environment,
     parameter_overrides,
@@ -163,8 +165,13 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
     if args.template is not None:
         from .config.sam import functions_from_template
 
+        overlay = _template_overlay(args)
         functions.extend(functions_from_template(args.template, parameter_overrides(args.parameter_overrides),
-                                                 _template_overlay(args)))
+                                                 overlay))
+        if overlay.unused:  # a table without code_dir that matches no function would otherwise vanish
+            raise LambdaFreezeError(f"{args.config}: [functions.{sorted(overlay.unused)[0]}] has no code_dir and "
+                                    f"names no function of {args.template}: give code_dir, or use the function's "
+                                    "logical id or FunctionName")
     if args.template is None:  # nothing would take them: said, not dropped
         for option, value in (("--parameter-overrides", args.parameter_overrides), ("--env-vars", args.env_vars)):
             if value:
@@ -180,6 +187,7 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
             "account_concurrency": args.account_concurrency,
             "state_dir": args.state_dir,
             "functions": functions,
+            "overlays": args.template is not None,
         },
     )
     if not config.functions:
@@ -194,13 +202,22 @@ def _template_overlay(args: argparse.Namespace) -> Any:
     env_vars = read_env_vars(args.env_vars) if args.env_vars else {}
     env_file = read_env_file(args.env_file) if args.env_file else {}
     env = parse_env_pairs(args.env)
+    from_file = config_overlays(args.config) if args.config else {}
+    unused = set(from_file)
 
     def overlay(template: Any, logical_id: str, function: FunctionConfig) -> FunctionConfig:
+        for key in (logical_id, function.name):
+            if key in from_file:
+                unused.discard(key)
+                function = apply_overlay(function, from_file[key], base_dir=args.config.parent.resolve(),
+                                         where=f"{args.config}: [functions.{key}]")
+                break
         merged = environment(logical_id=logical_id, name=function.name,
                              declared=declared_variables(template, logical_id), template_env=function.env,
                              env_vars=env_vars, env_file=env_file, env=env)
         return dataclasses.replace(function, env=merged)
 
+    overlay.unused = unused  # type: ignore[attr-defined]
     return overlay
 
 

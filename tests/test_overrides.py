@@ -15,7 +15,7 @@ from test_cli import Serve
 from conftest import lambda_client
 from emulator import cli
 from emulator.config.settings import ServerConfig
-from emulator.errors import ConfigError
+from emulator.errors import ConfigError, LambdaFreezeError
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -119,3 +119,23 @@ def test_the_function_sees_the_overrides(project):
                                                           "LEVEL": "from-cli", "UNDECLARED": None}
     finally:
         assert serve.stop(signal.SIGTERM) == 0
+
+
+def test_a_config_file_lays_settings_over_template_functions_by_name(project):
+    (project / "lf.toml").write_text(
+        '[functions.Reader]\ntimeout = 12\nmemory = 512\ndetect_leaks = true\nenv = {COLOR = "from-config", '
+        'EXTRA = "config"}\n\n[functions.other-fn]\nreserved_concurrency = 2\n'
+    )
+    served = config(project, "--config", str(project / "lf.toml"), "--env-vars", str(project / "env.json"))
+    reader, other = served.functions
+    assert (reader.timeout_s, reader.memory_mb, reader.detect_leaks) == (12.0, 512, True)
+    assert other.reserved_concurrency == 2  # by FunctionName
+    # The config file's variables over the template's, under --env-vars.
+    assert reader.env == {"STAGE": "dev", "COLOR": "from-parameters", "LEVEL": "from-function-map",
+                          "EXTRA": "config"}
+
+
+def test_a_config_table_without_code_dir_must_name_a_template_function(project):
+    (project / "lf.toml").write_text("[functions.Typo]\ntimeout = 5\n")
+    with pytest.raises(LambdaFreezeError, match=r"\[functions\.Typo\] has no code_dir and names no function"):
+        config(project, "--config", str(project / "lf.toml"))

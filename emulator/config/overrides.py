@@ -1,15 +1,17 @@
-"""What a user layers over a template's functions from the command line, as ``sam local`` takes it:
-``--parameter-overrides`` (the template's parameters), ``--env-vars FILE`` (SAM's JSON: ``Parameters`` for every
-function, then one map per function), ``--env-file`` (dotenv) and ``--env K=V``.
+"""What a user lays over a template's functions, as ``sam local`` takes it: ``--parameter-overrides`` (the
+template's parameters), ``--env-vars FILE`` (SAM's JSON: ``Parameters`` for every function, then one map per
+function), ``--env-file`` (dotenv), ``--env K=V``, and a config file's ``[functions.NAME]`` table without
+``code_dir``, whose settings go over the template's function of that name.
 
-Precedence, highest first: ``--env``, ``--env-file``, the function's own map in ``--env-vars``, its ``Parameters``
-map, the template. As in SAM, ``--env-vars`` sets only variables the template declares for the function (SAM
-ignores the others, which surprises people: here each one ignored is named in a warning); ``--env-file`` and
-``--env`` set any variable, on every function.
+Precedence of variables, highest first: ``--env``, ``--env-file``, the function's own map in ``--env-vars``, its
+``Parameters`` map, the config file's table, the template. As in SAM, ``--env-vars`` sets only variables the
+template declares for the function (SAM ignores the others, which surprises people: here each one ignored is named
+in a warning); ``--env-file`` and ``--env`` set any variable, on every function.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .settings import FILE_KEYS, FunctionConfig
 
 log = logging.getLogger("lambda_freeze.sam")
 
@@ -115,3 +118,40 @@ def declared_variables(template: Mapping[str, Any], logical_id: str) -> list[str
         if isinstance(variables, dict):
             names.extend(str(k) for k in variables if str(k) not in names)
     return names
+
+
+def config_overlays(path: Path) -> dict[str, dict[str, Any]]:
+    """The ``[functions.NAME]`` tables of a config file that have no ``code_dir``: settings laid over the template's
+    function of that name (its logical id or FunctionName)."""
+    import tomllib
+
+    try:
+        tables = tomllib.loads(path.read_text()).get("functions", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}  # ServerConfig.load reports an unreadable file
+    return {str(name): dict(spec) for name, spec in tables.items() if isinstance(spec, dict) and "code_dir" not in spec}
+
+
+def apply_overlay(function: FunctionConfig, spec: Mapping[str, Any], *, base_dir: Path, where: str) -> FunctionConfig:
+    """``function`` with a config file's settings over it: the same keys as a function table, ``env`` merged."""
+    unknown = sorted(set(spec) - set(FILE_KEYS) - {"env", "upstreams", "layers"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    changes: dict[str, Any] = {}
+    for key, value in spec.items():
+        if key in FILE_KEYS:
+            field_name, parse = FILE_KEYS[key]
+            try:
+                changes[field_name] = parse(value)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{where}: {key} = {value!r}: {exc}") from None
+    if "env" in spec:
+        changes["env"] = {**function.env, **{str(k): _text(v) for k, v in dict(spec["env"]).items()}}
+    if "upstreams" in spec:
+        changes["upstreams"] = {**function.upstreams, **{str(k): str(v) for k, v in dict(spec["upstreams"]).items()}}
+    if "layers" in spec:
+        changes["layers"] = (*function.layers, *((base_dir / str(layer)).resolve() for layer in spec["layers"]))
+    try:
+        return dataclasses.replace(function, **changes)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc.message}") from None

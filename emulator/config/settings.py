@@ -240,7 +240,7 @@ class ServerConfig:
         settings: dict[str, Any] = {}
         functions: list[FunctionConfig] = []
         if file is not None:
-            file_settings, functions = _read_toml(file)
+            file_settings, functions = _read_toml(file, overlays=bool((cli or {}).get("overlays")))
             settings.update(file_settings)
         for key, parse in (("host", str), ("port", int), ("freezer", str), ("state_dir", Path)):
             value = environ.get(f"LAMBDA_FREEZE_{key.upper()}")
@@ -256,6 +256,7 @@ class ServerConfig:
         if extra:
             functions.extend(extra)
         settings.pop("functions", None)
+        settings.pop("overlays", None)
         names = [f.name for f in functions]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -266,7 +267,7 @@ class ServerConfig:
         return dataclasses.replace(self, **changes)
 
 
-def _read_toml(file: Path) -> tuple[dict[str, Any], list[FunctionConfig]]:
+def _read_toml(file: Path, overlays: bool = False) -> tuple[dict[str, Any], list[FunctionConfig]]:
     import tomllib  # only a --config file needs it
 
     try:
@@ -287,6 +288,7 @@ def _read_toml(file: Path) -> tuple[dict[str, Any], list[FunctionConfig]]:
     functions = [
         FunctionConfig.from_mapping(name, spec, base_dir=file.parent.resolve(), where=f"{file}: [functions.{name}]")
         for name, spec in data.get("functions", {}).items()
+        if "code_dir" in spec or not overlays  # without code_dir: settings over a template's function (overrides.py)
     ]
     return dict(server), functions
 
