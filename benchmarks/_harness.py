@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from emulator.engine import python_runtime
+
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = Path(__file__).resolve().parent / "functions"
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
@@ -220,7 +222,8 @@ class RieServer(Server):
             str(binary),
             "--runtime-interface-emulator-address",
             f"127.0.0.1:{port}",
-            sys.executable,
+            # The same interpreter and awslambdaric as lambda-freeze's python3.X runtime, for a like-for-like run.
+            python_runtime.executable(f"python{sys.version_info.major}.{sys.version_info.minor}"),
             "-m",
             "awslambdaric",
             handler,

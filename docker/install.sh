@@ -12,22 +12,25 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 EXTRAS=${EXTRAS:-}
-# What the samples import. On Lambda these would sit in each function's deployment package; here the Python
-# runtime runs on the emulator's interpreter, so they go into its virtualenv (pinned by constraints.txt).
-SAMPLE_PACKAGES=(asyncpg aiomysql)
 
 # 1. System packages: only what is missing.
 WITH_TEST_PACKAGES=$([[ ,$EXTRAS, == *,test,* ]] && echo true || echo false) PYTHON=$PYTHON docker/system-packages.sh
 
-# 2. The emulator and the Python runtime client (awslambdaric, a dependency of the project), pinned.
+# 2. The emulator, pinned.
 "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".${EXTRAS:+[$EXTRAS]}" "${SAMPLE_PACKAGES[@]}"
+"$VENV/bin/python" -m pip install --quiet -c constraints.txt -e ".${EXTRAS:+[$EXTRAS]}"
 # Compiled once here: a cold start then reads bytecode even where PYTHONDONTWRITEBYTECODE is set (it halves the
 # emulator's start).
 "$VENV/bin/python" -m compileall -q emulator runtime_api
 
-# 3. The Node.js runtime client (npm aws-lambda-ric), built from the committed lock into its cache (a current build
+# 3. The Python runtimes: a virtualenv per interpreter version found (pyenv, uv, PATH) with awslambdaric and the
+#    pinned boto3 (emulator/python/requirements.txt), cached under ~/.cache/lambda-freeze (about 12 s a version when
+#    new, nothing when current); then the samples' own requirements.txt, built as serve would build them.
+"$VENV/bin/lambda-freeze" install-runtime --all-found
+"$VENV/bin/lambda-freeze" build samples/python/*/ samples/python/*/*/ benchmarks/functions/*/
+
+# 4. The Node.js runtime client (npm aws-lambda-ric), built from the committed lock into its cache (a current build
 #    is kept), and the node_modules of the Node.js samples, as locked. Both need Node.js 20 or later: always there
 #    in the image and under CI; elsewhere they are optional.
 if command -v node >/dev/null || [[ ${CI:-} == true ]]; then

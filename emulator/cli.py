@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import signal
 import sys
@@ -11,11 +12,21 @@ from pathlib import Path
 from typing import Any
 
 from .config.http_routes import DEFAULT_API_PORT
+from .config.overrides import (
+    apply_overlay,
+    config_overlays,
+    declared_variables,
+    environment,
+    parameter_overrides,
+    read_env_file,
+    read_env_vars,
+)
 from .config.settings import (
     DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT_S,
     FILE_KEYS,
     INIT_TIMEOUT_S,
+    PYTHON_RUNTIMES,
     RUNTIMES,
     FunctionConfig,
     ServerConfig,
@@ -54,7 +65,13 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
     serve.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="function timeout, seconds")
     serve.add_argument("--memory", type=int, default=DEFAULT_MEMORY_MB, help="memory size, MB")
     serve.add_argument("--init-timeout", type=float, default=INIT_TIMEOUT_S, help="INIT limit, seconds (Lambda: 10)")
-    serve.add_argument("--env", action="append", metavar="K=V", help="function environment variable (repeatable)")
+    serve.add_argument("--env", action="append", metavar="K=V", help="variable of every function (repeatable)")
+    serve.add_argument("--parameter-overrides", nargs="+", metavar="K=V", help="template parameters, as sam's")
+    serve.add_argument("--env-vars", type=Path, metavar="FILE",
+                       help="SAM's JSON file of variables: Parameters (all functions) and one map per function")
+    serve.add_argument("--env-file", type=Path, metavar="FILE", help="a dotenv file of variables for every function")
+    serve.add_argument("--layer", action="append", type=Path, metavar="DIR",
+                       help="a layer directory (python/, nodejs/, bin/, lib/, extensions/), in /opt order (repeatable)")
     lifetime = serve.add_argument_group("concurrency, lifetime, asynchronous invocation (of the --code-dir function)")
     for flag, kind, text in _FUNCTION_OPTIONS:
         if kind is bool:
@@ -65,6 +82,9 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
     serve.add_argument("--account-concurrency", type=int, help="environments across all functions (default 1000)")
     serve.add_argument("--state-dir", type=Path, help="keep async failures and undelivered events here")
     serve.add_argument("--freezer", choices=CHOICES, help="auto (default) | cgroup2 | cgroup1 | sigstop | none")
+    serve.add_argument("--no-build", action="store_true", help="run code directories as they are (no requirements.txt)")
+    serve.add_argument("--python-executable", action="append", metavar="RUNTIME=PATH",
+                       help="the interpreter of a Python runtime, e.g. python3.12=/opt/py312/bin/python3 (repeatable)")
     serve.add_argument("--host", help="Invoke API address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="Invoke API port (default 8080; 0 picks a free one)")
     serve.add_argument(
@@ -110,6 +130,16 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
         from .generate_event import add_arguments as add_generate_arguments
 
         add_generate_arguments(generate)
+
+    runtime = sub.add_parser("install-runtime", help="build Python runtimes' environments (awslambdaric, boto3)")
+    runtime.add_argument("runtimes", nargs="*", metavar="RUNTIME", help="python3.9 ... python3.14")
+    runtime.add_argument("--all-found", action="store_true", help="every Python runtime whose interpreter is found")
+    runtime.add_argument("--force", action="store_true", help="rebuild even when the cached environment is current")
+    runtime.add_argument("--python-executable", action="append", metavar="RUNTIME=PATH", help="the interpreter to use")
+
+    build = sub.add_parser("build", help="install code directories' requirements.txt into their cached builds")
+    build.add_argument("code_dirs", nargs="+", type=Path, metavar="CODE_DIR")
+    build.add_argument("--runtime", choices=PYTHON_RUNTIMES, default="python3.11")
 
     ric = sub.add_parser("install-node-ric", help="build the Node.js runtime client (aws-lambda-ric) into its cache")
     ric.add_argument("--force", action="store_true", help="rebuild even when the cached build is current")
@@ -173,15 +203,26 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
                 runtime=args.runtime,
                 timeout_s=args.timeout,
                 memory_mb=args.memory,
-                env=parse_env_pairs(args.env),
+                env={**(read_env_file(args.env_file) if args.env_file else {}), **parse_env_pairs(args.env)},
                 init_timeout_s=args.init_timeout,
+                layers=tuple(layer.resolve() for layer in args.layer or ()),
                 **settings,
             )
         )
     if args.template is not None:
         from .config.sam import functions_from_template
 
-        functions.extend(functions_from_template(args.template))
+        overlay = _template_overlay(args)
+        functions.extend(functions_from_template(args.template, parameter_overrides(args.parameter_overrides),
+                                                 overlay))
+        if overlay.unused:  # a table without code_dir that matches no function would otherwise vanish
+            raise LambdaFreezeError(f"{args.config}: [functions.{sorted(overlay.unused)[0]}] has no code_dir and "
+                                    f"names no function of {args.template}: give code_dir, or use the function's "
+                                    "logical id or FunctionName")
+    if args.template is None:  # nothing would take them: said, not dropped
+        for option, value in (("--parameter-overrides", args.parameter_overrides), ("--env-vars", args.env_vars)):
+            if value:
+                log.warning("%s is not honoured: it applies to the functions of a --template", option)
     if args.code_dir is None and args.config is None and args.template is None:
         raise LambdaFreezeError("serve needs --code-dir DIR --handler MOD.FN, --config FILE or --template FILE")
     config = ServerConfig.load(
@@ -198,6 +239,7 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
             "http_body_timeout_s": args.http_body_timeout,
             "http_max_connections": args.http_max_connections,
             "functions": functions,
+            "overlays": args.template is not None,
         },
     )
     if not config.functions:
@@ -206,7 +248,61 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
         config = config.replace(api_port=DEFAULT_API_PORT)  # as `sam local start-api`
     if args.debug_port is not None or args.debug_function is not None:
         config = with_debugger(config, args.debug_port, args.debug_function)
+    if args.no_build:  # every function, whichever file or option defined it
+        config = config.replace(functions=tuple(dataclasses.replace(f, build=False) for f in config.functions))
     return config
+
+
+def _template_overlay(args: argparse.Namespace) -> Any:
+    """The command line's variables over each template function's (``--env-vars``, ``--env-file``, ``--env``)."""
+    env_vars = read_env_vars(args.env_vars) if args.env_vars else {}
+    env_file = read_env_file(args.env_file) if args.env_file else {}
+    env = parse_env_pairs(args.env)
+    from_file = config_overlays(args.config) if args.config else {}
+    unused = set(from_file)
+
+    def overlay(template: Any, logical_id: str, function: FunctionConfig) -> FunctionConfig:
+        for key in (logical_id, function.name):
+            if key in from_file:
+                unused.discard(key)
+                function = apply_overlay(function, from_file[key], base_dir=args.config.parent.resolve(),
+                                         where=f"{args.config}: [functions.{key}]")
+                break
+        merged = environment(logical_id=logical_id, name=function.name,
+                             declared=declared_variables(template, logical_id), template_env=function.env,
+                             env_vars=env_vars, env_file=env_file, env=env)
+        return dataclasses.replace(function, env=merged)
+
+    overlay.unused = unused  # type: ignore[attr-defined]
+    return overlay
+
+
+def _python_executables(pairs: list[str] | None) -> None:
+    from .engine import python_runtime
+
+    for pair in pairs or []:
+        runtime, sep, path = pair.partition("=")
+        if not sep or runtime not in PYTHON_RUNTIMES:
+            raise LambdaFreezeError(f"--python-executable {pair!r}: expected RUNTIME=PATH (python3.12=/bin/python3)")
+        python_runtime.set_interpreter(runtime, path)
+
+
+def _runtimes_found() -> list[str]:
+    from .engine import python_runtime
+
+    found = []
+    for runtime in PYTHON_RUNTIMES:
+        try:
+            python_runtime.find_interpreter(runtime)
+        except LambdaFreezeError:
+            _progress(f"{runtime}: no interpreter on this machine, not installed")
+            continue
+        found.append(runtime)
+    return found
+
+
+def _progress(line: str) -> None:
+    print(f"lambda-freeze: {line}", file=sys.stderr, flush=True)
 
 
 def _timeline(trace: Path | None) -> Timeline:
@@ -264,8 +360,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("lambda_freeze.freezer").setLevel(min(level, logging.INFO))
     logging.getLogger("lambda_freeze.reload").setLevel(min(level, logging.INFO))
     logging.getLogger("lambda_freeze.debugger").setLevel(min(level, logging.INFO))
+    logging.getLogger("lambda_freeze.prepare").setLevel(min(level, logging.INFO))
     try:
         if args.command == "serve":
+            _python_executables(args.python_executable)
             config = _server_config(args)
             with asyncio.Runner(loop_factory=_new_loop) as runner:
                 runner.run(_serve(config, args.trace, reload=args.reload))
@@ -284,6 +382,21 @@ def main(argv: list[str] | None = None) -> int:
             from .generate_event import run as generate_event
 
             return generate_event(args)
+        if args.command == "install-runtime":
+            from .engine import python_runtime
+
+            _python_executables(args.python_executable)
+            for name in args.runtimes or (_runtimes_found() if args.all_found else []):
+                print(python_runtime.install(name, force=args.force, progress=_progress))
+            return 0
+        if args.command == "build":
+            from .engine import dependencies, python_runtime
+
+            python_runtime.install(args.runtime, progress=_progress)
+            for code_dir in args.code_dirs:
+                built = dependencies.build(code_dir.resolve(), args.runtime, progress=_progress)
+                print(built or f"{code_dir}: no {dependencies.REQUIREMENTS}, nothing to build")
+            return 0
         if args.command == "install-node-ric":
             from .engine import node_ric
 

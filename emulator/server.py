@@ -22,6 +22,7 @@ from .engine.freezer import FreezerBackend, create_freezer
 from .engine.logs import LogSink, StreamSink
 from .engine.memory_limit import MemoryLimiter
 from .engine.pool import FunctionPool
+from .engine.preparation import prepare_all
 from .engine.timeline import Timeline
 from .errors import ConfigError
 from .sources.async_invoke import AsyncQueue, FailureRecord, load_pending, save_pending
@@ -82,6 +83,9 @@ class Emulator:
             raise RuntimeError("Emulator.start() was already awaited")
         if self.config.state_dir is not None:
             self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        # Runtimes installed and dependencies built before anything listens; a function that cannot be built is
+        # not served.
+        functions = await prepare_all(self.config.functions)
         self.freezer = create_freezer(self.config.freezer)
         await self._runtime_server.start()
         self._ctx = EngineContext(
@@ -103,7 +107,7 @@ class Emulator:
             raise ConfigError(listen_error(self.config.host, self.config.port, exc)) from None
         self.port = sock.getsockname()[1]
         self._ctx.endpoint_url = self.endpoint_url
-        for function in self.config.functions:
+        for function in functions:
             self.add_function(function)
         for event in load_pending(self.config.state_dir):
             if event.function in self.queues:

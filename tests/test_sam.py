@@ -93,6 +93,7 @@ def test_parameters_refs_conditions_and_globals(caplog):
             "FEATURE_ON": "true",
             "RETRIES": "3",
         },
+        layers=((TEMPLATES / "parameters/layer").resolve(),),  # from Globals
     )
     assert reports == FunctionConfig(
         name="reports",
@@ -104,6 +105,7 @@ def test_parameters_refs_conditions_and_globals(caplog):
         reserved_concurrency=2,
         max_retry_attempts=1,
         max_event_age_s=120.0,
+        layers=((TEMPLATES / "parameters/layer").resolve(),),
     )
     assert plain == FunctionConfig(  # AWS::Lambda::Function: no Globals
         name="PlainFunction",
@@ -117,7 +119,6 @@ def test_parameters_refs_conditions_and_globals(caplog):
     globals_ = " (from Globals.Function)"
     assert warnings(caplog) == [
         f"{where}.OrdersFunction.Properties.Tracing{globals_} is not honoured: X-Ray is not emulated",
-        f"{where}.OrdersFunction.Properties.Layers{globals_} is not honoured: layers are not mounted under /opt",
         f"{where}.OrdersFunction.Properties.Policies is not honoured: IAM is not emulated: the function gets "
         "placeholder credentials",
         f"{where}.OrdersFunction.Properties.FunctionName is not honoured: !Sub ${{Stage}}-orders is not a literal "
@@ -127,15 +128,14 @@ def test_parameters_refs_conditions_and_globals(caplog):
         f"{where}.OrdersFunction.Properties.Environment.Variables.TABLE_ARN is not honoured: !GetAtt "
         "OrdersTable.Arn cannot be evaluated without a deployed stack; the variable is not set",
         f"{where}.ReportsFunction.Properties.Tracing{globals_} is not honoured: X-Ray is not emulated",
-        f"{where}.ReportsFunction.Properties.Layers{globals_} is not honoured: layers are not mounted under /opt",
         f"{where}.ReportsFunction.Properties.EventInvokeConfig.DestinationConfig is not honoured: destinations "
         "are not emulated: failures are recorded by the emulator",
         f"{where}.PlainFunction.Properties.Role is not honoured: IAM is not emulated: the function gets "
         "placeholder credentials",
         f"{where}.InlineFunction (AWS::Lambda::Function) is not served: Code is inline code (ZipFile); "
         "lambda-freeze serves a local code directory (Code: ./dir)",
-        f"{PARAMETERS}: resources not created locally (functions reach them only where they exist): SharedLayer "
-        "(AWS::Serverless::LayerVersion), OrdersTable (AWS::Serverless::SimpleTable), PlainRole (AWS::IAM::Role)",
+        f"{PARAMETERS}: resources not created locally (functions reach them only where they exist): "
+        "OrdersTable (AWS::Serverless::SimpleTable), PlainRole (AWS::IAM::Role)",
     ]
 
 
@@ -220,7 +220,7 @@ Resources:
     Properties: {PackageType: Image, ImageUri: repo/fn:latest}
   OldRuntime:
     Type: AWS::Serverless::Function
-    Properties: {CodeUri: code, Handler: app.handler, Runtime: python3.9}
+    Properties: {CodeUri: code, Handler: app.handler, Runtime: python3.8}
   InS3:
     Type: AWS::Serverless::Function
     Properties: {CodeUri: s3://bucket/key.zip, Handler: app.handler, Runtime: python3.11}
@@ -237,7 +237,7 @@ Resources:
         f"{where}.Served.Properties.SnapStart is not honoured: SnapStart is not emulated",
         f"{where}.Image (AWS::Serverless::Function) is not served: PackageType Image: container image functions "
         "are not supported; serve the code directory",
-        f"{where}.OldRuntime (AWS::Serverless::Function) is not served: Runtime python3.9 is not supported here; "
+        f"{where}.OldRuntime (AWS::Serverless::Function) is not served: Runtime python3.8 is not supported here; "
         f"supported: {', '.join(sam.RUNTIMES)}",
         f"{where}.InS3 (AWS::Serverless::Function) is not served: CodeUri s3://bucket/key.zip is code in S3; "
         "lambda-freeze serves a local code directory",

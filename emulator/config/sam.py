@@ -8,17 +8,18 @@ function, a code directory that is not there) is a ``ConfigError`` naming the re
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import platform
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml  # type: ignore[import-untyped]
 
 from ..errors import ConfigError
-from . import sam_http
+from . import layers, sam_http
 from .cloudformation import _NO_VALUE, _describe, _is_intrinsic, _Resolver, _TemplateLoader, _Unresolvable
 from .settings import RUNTIMES, FunctionConfig
 
@@ -30,14 +31,13 @@ LAMBDA_FUNCTION = "AWS::Lambda::Function"
 # Properties served as Lambda serves them (AWS::Lambda::Function spells the code ``Code``).
 _HONOURED = frozenset(
     "Handler Runtime CodeUri Code Timeout MemorySize Environment ReservedConcurrentExecutions EventInvokeConfig "
-    "FunctionName Architectures PackageType".split()
+    "FunctionName Architectures PackageType Layers".split()
 )
 # Properties that change nothing about how a function runs.
 _NO_EFFECT = frozenset({"Description", "Tags", "PropagateTags"})
 # Why each of the others is not honoured; a property missing here gets a generic reason.
 _NOT_HONOURED: dict[str, str] = {
     "Events": "event sources are not emulated; call the function through the Invoke API",
-    "Layers": "layers are not mounted under /opt",
     "VpcConfig": "there is no VPC: the function reaches whatever the emulator's host reaches",
     "Tracing": "X-Ray is not emulated",
     "TracingConfig": "X-Ray is not emulated",
@@ -94,14 +94,27 @@ def load_template(path: Path) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ functions
-def functions_from_template(path: Path) -> list[FunctionConfig]:
-    """The functions a SAM template defines, ready to serve. Warnings name everything not honoured."""
+def functions_from_template(
+    path: Path,
+    parameters: Mapping[str, str] | None = None,
+    overlay: Callable[[Mapping[str, Any], str, FunctionConfig], FunctionConfig] | None = None,
+) -> list[FunctionConfig]:
+    """The functions a SAM template defines, ready to serve. Warnings name everything not honoured.
+
+    ``parameters`` override the template's parameters (``--parameter-overrides``); ``overlay`` gets the template,
+    each function's logical id and its config, and returns the config to serve (the command line's overrides)."""
     path = Path(path)
     template = load_template(path)
     resources = template.get("Resources")
     if not isinstance(resources, dict) or not resources:
         raise ConfigError(f"{path}: the template has no Resources")
     resolve = _Resolver(template)
+    for name, value in (parameters or {}).items():
+        if name not in resolve.parameters and name not in resolve.no_default:
+            log.warning("%s: --parameter-overrides %s is not honoured: the template has no such parameter", path, name)
+            continue
+        resolve.parameters[name] = value
+        resolve.no_default.discard(name)
     apis = sam_http.rest_apis(template, resolve)
     global_props = ((template.get("Globals") or {}).get("Function")) or {}
     if not isinstance(global_props, dict):
@@ -111,6 +124,8 @@ def functions_from_template(path: Path) -> list[FunctionConfig]:
     others: list[str] = []
     for logical_id, resource in resources.items():
         kind = resource.get("Type") if isinstance(resource, dict) else None
+        if kind in layers.LAYER_TYPES:  # served with the functions that name them
+            continue
         if kind not in (SERVERLESS_FUNCTION, LAMBDA_FUNCTION):
             others.append(f"{logical_id} ({kind})")
             continue
@@ -125,7 +140,11 @@ def functions_from_template(path: Path) -> list[FunctionConfig]:
         if function is None:
             skipped.append(logical_id)
         else:
-            functions.append(function)
+            where = f"{path}: Resources.{logical_id}.Properties"
+            found = layers.from_template(props.get("Layers"), resources, base=path.parent.resolve(), where=where,
+                                         resolve=resolve)
+            function = dataclasses.replace(function, layers=found) if found else function
+            functions.append(overlay(template, logical_id, function) if overlay is not None else function)
     if others:
         log.warning(
             "%s: resources not created locally (functions reach them only where they exist): %s",

@@ -15,12 +15,14 @@ from runtime_api.http import HttpLimits
 
 from ..errors import ConfigError
 from .http_routes import FunctionUrl, Route, routes_from_toml, url_from_toml
+from .layers import check as check_layers
 from .upstreams import UPSTREAM as UPSTREAM  # where it was defined before; still imported from here
 from .upstreams import parse_upstream
 
 PLACEMENTS = ("mru", "lru", "random")
-PYTHON_RUNTIMES = ("python3.11", "python3.12", "python3.13")
-NODE_RUNTIMES = ("nodejs20.x", "nodejs22.x")  # under npm aws-lambda-ric; nodejs22.x needs Node 22 on PATH
+# Every Python and Node.js runtime Lambda offers; whether this machine can run one is checked when it is served.
+PYTHON_RUNTIMES = ("python3.9", "python3.10", "python3.11", "python3.12", "python3.13", "python3.14")
+NODE_RUNTIMES = ("nodejs18.x", "nodejs20.x", "nodejs22.x", "nodejs24.x")  # under npm aws-lambda-ric, on Node NN
 RUNTIMES = (*PYTHON_RUNTIMES, *NODE_RUNTIMES, "provided", "provided.al2", "provided.al2023")
 DEFAULT_TIMEOUT_S = 3.0
 DEFAULT_MEMORY_MB = 128
@@ -79,6 +81,8 @@ class FunctionConfig:
     max_event_age_s: float = 21600.0
     retry_delays_s: tuple[float, ...] = (60.0, 120.0)  # after the 1st and the 2nd failed attempt
     detect_leaks: bool = False  # flag responses and logs that carry an earlier invocation's event values
+    build: bool = True  # install the code directory's requirements.txt into a cached build, as sam build would
+    layers: tuple[Path, ...] = ()  # local layer directories, in the order Lambda extracts them into /opt
     # Upstreams reached through the fault proxy: {"DB": "127.0.0.1:5432"} gives every environment a proxy port
     # of its own, in DB_HOST / DB_PORT.
     upstreams: Mapping[str, str] = field(default_factory=dict)
@@ -124,6 +128,7 @@ class FunctionConfig:
         self._check_lifetime()
         if self.debug_port is not None and not 1 <= self.debug_port <= 65535:
             raise ConfigError(f"{self._subject}: debug port {self.debug_port} is not a TCP port (1-65535)")
+        check_layers(self.layers, self.name)
         for upstream, address in self.upstreams.items():
             if not re.fullmatch(r"[A-Z][A-Z0-9_]*", upstream):
                 raise ConfigError(f"{self._subject}: upstream name {upstream!r}: use A-Z, 0-9 and _ (e.g. DB)")
@@ -170,9 +175,10 @@ class FunctionConfig:
     @classmethod
     def from_mapping(cls, name: str, data: Mapping[str, Any], *, base_dir: Path, where: str) -> FunctionConfig:
         """A function from a config file table; keys are the command line's option names (``timeout``, ...)."""
-        unknown = sorted(set(data) - set(FILE_KEYS) - {"code_dir", "env", "upstreams", "routes", "url"})
+        keys = {"code_dir", "env", "upstreams", "routes", "url", "layers"}
+        unknown = sorted(set(data) - set(FILE_KEYS) - keys)
         if unknown:
-            known = ", ".join(sorted({*FILE_KEYS, "code_dir", "env", "upstreams", "routes", "url"}))
+            known = ", ".join(sorted({*FILE_KEYS, *keys}))
             raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {known}")
         if "code_dir" not in data:
             raise ConfigError(f"{where}: 'code_dir' is required")
@@ -187,6 +193,9 @@ class FunctionConfig:
                     settings[field_name] = parse(value)
                 except (TypeError, ValueError) as exc:
                     raise ConfigError(f"{where}: {key} = {value!r}: {exc}") from None
+        layers = data.get("layers", [])
+        if not isinstance(layers, list) or not all(isinstance(layer, str) for layer in layers):
+            raise ConfigError(f"{where}: 'layers' must be a list of layer directories")
         upstreams = data.get("upstreams", {})
         if not isinstance(upstreams, dict):
             raise ConfigError(f"{where}: 'upstreams' must be a table of NAME = \"host:port\"")
@@ -197,6 +206,7 @@ class FunctionConfig:
             upstreams={str(k): str(v) for k, v in upstreams.items()},
             routes=routes_from_toml(data["routes"], where) if "routes" in data else (),
             url=url_from_toml(data["url"], where) if "url" in data else None,
+            layers=tuple((base_dir / layer).resolve() for layer in layers),
             **settings,
         )
 
@@ -233,6 +243,7 @@ FILE_KEYS: dict[str, tuple[str, Any]] = {
     "maximum_event_age": ("max_event_age_s", float),
     "retry_delays": ("retry_delays_s", _seconds_list),
     "detect_leaks": ("detect_leaks", _bool),
+    "build": ("build", _bool),
 }
 
 
@@ -279,7 +290,7 @@ class ServerConfig:
         settings: dict[str, Any] = {}
         functions: list[FunctionConfig] = []
         if file is not None:
-            file_settings, functions = _read_toml(file)
+            file_settings, functions = _read_toml(file, overlays=bool((cli or {}).get("overlays")))
             settings.update(file_settings)
         for key, parse in (("host", str), ("port", int), ("freezer", str), ("state_dir", Path), ("api_port", int)):
             value = environ.get(f"LAMBDA_FREEZE_{key.upper()}")
@@ -295,6 +306,7 @@ class ServerConfig:
         if extra:
             functions.extend(extra)
         settings.pop("functions", None)
+        settings.pop("overlays", None)
         names = [f.name for f in functions]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -308,7 +320,7 @@ class ServerConfig:
 _HTTP_KEYS = ("http_header_timeout", "http_idle_timeout", "http_body_timeout", "http_max_connections")
 
 
-def _read_toml(file: Path) -> tuple[dict[str, Any], list[FunctionConfig]]:
+def _read_toml(file: Path, overlays: bool = False) -> tuple[dict[str, Any], list[FunctionConfig]]:
     import tomllib  # only a --config file needs it
 
     try:
@@ -339,6 +351,7 @@ def _read_toml(file: Path) -> tuple[dict[str, Any], list[FunctionConfig]]:
     functions = [
         FunctionConfig.from_mapping(name, spec, base_dir=file.parent.resolve(), where=f"{file}: [functions.{name}]")
         for name, spec in data.get("functions", {}).items()
+        if "code_dir" in spec or not overlays  # without code_dir: settings over a template's function (overrides.py)
     ]
     return dict(server), functions
 

@@ -43,7 +43,9 @@ class ExtensionSide:
     async def start(self, env: dict[str, str], group: FreezerGroup) -> bool:
         """Start the external extensions and wait, within INIT's deadline, until each registered or exited; False
         when INIT ended meanwhile (an extension failed to start, crashed, or the deadline came)."""
-        executables = external_extensions(self._config.code_dir)
+        # The code's extensions/ folder, then each layer's (/opt/extensions on Lambda).
+        folders = (self._config.code_dir, *self._config.layers)
+        executables = [path for folder in folders for path in external_extensions(folder)]
         self._hub.expect([path.name for path in executables])
         for path in executables:
             name = path.name

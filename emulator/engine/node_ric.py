@@ -70,13 +70,15 @@ def node() -> NodeInfo:
 
 
 def node_for(runtime: str) -> NodeInfo:
-    """The ``node`` that runs ``nodejsNN.x``: the one on PATH, if its major version is NN or later."""
+    """The ``node`` that runs ``nodejsNN.x``: the one on PATH, if its major version is NN, as on Lambda (another
+    major would hide what the function's runtime does differently)."""
     wanted = int(runtime.removeprefix("nodejs").removesuffix(".x"))
     info = node()
-    if info.major < wanted:
+    if info.major != wanted:
         raise ConfigError(
-            f"runtime {runtime} needs Node.js {wanted} or later, but `node` on PATH ({info.path}) is "
-            f"{info.version}; install Node.js {wanted}, or choose a runtime no newer than nodejs{info.major}.x"
+            f"runtime {runtime} runs on Node.js {wanted}, but `node` on PATH ({info.path}) is {info.version}: put "
+            f"Node.js {wanted} first on PATH (nvm install {wanted}; fnm use {wanted}), or serve the function as "
+            f"nodejs{info.major}.x"
         )
     return info
 

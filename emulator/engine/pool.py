@@ -20,10 +20,10 @@ import random
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from ..config.settings import FunctionConfig
+from ..config.settings import NODE_RUNTIMES, PYTHON_RUNTIMES, FunctionConfig
 from ..config.upstreams import Upstream, parse_upstream
 from ..errors import LambdaFreezeError
-from . import runtimes
+from . import preparation, runtimes
 from .context import EngineContext
 from .environment import Environment
 from .invocation import Invocation, Outcome
@@ -56,6 +56,7 @@ class FunctionPool:
         self._timers: dict[Environment, asyncio.TimerHandle] = {}  # max-age timers
         self._retire_reasons: dict[Environment, str] = {}  # why a busy environment retires once idle
         self._tasks: set[asyncio.Task[None]] = set()
+        self._preparation: asyncio.Task[None] | None = None  # the runtime's install and the build, once
         self._closing = False
         self._random = random.Random()
         self.capacity_freed = asyncio.Event()  # set when an environment becomes free or goes away
@@ -196,7 +197,25 @@ class FunctionPool:
 
         await asyncio.gather(*(one() for _ in range(count)))
 
+    async def prepared(self) -> None:
+        """Once the function's runtime is installed and its dependencies are built (done once, shared by every
+        cold start; a failure is every cold start's failure, with the message that says why)."""
+        if self.config.runtime not in (*PYTHON_RUNTIMES, *NODE_RUNTIMES):
+            return
+        if self._preparation is None:
+            self._preparation = asyncio.get_running_loop().create_task(preparation.prepare_async(self.config))
+        await asyncio.shield(self._preparation)
+
     async def _start(self, env: Environment) -> None:
+        try:
+            await self.prepared()
+        except LambdaFreezeError as exc:  # no runtime, or a failed build: the function cannot start at all
+            log.error("function %s cannot start: %s", self.config.name, exc.message)
+            for invocation in (env.withdraw(), env.current):
+                if invocation is not None:
+                    invocation.abandon(Outcome.error("Runtime.InvalidEntrypoint", exc.message))
+            await env.stop("start failed")
+            return
         try:
             await env.start()
         except Exception as exc:  # a boundary: the environment is dead, and its invocation answered

@@ -4,38 +4,24 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import sys
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 
+from ..config import layers
 from ..config.settings import NODE_RUNTIMES, PYTHON_RUNTIMES, FunctionConfig
 from ..errors import ConfigError
-from . import debugger, node_ric
+from . import debugger, dependencies, node_dependencies, node_ric, python_runtime
 
 # Lambda's PATH, with the host's after it so a local interpreter and tools are found.
 _LAMBDA_PATH = "/usr/local/bin:/usr/bin/:/bin:/opt/bin"
 
 
-@cache
-def python_for(runtime: str) -> str:
-    """The interpreter for ``python3.X``: this one when the versions match, else ``python3.X`` on PATH."""
-    wanted = runtime.removeprefix("python")
-    if f"{sys.version_info.major}.{sys.version_info.minor}" == wanted:
-        return sys.executable
-    found = shutil.which(f"python{wanted}")
-    if found is None:
-        raise ConfigError(
-            f"runtime {runtime} needs a python{wanted} interpreter with awslambdaric installed "
-            f"(python{wanted} -m pip install awslambdaric); none is on PATH"
-        )
-    return found
-
-
 def command(config: FunctionConfig) -> list[str]:
     if config.runtime in PYTHON_RUNTIMES:
-        return debugger.command(config, [python_for(config.runtime), "-m", "awslambdaric", config.handler])
+        return debugger.command(
+            config, [python_runtime.executable(config.runtime), "-m", "awslambdaric", config.handler]
+        )
     if config.runtime in NODE_RUNTIMES:
         return debugger.command(config, node_ric.command(config.runtime, config.code_dir, config.handler))
     return debugger.command(config, [str(config.code_dir / "bootstrap")])
@@ -43,7 +29,13 @@ def command(config: FunctionConfig) -> list[str]:
 
 def bootstrap_problem(config: FunctionConfig) -> str | None:
     """Why a ``provided`` or Node.js function cannot start (Lambda's ``Runtime.InvalidEntrypoint``), or None."""
-    if config.runtime in PYTHON_RUNTIMES:
+    if config.runtime in PYTHON_RUNTIMES:  # an interpreter to build the runtime's environment with, at least
+        if python_runtime.installed(config.runtime):
+            return None
+        try:
+            python_runtime.find_interpreter(config.runtime)
+        except ConfigError as exc:
+            return exc.message
         return None
     if config.runtime in NODE_RUNTIMES:  # no Node, or no client: the message names the command that installs it
         try:
@@ -72,11 +64,18 @@ def environment(
 ) -> dict[str, str]:
     """The process environment Lambda gives a runtime: the function's own variables, then the reserved set.
 
-    Nothing else of the emulator's environment leaks in except ``PATH`` (after Lambda's) and ``LANG``.
+    Nothing else of the emulator's environment leaks in except ``PATH`` (after Lambda's) and ``LANG``. A Python
+    function's ``python3`` is its runtime's interpreter, not the emulator's.
     """
     env = dict(config.env)
     host_path = os.environ.get("PATH", "")
-    python_dir = str(Path(sys.executable).parent)
+    # A layer's bin/ and lib/ where Lambda has /opt/bin and /opt/lib (the code's lib/ first, as /var/task/lib).
+    lambda_path = _LAMBDA_PATH.replace("/opt/bin", ":".join([*map(str, layers.bin_paths(config.layers)), "/opt/bin"]))
+    libraries = [str(config.code_dir / "lib"), *map(str, layers.lib_paths(config.layers)), "/opt/lib"]
+    if config.runtime in PYTHON_RUNTIMES:
+        python_dir = str(python_runtime.venv_python(config.runtime).parent)
+    else:
+        python_dir = str(Path(sys.executable).parent)
     env.update(
         {
             "_HANDLER": config.handler,
@@ -97,12 +96,20 @@ def environment(
             "LAMBDA_RUNTIME_DIR": str(Path(__file__).parents[1]),
             "TZ": ":UTC",
             "LANG": "en_US.UTF-8",
-            "PATH": ":".join(p for p in (_LAMBDA_PATH, python_dir, host_path) if p),
+            "PATH": ":".join(p for p in (lambda_path, python_dir, host_path) if p),
         }
     )
-    if config.runtime in PYTHON_RUNTIMES:
-        env["PYTHONPATH"] = str(config.code_dir)
+    env.setdefault("LD_LIBRARY_PATH", ":".join(libraries))  # a function may set its own, as on Lambda
+    if config.runtime in PYTHON_RUNTIMES:  # the code, then its dependencies' build: /var/task on Lambda holds both
+        build = dependencies.built(config.code_dir, config.runtime) if config.build else None
+        version = config.runtime.removeprefix("python")
+        path = [config.code_dir, build, *layers.python_paths(config.layers, version)]
+        env["PYTHONPATH"] = ":".join(str(p) for p in path if p is not None)
     if config.runtime in NODE_RUNTIMES and "NODE_PATH" not in config.env:
-        env["NODE_PATH"] = node_ric.node_path(config.code_dir)
+        major = int(config.runtime.removeprefix("nodejs").removesuffix(".x"))
+        from_layers = [str(p) for p in layers.node_paths(config.layers, major)]
+        modules = node_dependencies.built(config.code_dir, config.runtime) if config.build else None
+        from_build = [str(modules)] if modules is not None else []
+        env["NODE_PATH"] = ":".join([*from_layers, *from_build, node_ric.node_path(config.code_dir)])
     env.update(extra or {})
     return debugger.environment(config, env)

@@ -222,6 +222,7 @@ FUNCTION_KEYS: dict[str, Check] = {
     "detect_leaks": _boolean,
     "routes": _anything,  # checked by the engine (http_routes), as in a config file
     "url": _anything,
+    "build": _boolean,
 }
 DATABASE_KEYS: dict[str, dict[str, Check]] = {
     "postgresql": {

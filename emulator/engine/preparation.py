@@ -1,0 +1,55 @@
+"""What a function needs before its first environment starts: its runtime's own environment (installed on first
+use) and its dependencies' build; done once per function, off the event loop, with a progress line for each step
+that takes time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from ..config.settings import NODE_RUNTIMES, PYTHON_RUNTIMES, FunctionConfig
+from . import dependencies, node_dependencies, node_ric, python_runtime
+from .dependencies import BuildFailed
+
+log = logging.getLogger("lambda_freeze.prepare")  # its progress lines show at the default log level
+
+
+def prepare(config: FunctionConfig) -> None:
+    """Install ``config``'s runtime and build its dependencies unless both are current; for Node.js, check the
+    ``node`` and the runtime client. Raises ConfigError when the runtime cannot be had (no interpreter, the wrong
+    Node.js: the message names it and how to install it), BuildFailed with pip's message when the dependencies
+    cannot be built."""
+    if config.layers:
+        log.info("function %s: layers are used from their own directories, not mounted at /opt: %s", config.name,
+                 ", ".join(map(str, config.layers)))
+    if config.runtime in NODE_RUNTIMES:  # the right Node.js major, and a runtime client it can load
+        node_ric.command(config.runtime, config.code_dir, config.handler)
+        if config.build:
+            node_dependencies.build(config.code_dir, config.runtime, progress=log.info)
+        return
+    if config.runtime not in PYTHON_RUNTIMES:
+        return
+    if not python_runtime.installed(config.runtime):
+        python_runtime.install(config.runtime, progress=log.info)
+    python_runtime.executable(config.runtime)  # can it run the runtime client?
+    if config.build:
+        dependencies.build(config.code_dir, config.runtime, progress=log.info)
+
+
+async def prepare_async(config: FunctionConfig) -> None:
+    await asyncio.to_thread(prepare, config)
+
+
+async def prepare_all(functions: Sequence[FunctionConfig]) -> list[FunctionConfig]:
+    """Prepare each function; those whose dependencies fail to build are left out, with pip's message. A runtime
+    that cannot be had (no interpreter) raises ConfigError: serving without it would only fail at the first invoke."""
+    served = []
+    for config in functions:
+        try:
+            await prepare_async(config)
+        except BuildFailed as exc:
+            log.error("function %s is not served: %s", config.name, exc.message)
+            continue
+        served.append(config)
+    return served

@@ -1,0 +1,3 @@
+"""A module the shared layer provides."""
+
+SHARED = "from the shared layer"
