@@ -160,6 +160,7 @@ def test_a_function_reading_database_url_goes_through_the_fault_proxy(
             """
         )
     )
+    (tmp_path / "requirements.txt").write_text("asyncpg==0.32.0\n")  # as the function's own dependency
     db = lambda_freeze_postgres()
     assert db.env()["DB_URL"] == db.dsn
     fn = lambda_freeze.function(tmp_path, upstreams={"DATABASE": db.dsn}, timeout=10)
