@@ -27,8 +27,11 @@ class HttpRequest:
     headers: Mapping[str, str]  # names lower-cased; a repeated field's values joined with ", "
     body: bytes
     host: str  # the Host header without its port, lower-cased
-    source_ip: str
+    source_ip: str  # the address of the connection's peer, as the services report it (never X-Forwarded-For)
     protocol: str = "HTTP/1.1"
+    # Each header field as it came, in order, names lower-cased: the events show repeated fields apart. Empty when
+    # the request was made up without them (``headers`` then stand for one field each).
+    header_lines: Sequence[tuple[str, str]] = ()
 
 
 @dataclass(slots=True)
@@ -93,7 +96,11 @@ class FrontDoorServer:
         self._backend = backend
         # One byte over Lambda's sync limit so that an oversize body is told apart from a full one.
         self._http = HttpServer(
-            self._dispatch, max_body=MAX_SYNC_PAYLOAD_BYTES + 1, error_response=_plain_error, limits=limits
+            self._dispatch,
+            max_body=MAX_SYNC_PAYLOAD_BYTES + 1,
+            error_response=_plain_error,
+            limits=limits,
+            raw_headers=True,  # the events show repeated fields apart, and the caller's address
         )
 
     async def listen(self, sock: socket.socket) -> None:
@@ -109,7 +116,6 @@ class FrontDoorServer:
             return _render(self._backend.too_large(_host(request)))
         except BodyError as exc:
             return _plain_error(400, f"the request body broke off: {exc}")
-        forwarded = request.headers.get("x-forwarded-for", "")
         incoming = HttpRequest(
             method=request.method,
             path=request.path or "/",
@@ -117,9 +123,11 @@ class FrontDoorServer:
             headers=request.headers,
             body=body,
             host=_host(request),
-            # The HTTP layer does not pass on the peer's address; the front door listens on loopback.
-            source_ip=forwarded.split(",")[0].strip() or "127.0.0.1",
+            # The services report the address the connection came from: X-Forwarded-For is the client's to write.
+            # A peer is always known on the TCP sockets the front door listens on.
+            source_ip=request.peer or "127.0.0.1",
             protocol=f"HTTP/{request.version}",
+            header_lines=request.header_lines or (),
         )
         try:
             answer = await self._backend.handle(incoming)

@@ -4,6 +4,7 @@ must not stop the template from loading."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,24 @@ def test_a_bad_route_names_its_event(tmp_path: Path) -> None:
     (tmp_path / "template.yaml").write_text(TEMPLATE.replace("Path: /v1, Method: post", "Path: v1, Method: post"))
     with pytest.raises(ConfigError, match=r"Resources\.Fn\.Properties\.Events\.Old: route 'v1'"):
         functions_from_template(tmp_path / "template.yaml")
+
+
+def test_an_api_whose_routes_are_served_is_not_listed_as_missing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "src").mkdir()
+    template = TEMPLATE.replace(
+        "  Queue:\n",
+        "  Unused:\n    Type: AWS::Serverless::Api\n    Properties: {StageName: x}\n"
+        "  MyHttpApi:\n    Type: AWS::Serverless::HttpApi\n  Queue:\n",
+    ).replace("Default: {Type: HttpApi}", "Default: {Type: HttpApi, Properties: {ApiId: !Ref MyHttpApi}}")
+    (tmp_path / "template.yaml").write_text(template)
+    with caplog.at_level(logging.WARNING, logger="lambda_freeze.sam"):
+        (function,) = functions_from_template(tmp_path / "template.yaml")
+    assert Route("http", "ANY", "$default") in function.routes
+    missing = [r.getMessage() for r in caplog.records if "not created locally" in r.getMessage()]
+    # MyApi and MyHttpApi serve the function's routes; an API no event names serves none, and stays listed
+    assert missing == [
+        f"{tmp_path / 'template.yaml'}: resources not created locally (functions reach them only where they "
+        "exist): Unused (AWS::Serverless::Api), Queue (AWS::SQS::Queue)"
+    ]

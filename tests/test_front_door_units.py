@@ -185,3 +185,25 @@ def test_routes_and_url_from_a_config_file() -> None:
 def test_bad_routes_are_refused(route: tuple[str, ...], problem: str) -> None:
     with pytest.raises(ConfigError, match=problem):
         Route(*route)
+
+
+def test_events_from_header_lines_and_without_them() -> None:
+    lines = [("host", "h"), ("x-dup", "a"), ("cookie", "a=1"), ("x-forwarded-for", "9.9.9.9"), ("x-dup", "b")]
+    joined = {"host": "h", "x-dup": "a, b", "cookie": "a=1", "x-forwarded-for": "9.9.9.9"}
+    seen = HttpRequest("GET", "/", "", joined, b"", "h", "10.0.0.1", header_lines=lines)
+    v1 = rest_event(seen, resource="/", path_parameters={}, stage="Prod", request_id="r", account_id="1")
+    assert v1["multiValueHeaders"] == {
+        "host": ["h"],
+        "x-dup": ["a", "b"],
+        "cookie": ["a=1"],
+        "x-forwarded-for": ["9.9.9.9, 10.0.0.1"],
+    }
+    assert v1["headers"]["x-dup"] == "b"
+    v2 = function_url_event(seen, function_name="f", request_id="r")
+    assert v2["headers"] == {"host": "h", "x-dup": "a,b", "x-forwarded-for": "9.9.9.9, 10.0.0.1"}
+    assert v2["cookies"] == ["a=1"]
+    # A request made up without its lines (a generated event): each joined header stands for one field.
+    made_up = request(x_dup="a, b")
+    assert rest_event(made_up, resource="/", path_parameters={}, stage="s", request_id="r", account_id="1")[
+        "multiValueHeaders"
+    ] == {"x-dup": ["a, b"], "x-forwarded-for": ["10.0.0.1"]}

@@ -121,13 +121,14 @@ def functions_from_template(
         raise ConfigError(f"{path}: Globals.Function must be a mapping of function properties")
     functions: list[FunctionConfig] = []
     skipped: list[str] = []
-    others: list[str] = []
+    others: list[tuple[str, Any]] = []
+    served: list[str] = []
     for logical_id, resource in resources.items():
         kind = resource.get("Type") if isinstance(resource, dict) else None
         if kind in layers.LAYER_TYPES:  # served with the functions that name them
             continue
         if kind not in (SERVERLESS_FUNCTION, LAMBDA_FUNCTION):
-            others.append(f"{logical_id} ({kind})")
+            others.append((logical_id, kind))
             continue
         props = resource.get("Properties") or {}
         if not isinstance(props, dict):
@@ -145,11 +146,15 @@ def functions_from_template(
                                          resolve=resolve)
             function = dataclasses.replace(function, layers=found) if found else function
             functions.append(overlay(template, logical_id, function) if overlay is not None else function)
-    if others:
+            served.append(logical_id)
+    # An API whose routes the front door serves is created locally, in effect: it is not listed as missing.
+    with_routes = sam_http.apis_with_routes(resources, served)
+    missing = [f"{logical_id} ({kind})" for logical_id, kind in others if logical_id not in with_routes]
+    if missing:
         log.warning(
             "%s: resources not created locally (functions reach them only where they exist): %s",
             path,
-            ", ".join(others),
+            ", ".join(missing),
         )
     if not functions:
         detail = f" ({', '.join(skipped)} cannot be served: see the warnings)" if skipped else ""

@@ -4,7 +4,7 @@ type, or a ``RestApiId: !Ref MyApi``, never stops a template from loading."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,8 @@ from .http_routes import DEFAULT_ROUTE, FunctionUrl, Route, cors_from_mapping
 HTTP_EVENT_TYPES = ("Api", "HttpApi")
 _FIELDS = ("Path", "Method", "PayloadFormatVersion")
 SERVERLESS_API = "AWS::Serverless::Api"
+SERVERLESS_HTTP_API = "AWS::Serverless::HttpApi"
+_API_REF = {"Api": "RestApiId", "HttpApi": "ApiId"}  # the event property that names the API resource
 
 Fail = Callable[[str, str], ConfigError]
 Evaluate = Callable[
@@ -53,6 +55,28 @@ def rest_apis(template: Mapping[str, Any], evaluate: Callable[[Any], Any]) -> di
             props = resource.get("Properties") or {}
             apis[logical_id] = settings(props if isinstance(props, dict) else {}, implicit)
     return apis
+
+
+def apis_with_routes(resources: Mapping[str, Any], functions: Collection[str]) -> set[str]:
+    """The ``AWS::Serverless::Api`` and ``AWS::Serverless::HttpApi`` resources that an ``Api`` or ``HttpApi`` event
+    of one of ``functions`` (served functions' logical ids) names (``RestApiId``, ``ApiId``): the front door serves
+    their routes. An API that none names (its routes only in its DefinitionBody, say) has none served."""
+    named: set[str] = set()
+    for logical_id in functions:
+        resource = resources.get(logical_id)
+        props = resource.get("Properties") if isinstance(resource, dict) else None
+        events = props.get("Events") if isinstance(props, dict) else None
+        if not isinstance(events, dict):
+            continue
+        for event in events.values():
+            if not isinstance(event, dict) or event.get("Type") not in HTTP_EVENT_TYPES:
+                continue
+            event_props = event.get("Properties")
+            ref = event_props.get(_API_REF[event["Type"]]) if isinstance(event_props, dict) else None
+            if isinstance(ref, dict) and isinstance(ref.get("Ref"), str):
+                named.add(ref["Ref"])
+    kinds = (SERVERLESS_API, SERVERLESS_HTTP_API)
+    return {name for name in named if isinstance(resources.get(name), dict) and resources[name].get("Type") in kinds}
 
 
 def routes_from_events(

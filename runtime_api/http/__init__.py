@@ -5,8 +5,9 @@ Both APIs are small and fixed: a handful of routes, bodies of at most a few MB, 
 (InvokeWithResponseStream). A general web framework costs more per request than the rest of an invocation put
 together, and drops the trailers of chunked requests; this package is the part of one that these APIs use:
 ``message`` (requests, bodies, responses), ``routing``, ``limits`` (bounds and timeouts), ``framing`` (the parser
-fed within those bounds), ``connection`` (parsing and answering one connection), ``wire`` (a response on the wire)
-and ``server`` (the listening sockets, the connection cap, the timeout sweep).
+fed within those bounds), ``connection`` (parsing and answering one connection), ``raw_headers`` (a connection that
+also keeps each header field apart and the client's address), ``wire`` (a response on the wire) and ``server`` (the
+listening sockets, the connection cap, the timeout sweep).
 
 - ``Router`` maps a method and a path to a handler: ``async handler(request) -> Response | StreamingResponse``.
 - ``HttpServer`` serves one handler on any number of listening sockets, keeps connections alive (requests on one

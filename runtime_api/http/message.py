@@ -192,19 +192,26 @@ def origin_form(url: bytes) -> bytes:
 
 
 class Request:
-    """One request. Header names are lower-cased; ``params`` are the route's decoded path parameters."""
+    """One request. Header names are lower-cased, a repeated field's values joined with ", "; ``params`` are the
+    route's decoded path parameters.
+
+    ``header_lines`` (each field as it came, in order, names lower-cased) and ``peer`` (the client's address) are
+    kept only by a server made with ``raw_headers=True``; elsewhere they are None, and nobody pays for them.
+    """
 
     __slots__ = (
         "_query",
         "body",
         "cancel_on_disconnect",
         "continue_pending",
+        "header_lines",
         "headers",
         "keep_alive",
         "local_port",
         "method",
         "params",
         "path",
+        "peer",
         "query_string",
         "target",
         "version",
@@ -230,6 +237,8 @@ class Request:
         self.body = body
         self.local_port = local_port
         self.params: dict[str, str] = {}
+        self.header_lines: list[tuple[str, str]] | None = None
+        self.peer: str | None = None
         self._query: dict[str, str] | None = None
         # A handler that only waits (a long poll) sets this: when the client goes away, it is cancelled.
         self.cancel_on_disconnect = False

@@ -8,7 +8,7 @@ from typing import Any
 
 from runtime_api.front_door import HttpRequest
 
-from .http_request import encode_body, media_type_matches, query_pairs, request_time
+from .http_request import encode_body, header_lines, media_type_matches, query_pairs, request_time
 
 API_ID = "local"  # the REST API's id in the event; also its domain prefix
 
@@ -27,7 +27,11 @@ def rest_event(
 ) -> dict[str, Any]:
     """The event API Gateway sends for ``request`` on the route ``resource`` (``/orders/{id}``, ``/{proxy+}``)."""
     epoch_ms = int(time.time() * 1000) if epoch_ms is None else epoch_ms
-    headers = dict(request.headers)
+    # Each field's values apart in multiValueHeaders; headers has the last of them (payload 1.0).
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in header_lines(request):
+        multi_headers.setdefault(name, []).append(value)
+    headers = {name: values[-1] for name, values in multi_headers.items()}
     pairs = query_pairs(request.query_string)
     multi_query: dict[str, list[str]] = {}
     for name, value in pairs:
@@ -39,7 +43,7 @@ def rest_event(
         "path": request.path,
         "httpMethod": request.method,
         "headers": headers or None,
-        "multiValueHeaders": {name: [value] for name, value in headers.items()} or None,
+        "multiValueHeaders": multi_headers or None,
         # The last value of a repeated name, as API Gateway does.
         "queryStringParameters": {name: values[-1] for name, values in multi_query.items()} or None,
         "multiValueQueryStringParameters": multi_query or None,

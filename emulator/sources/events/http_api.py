@@ -8,7 +8,7 @@ from typing import Any
 
 from runtime_api.front_door import HttpRequest
 
-from .http_request import cookies, encode_body, is_text, query_pairs, request_time
+from .http_request import cookies, encode_body, header_lines, is_text, query_pairs, request_time
 
 API_ID = "local"
 
@@ -30,7 +30,14 @@ def v2_event(
     stage_variables: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The 2.0 shape that HTTP APIs and function URLs share; fields without a value are left out, as they do."""
-    headers = {name: value for name, value in request.headers.items() if name != "cookie"}
+    # A repeated field's values joined with commas; the Cookie fields go to ``cookies``, one entry per cookie.
+    headers: dict[str, str] = {}
+    jar: list[str] = []
+    for name, value in header_lines(request):
+        if name == "cookie":
+            jar += cookies(value)
+        else:
+            headers[name] = f"{headers[name]},{value}" if name in headers else value
     body, encoded = encode_body(request.body, not is_text(headers.get("content-type"), request.body))
     event: dict[str, Any] = {
         "version": "2.0",
@@ -38,7 +45,6 @@ def v2_event(
         "rawPath": request.path,
         "rawQueryString": request.query_string,
     }
-    jar = cookies(request.headers.get("cookie"))
     if jar:
         event["cookies"] = jar
     event["headers"] = headers

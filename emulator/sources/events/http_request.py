@@ -1,4 +1,5 @@
-"""What the API Gateway and function URL events share: the request's query, cookies, body encoding and times."""
+"""What the API Gateway and function URL events share: the request's header fields, query, cookies, body encoding
+and times."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import base64
 import time
 from collections.abc import Sequence
 from urllib.parse import parse_qsl
+
+from runtime_api.front_door import HttpRequest
 
 # Bodies with these content types reach the function as text; others as base64 (HTTP APIs, function URLs).
 _TEXT_TYPES = (
@@ -16,6 +19,24 @@ _TEXT_TYPES = (
     "application/x-www-form-urlencoded",
     "application/graphql",
 )
+
+
+def header_lines(request: HttpRequest) -> list[tuple[str, str]]:
+    """The request's header fields one by one (names lower-cased), as the services pass them on: with the caller's
+    address appended to ``X-Forwarded-For`` (``client-sent, source-ip``), or set to it when the client sent none,
+    as API Gateway and function URLs do."""
+    lines = list(request.header_lines) or list(request.headers.items())
+    sent = [value for name, value in lines if name == "x-forwarded-for"]
+    if not request.source_ip:
+        return lines
+    forwarded = ", ".join([*sent, request.source_ip])
+    if not sent:
+        return [*lines, ("x-forwarded-for", forwarded)]
+    # repeated X-Forwarded-For fields make one list (RFC 9110 section 5.3), at the place of the first
+    first = next(i for i, (name, _) in enumerate(lines) if name == "x-forwarded-for")
+    kept = [(name, value) for i, (name, value) in enumerate(lines) if name != "x-forwarded-for" or i == first]
+    kept[first] = ("x-forwarded-for", forwarded)
+    return kept
 
 
 def query_pairs(query_string: str) -> list[tuple[str, str]]:
