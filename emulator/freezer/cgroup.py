@@ -14,7 +14,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from ..cgroupfs import _kill, _write, destroy_instance
+from ..cgroupfs import _kill, _read_pids, _write, destroy_instance
 from ..errors import FreezerUnavailable
 from .base import FreezerBackend, FreezerGroup
 from .instances import ROOT_NAME, _instance_alive, _start_watchdog, _stop_watchdog, instance_name
@@ -103,6 +103,12 @@ class Cgroup2Group(CgroupGroup):
 
 
 class Cgroup1Group(CgroupGroup):
+    def pids(self) -> list[int]:
+        # A v1 cgroup.procs is a list the kernel builds on an open file's first read and hands again to that file's
+        # later reads for up to a second: read through a kept-open file it misses a child forked meanwhile (left out
+        # of Max Memory Used, and of a kill). Opened afresh, it is current; v2 walks the members on every read.
+        return _read_pids(self.path / "cgroup.procs")
+
     def freeze(self) -> None:
         self._set("freezer.state", b"FROZEN")
 
