@@ -1,0 +1,174 @@
+"""Mutation testing of the engine's core with cosmic-ray: ``make mutation`` (slow, so not part of CI).
+
+Each group below names the modules it mutates and the tests that should kill their mutants. The run happens in a
+copy of the work tree (the committed and uncommitted files git knows of), so the tree stays usable while it runs
+and a run that is killed half-way leaves no mutant behind. The score of each module is printed at the end, and the
+survivors (with their diffs) are written to ``mutation-survivors.txt`` in the work tree: kill each with a test, or
+list it in ``tests/mutation/equivalents.md`` with the reason it cannot be killed.
+
+    python tests/mutation/run.py                    # every group
+    python tests/mutation/run.py lifecycle toxics   # some of them
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# group: (modules to mutate, tests that cover them). The tests are the fast ones that drive each module for real;
+# every group runs its tests with -x, so a mutant costs the time up to the first failure.
+GROUPS: dict[str, tuple[list[str], list[str]]] = {
+    "lifecycle": (["emulator/lifecycle.py"], ["tests/test_lifecycle.py", "tests/test_regressions_lifecycle.py"]),
+    "toxics": (["emulator/proxy/toxics"], ["tests/test_proxy.py", "tests/test_regressions_toxics.py"]),
+    "invocation": (
+        ["emulator/invocation.py"],
+        ["tests/test_invoke_api.py", "tests/test_python_runtime.py", "tests/test_regressions_timing.py"],
+    ),
+    "async_invoke": (["emulator/async_invoke.py"], ["tests/test_async.py", "tests/test_regressions_async.py"]),
+    "pool": (
+        ["emulator/function.py"],
+        ["tests/test_pool.py", "tests/test_regressions_pool.py", "tests/test_invoke_api.py"],
+    ),
+    "freezer": (
+        ["emulator/freezer", "emulator/cgroupfs.py", "emulator/memory.py"],
+        ["tests/test_freezing.py", "tests/test_memory.py", "tests/test_regressions_freezer.py",
+         "tests/test_regressions_memory.py"],
+    ),
+    "environment": (
+        [
+            "emulator/environment.py",
+            "emulator/answers.py",
+            "emulator/extension_side.py",
+            "emulator/failures.py",
+            "emulator/shutdown.py",
+            "emulator/reports.py",
+            "emulator/owner.py",
+        ],
+        [
+            "tests/test_lifecycle.py",
+            "tests/test_python_runtime.py",
+            "tests/test_misbehaving.py",
+            "tests/test_extensions.py",
+            "tests/test_freezing.py",
+            "tests/test_pool.py",
+            "tests/test_regressions_timing.py",
+            "tests/test_regressions_memory.py",
+            "tests/test_regressions_freezer.py",
+            "tests/test_regressions_pool.py",
+        ],
+    ),
+}
+
+# cosmic-ray replaces each binary operator by every other one. The plausible slips are kept (+ - * / into one
+# another); the exotic ones (a + turned into a ** or a >>) add run time and almost never ask for a test the plausible
+# ones do not. A `|` is not mutated: nearly all of them are `X | None` in annotations, strings here (from
+# __future__ import annotations) whose mutants could never be killed.
+EXCLUDED_OPERATORS = [
+    r"core/ReplaceBinaryOperator_\w+_(Pow|Mod|FloorDiv|LShift|RShift|BitXor)$",
+    r"core/ReplaceBinaryOperator_(Pow|Mod|FloorDiv|LShift|RShift|BitXor)_",
+    r"core/ReplaceBinaryOperator_BitOr_\w+$",
+    r"core/ReplaceBinaryOperator_(Add|Sub|Mul|Div)_(BitOr|BitAnd)$",
+]
+
+
+def copy_tree(into: Path) -> None:
+    """The files git knows of (committed or not, ignored ones left out), as they are on disk."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, check=True, capture_output=True,
+    ).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            target = into / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def run_group(name: str, tree: Path, timeout_s: float) -> list[tuple[dict, dict | None]]:
+    modules, tests = GROUPS[name]
+    tests = [t for t in tests if (tree / t).exists()]
+    # `python -m pytest` in the copy puts the copy first on sys.path: the mutated modules are the ones imported.
+    command = f"{sys.executable} -m pytest -x -q -p no:cacheprovider --timeout 120 {' '.join(tests)}"
+    config = tree / f"mutation-{name}.toml"
+    config.write_text(
+        "[cosmic-ray]\n"
+        f"module-path = {json.dumps(modules)}\n"
+        "excluded-modules = []\n"
+        f"timeout = {timeout_s}\n"
+        f"test-command = {json.dumps(command)}\n"
+        "[cosmic-ray.distributor]\n"
+        'name = "local"\n'
+        "[cosmic-ray.filters.operators-filter]\n"
+        f"exclude-operators = {json.dumps(EXCLUDED_OPERATORS)}\n"
+    )
+    session = tree / f"mutation-{name}.sqlite"
+    cosmic_ray = [str(Path(sys.executable).parent / "cosmic-ray")]
+    subprocess.run([*cosmic_ray, "init", str(config), str(session)], cwd=tree, check=True)
+    subprocess.run([str(Path(sys.executable).parent / "cr-filter-operators"), str(session), str(config)], cwd=tree,
+                   check=True)
+    started = time.monotonic()
+    baseline = subprocess.run([*cosmic_ray, "baseline", str(config)], cwd=tree)
+    if baseline.returncode != 0:
+        sys.exit(f"{name}: the tests fail without any mutation; fix them first ({command})")
+    subprocess.run([*cosmic_ray, "exec", str(config), str(session)], cwd=tree, check=True)
+    print(f"{name}: {time.monotonic() - started:.0f} s", flush=True)
+    dumped = subprocess.run([*cosmic_ray, "dump", str(session)], cwd=tree, check=True, capture_output=True, text=True)
+    return [tuple(json.loads(line)) for line in dumped.stdout.splitlines()]  # type: ignore[misc]
+
+
+def report(results: list[tuple[dict, dict | None]]) -> list[str]:
+    """Print the score per module; return the survivors' descriptions."""
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    survivors = []
+    for item, result in results:
+        module = item["mutations"][0]["module_path"]
+        if result and result["worker_outcome"] == "skipped":  # an excluded operator
+            continue
+        outcome = (result["test_outcome"] or result["worker_outcome"]) if result else "pending"
+        counts[module][outcome] += 1
+        if outcome == "survived":
+            mutation = item["mutations"][0]
+            survivors.append(
+                f"{module}:{mutation['start_pos'][0]} {mutation['operator_name']}\n{result['diff'] if result else ''}"
+            )
+    print(f"{'module':45} {'mutants':>8} {'killed':>7} {'survived':>9} {'score':>7}")
+    for module in sorted(counts):
+        c = counts[module]
+        total = c["killed"] + c["survived"]
+        score = f"{100 * c['killed'] / total:.1f}%" if total else "-"
+        extra = "".join(f"  ({n} {k})" for k, n in c.items() if k not in ("killed", "survived"))
+        print(f"{module:45} {total:8} {c['killed']:7} {c['survived']:9} {score:>7}{extra}")
+    return survivors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("groups", nargs="*", help=f"default: every group ({', '.join(GROUPS)})")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds one mutant's tests may take")
+    args = parser.parse_args()
+    unknown = set(args.groups) - set(GROUPS)
+    if unknown:
+        parser.error(f"unknown group(s) {', '.join(sorted(unknown))}: choose among {', '.join(GROUPS)}")
+    results: list[tuple[dict, dict | None]] = []
+    with tempfile.TemporaryDirectory(prefix="lambda-freeze-mutation-") as tmp:
+        tree = Path(tmp)
+        copy_tree(tree)
+        for name in args.groups or list(GROUPS):
+            results.extend(run_group(name, tree, args.timeout))
+    survivors = report(results)
+    (ROOT / "mutation-survivors.txt").write_text("\n".join(survivors))
+    print(f"{len(survivors)} survivors written to mutation-survivors.txt")
+
+
+if __name__ == "__main__":
+    main()
