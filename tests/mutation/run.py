@@ -3,8 +3,8 @@
 Each group below names the modules it mutates and the tests that should kill their mutants. The run happens in a
 copy of the work tree (the committed and uncommitted files git knows of), so the tree stays usable while it runs
 and a run that is killed half-way leaves no mutant behind. The score of each module is printed at the end, and the
-survivors (with their diffs) are written to ``mutation-survivors.txt`` in the work tree: kill each with a test, or
-list it in ``tests/mutation/equivalents.md`` with the reason it cannot be killed.
+survivors that ``tests/mutation/equivalents.md`` does not list (with their diffs) are written to
+``mutation-survivors.txt`` in the work tree: kill each with a test, or list it there with the reason it cannot be.
 
     python tests/mutation/run.py                    # every group
     python tests/mutation/run.py lifecycle toxics   # some of them
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -33,10 +34,11 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         ["emulator/invocation.py"],
         ["tests/test_invoke_api.py", "tests/test_python_runtime.py", "tests/test_regressions_timing.py"],
     ),
-    "async_invoke": (["emulator/async_invoke.py"], ["tests/test_async.py", "tests/test_regressions_async.py"]),
+    "async_invoke": (["emulator/async_invoke.py"], ["tests/test_async.py", "tests/test_regressions_timing.py"]),
     "pool": (
         ["emulator/function.py"],
-        ["tests/test_pool.py", "tests/test_regressions_pool.py", "tests/test_invoke_api.py"],
+        ["tests/test_pool.py", "tests/test_regressions_timing.py", "tests/test_regressions_start.py",
+         "tests/test_invoke_api.py"],
     ),
     "freezer": (
         ["emulator/freezer", "emulator/cgroupfs.py", "emulator/memory.py"],
@@ -63,7 +65,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
             "tests/test_regressions_timing.py",
             "tests/test_regressions_memory.py",
             "tests/test_regressions_freezer.py",
-            "tests/test_regressions_pool.py",
+            "tests/test_regressions_start.py",
         ],
     ),
 }
@@ -94,9 +96,9 @@ def copy_tree(into: Path) -> None:
             shutil.copy2(source, target)
 
 
-def run_group(name: str, tree: Path, timeout_s: float) -> list[tuple[dict, dict | None]]:
-    modules, tests = GROUPS[name]
-    tests = [t for t in tests if (tree / t).exists()]
+def run_group(name: str, tree: Path, timeout_s: float, tests: list[str] | None) -> list[tuple[dict, dict | None]]:
+    modules, default_tests = GROUPS[name]
+    tests = [t for t in tests or default_tests if (tree / t).exists()]
     # `python -m pytest` in the copy puts the copy first on sys.path: the mutated modules are the ones imported.
     command = f"{sys.executable} -m pytest -x -q -p no:cacheprovider --timeout 120 {' '.join(tests)}"
     config = tree / f"mutation-{name}.toml"
@@ -126,9 +128,16 @@ def run_group(name: str, tree: Path, timeout_s: float) -> list[tuple[dict, dict 
     return [tuple(json.loads(line)) for line in dumped.stdout.splitlines()]  # type: ignore[misc]
 
 
+def equivalents() -> set[str]:
+    """The mutants listed in equivalents.md, as ``module:line operator`` (the first code span of each list item)."""
+    text = (Path(__file__).parent / "equivalents.md").read_text()
+    return set(re.findall(r"^- `([^`]+)`", text, re.M))
+
+
 def report(results: list[tuple[dict, dict | None]]) -> list[str]:
-    """Print the score per module; return the survivors' descriptions."""
+    """Print the score per module (raw, and without the listed equivalent mutants); return the other survivors."""
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    listed = equivalents()
     survivors = []
     for item, result in results:
         module = item["mutations"][0]["module_path"]
@@ -138,16 +147,22 @@ def report(results: list[tuple[dict, dict | None]]) -> list[str]:
         counts[module][outcome] += 1
         if outcome == "survived":
             mutation = item["mutations"][0]
-            survivors.append(
-                f"{module}:{mutation['start_pos'][0]} {mutation['operator_name']}\n{result['diff'] if result else ''}"
-            )
-    print(f"{'module':45} {'mutants':>8} {'killed':>7} {'survived':>9} {'score':>7}")
+            key = f"{module}:{mutation['start_pos'][0]} {mutation['operator_name']}"
+            if key in listed:
+                counts[module]["equivalent"] += 1
+            else:
+                survivors.append(f"{key}\n{result['diff'] if result else ''}")
+    header = ("module", "mutants", "killed", "survived", "(equivalent)", "score", "w/o eq.")
+    print("{:42} {:>7} {:>6} {:>8} {:>12} {:>6} {:>7}".format(*header))
     for module in sorted(counts):
         c = counts[module]
         total = c["killed"] + c["survived"]
         score = f"{100 * c['killed'] / total:.1f}%" if total else "-"
-        extra = "".join(f"  ({n} {k})" for k, n in c.items() if k not in ("killed", "survived"))
-        print(f"{module:45} {total:8} {c['killed']:7} {c['survived']:9} {score:>7}{extra}")
+        real = total - c["equivalent"]
+        without = f"{100 * c['killed'] / real:.1f}%" if real else "-"
+        extra = "".join(f"  ({n} {k})" for k, n in c.items() if k not in ("killed", "survived", "equivalent"))
+        row = f"{module:42} {total:7} {c['killed']:6} {c['survived']:8} {c['equivalent']:12} {score:>6} {without:>7}"
+        print(row + extra)
     return survivors
 
 
@@ -155,6 +170,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("groups", nargs="*", help=f"default: every group ({', '.join(GROUPS)})")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds one mutant's tests may take")
+    parser.add_argument("--tests", nargs="+", help="these tests instead of the group's (e.g. to score an older suite)")
     args = parser.parse_args()
     unknown = set(args.groups) - set(GROUPS)
     if unknown:
@@ -164,7 +180,7 @@ def main() -> None:
         tree = Path(tmp)
         copy_tree(tree)
         for name in args.groups or list(GROUPS):
-            results.extend(run_group(name, tree, args.timeout))
+            results.extend(run_group(name, tree, args.timeout, args.tests))
     survivors = report(results)
     (ROOT / "mutation-survivors.txt").write_text("\n".join(survivors))
     print(f"{len(survivors)} survivors written to mutation-survivors.txt")
