@@ -13,8 +13,17 @@ import pytest
 import test_proxy
 from test_proxy import Rig
 
-from emulator.proxy import Bandwidth, ColdStart, EventKind, Latency, LimitConnections, ProxyError, make_toxic
-from emulator.proxy.toxics import TOXICS
+from emulator.proxy import (
+    Bandwidth,
+    ColdStart,
+    EventKind,
+    Latency,
+    LimitConnections,
+    ProxyError,
+    ResetPeer,
+    make_toxic,
+)
+from emulator.proxy.toxics import TOXICS, ConnectToxic, StreamToxic
 
 # The proxy tests' fixtures: a real upstream server and a proxy listening for a stand-in environment.
 upstream = test_proxy.upstream
@@ -112,3 +121,29 @@ async def test_a_limit_counts_the_connections_opened_before_it(rig: Rig) -> None
     refused = await rig.connect()
     assert await refused.outcome() == ("fin", b"")
     assert len(rig.upstream.peers) == 3
+
+
+def test_a_toxic_without_its_one_method_cannot_be_made():
+    # A stream toxic is its settings plus pipe(); a connect toxic, plus admit(). One that forgets it fails at once.
+    with pytest.raises(TypeError, match="pipe"):
+        StreamToxic()  # type: ignore[abstract]
+    with pytest.raises(TypeError, match="admit"):
+        ConnectToxic()  # type: ignore[abstract]
+
+
+@pytest.mark.asyncio
+async def test_a_reset_waits_its_timeout_after_the_data(rig: Rig) -> None:
+    client, _ = await rig.connected()
+    await rig.proxy.add_toxic("rst", ResetPeer(timeout_ms=200))
+    sent_s = time.monotonic()
+    await client.send(b"query")
+    assert await client.outcome() == ("rst", b"")
+    assert time.monotonic() - sent_s >= 0.2
+
+
+@pytest.mark.asyncio
+async def test_a_limit_of_zero_refuses_every_new_connection(rig: Rig) -> None:
+    await rig.proxy.add_toxic("none", make_toxic("limit_connections", {"max_connections": 0}))
+    refused = await rig.connect()
+    assert await refused.outcome() == ("fin", b"")
+    assert rig.upstream.peers == []
