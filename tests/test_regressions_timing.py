@@ -17,7 +17,7 @@ pytestmark = pytest.mark.timeout(90)
 
 TIMEOUT_S = 1.0
 # What a loaded CI may add to a timer firing and to the answer's trip to the caller; a late timer is 0.45 s late.
-LATE_S = 0.35
+LATE_S = 0.4
 
 
 def test_a_timeout_ends_the_call_and_its_report_at_the_timeout(serve):
@@ -67,7 +67,8 @@ def test_each_retry_waits_its_own_delay(serve, tmp_path):
     send(fn, {"key": "e"})
     fn.wait_for(lambda emu: len(failures(fn)) == 1)
     first, second, third = stamps(tmp_path, "e")
-    # Each gap is the failed attempt (tens of ms), then the delay: never shorter than the delay.
+    # Each gap is the failed attempt (tens of ms), then the delay: never shorter than the delay. The upper bound
+    # leaves 0.6 s to a loaded CI and still tells the first delay from the second.
     assert delays_s[0] <= second - first < delays_s[0] + 0.6
     assert delays_s[1] <= third - second < delays_s[1] + 0.6
     assert failures(fn)[0]["requestContext"]["condition"] == "RetriesExhausted"
