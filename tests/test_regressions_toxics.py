@@ -17,6 +17,7 @@ from emulator.proxy import (
     Bandwidth,
     ColdStart,
     EventKind,
+    IdleDrop,
     Latency,
     LimitConnections,
     ProxyError,
@@ -147,3 +148,18 @@ async def test_a_limit_of_zero_refuses_every_new_connection(rig: Rig) -> None:
     refused = await rig.connect()
     assert await refused.outcome() == ("fin", b"")
     assert rig.upstream.peers == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_a_busy_connection_that_falls_idle_is_dropped_after_idle_s(rig: Rig) -> None:
+    # Over 256 segments first: the kernel's counts are then ints that are equal without being the same object.
+    client, _ = await rig.connected()
+    for _ in range(150):
+        await client.send(b"x")
+        assert await client.recv_exactly(1) == b"x"
+    await rig.proxy.add_toxic("nat", IdleDrop(idle_s=1.2), direction="both")
+    added_s = time.monotonic()
+    fired = await rig.events.wait(EventKind.FIRED, toxic="nat")
+    assert 1.2 <= fired.mono_s - added_s < 1.2 + 1.5  # idle_s, noticed within a sample; 1.5 s for a loaded CI
+    assert "dropped silently" in (fired.detail or "")
