@@ -22,6 +22,8 @@ from emulator.proxy import (
     LimitConnections,
     ProxyError,
     ResetPeer,
+    Timeout,
+    WhileFrozen,
     make_toxic,
 )
 from emulator.proxy.toxics import TOXICS, ConnectToxic, StreamToxic
@@ -56,10 +58,15 @@ def test_a_toxic_cannot_be_changed_in_place(kind):
 
 @pytest.mark.parametrize(
     ("kind", "settings"),
-    [("bandwidth", {"rate_kbps": 0}), ("idle_drop", {"idle_s": 0}), ("idle_drop", {"idle_s": -0.5})],
+    [
+        ("bandwidth", {"rate_kbps": 0}),
+        ("idle_drop", {"idle_s": 0}),
+        ("idle_drop", {"idle_s": -0.5}),
+        ("limit_connections", {"max_connections": -1}),
+    ],
 )
 def test_settings_that_would_stop_traffic_are_refused_with_a_fix(kind, settings):
-    with pytest.raises(ProxyError, match=f"bad settings for toxic '{kind}': .* must be > 0"):
+    with pytest.raises(ProxyError, match=f"bad settings for toxic '{kind}': .* must be >=? 0"):
         make_toxic(kind, settings)
 
 
@@ -94,9 +101,11 @@ async def test_a_rate_below_one_byte_per_slice_still_sends(rig: Rig) -> None:
     client, peer = await rig.connected()
     await rig.proxy.add_toxic("trickle", Bandwidth(rate_kbps=0.04))  # 5 bytes/s: half a byte a slice
     pushed_s = time.monotonic()
-    peer.push(b"x")
-    assert await client.recv_exactly(1) == b"x"
-    assert time.monotonic() - pushed_s >= 0.19
+    peer.push(b"xy")
+    assert await client.recv_exactly(1) == b"x"  # a slice of one byte: the first goes out alone, 0.2 s in
+    assert 0.19 <= time.monotonic() - pushed_s < 0.35
+    assert await client.recv_exactly(1) == b"y"
+    assert time.monotonic() - pushed_s >= 0.39
 
 
 @pytest.mark.asyncio
@@ -163,3 +172,33 @@ async def test_a_busy_connection_that_falls_idle_is_dropped_after_idle_s(rig: Ri
     fired = await rig.events.wait(EventKind.FIRED, toxic="nat")
     assert 1.2 <= fired.mono_s - added_s < 1.2 + 1.5  # idle_s, noticed within a sample; 1.5 s for a loaded CI
     assert "dropped silently" in (fired.detail or "")
+
+
+@pytest.mark.asyncio
+async def test_a_fin_waits_for_the_bytes_before_it_under_bandwidth(rig: Rig) -> None:
+    client, peer = await rig.connected()
+    await rig.proxy.add_toxic("narrow", Bandwidth(rate_kbps=80))  # 10 kB/s
+    pushed_s = time.monotonic()
+    peer.push(b"x" * 2_000)
+    peer.close_fin()
+    assert await client.outcome() == ("fin", b"x" * 2_000)
+    assert time.monotonic() - pushed_s >= 0.19
+
+
+def test_a_timeout_without_settings_never_closes():
+    assert Timeout().timeout_ms == 0  # toxiproxy's default: the bytes vanish and the connection stays open
+
+
+@pytest.mark.asyncio
+async def test_bytes_held_in_several_chunks_are_counted_whole_on_thaw(rig: Rig) -> None:
+    client, peer = await rig.connected()
+    await rig.proxy.add_toxic("frozen", WhileFrozen("hold"))
+    rig.env.freeze()
+    peer.push(b"hello")
+    await rig.events.wait(EventKind.HELD, toxic="frozen", nbytes=5)
+    peer.push(b"world!")  # queued behind the held chunk: no event of its own
+    peer.close_fin()
+    await rig.events.wait(EventKind.CLOSE, side="upstream", by="upstream", how="fin")  # read after "world!"
+    rig.env.thaw()
+    assert await client.outcome() == ("fin", b"helloworld!")
+    assert (await rig.events.wait(EventKind.RELEASED, toxic="frozen")).nbytes == 11
