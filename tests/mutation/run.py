@@ -16,6 +16,7 @@ import argparse
 import json
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -96,7 +97,9 @@ def copy_tree(into: Path) -> None:
             shutil.copy2(source, target)
 
 
-def run_group(name: str, tree: Path, timeout_s: float, tests: list[str] | None) -> list[tuple[dict, dict | None]]:
+def run_group(
+    name: str, tree: Path, timeout_s: float, tests: list[str] | None, again: Path | None = None
+) -> list[tuple[dict, dict | None]]:
     modules, default_tests = GROUPS[name]
     tests = [t for t in tests or default_tests if (tree / t).exists()]
     # `python -m pytest` in the copy puts the copy first on sys.path: the mutated modules are the ones imported.
@@ -115,15 +118,23 @@ def run_group(name: str, tree: Path, timeout_s: float, tests: list[str] | None) 
     )
     session = tree / f"mutation-{name}.sqlite"
     cosmic_ray = [str(Path(sys.executable).parent / "cosmic-ray")]
-    subprocess.run([*cosmic_ray, "init", str(config), str(session)], cwd=tree, check=True)
-    subprocess.run([str(Path(sys.executable).parent / "cr-filter-operators"), str(session), str(config)], cwd=tree,
-                   check=True)
+    if again is None:
+        subprocess.run([*cosmic_ray, "init", str(config), str(session)], cwd=tree, check=True)
+        subprocess.run([str(Path(sys.executable).parent / "cr-filter-operators"), str(session), str(config)],
+                       cwd=tree, check=True)
+    else:
+        # An earlier session of this group: its survivors (and the mutants it did not run) are run again; the mutants
+        # it killed stay killed, which holds while tests are only added.
+        shutil.copy(again, session)
+        with sqlite3.connect(session) as db:
+            db.execute("DELETE FROM work_results WHERE test_outcome = 'survived'")
     started = time.monotonic()
     baseline = subprocess.run([*cosmic_ray, "baseline", str(config)], cwd=tree)
     if baseline.returncode != 0:
         sys.exit(f"{name}: the tests fail without any mutation; fix them first ({command})")
     subprocess.run([*cosmic_ray, "exec", str(config), str(session)], cwd=tree, check=True)
     print(f"{name}: {time.monotonic() - started:.0f} s", flush=True)
+    shutil.copy(session, ROOT / f"mutation-{name}.sqlite")  # kept for --again
     dumped = subprocess.run([*cosmic_ray, "dump", str(session)], cwd=tree, check=True, capture_output=True, text=True)
     return [tuple(json.loads(line)) for line in dumped.stdout.splitlines()]  # type: ignore[misc]
 
@@ -171,16 +182,21 @@ def main() -> None:
     parser.add_argument("groups", nargs="*", help=f"default: every group ({', '.join(GROUPS)})")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds one mutant's tests may take")
     parser.add_argument("--tests", nargs="+", help="these tests instead of the group's (e.g. to score an older suite)")
+    parser.add_argument(
+        "--again", type=Path, help="an earlier session (.sqlite) of the one group named: run only its survivors again"
+    )
     args = parser.parse_args()
     unknown = set(args.groups) - set(GROUPS)
     if unknown:
         parser.error(f"unknown group(s) {', '.join(sorted(unknown))}: choose among {', '.join(GROUPS)}")
+    if args.again and len(args.groups) != 1:
+        parser.error("--again takes the session of one group: name that group alone")
     results: list[tuple[dict, dict | None]] = []
     with tempfile.TemporaryDirectory(prefix="lambda-freeze-mutation-") as tmp:
         tree = Path(tmp)
         copy_tree(tree)
         for name in args.groups or list(GROUPS):
-            results.extend(run_group(name, tree, args.timeout, args.tests))
+            results.extend(run_group(name, tree, args.timeout, args.tests, args.again))
     survivors = report(results)
     (ROOT / "mutation-survivors.txt").write_text("\n".join(survivors))
     print(f"{len(survivors)} survivors written to mutation-survivors.txt")
