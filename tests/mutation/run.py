@@ -127,7 +127,7 @@ def run_group(
         # it killed stay killed, which holds while tests are only added.
         shutil.copy(again, session)
         with sqlite3.connect(session) as db:
-            db.execute("DELETE FROM work_results WHERE test_outcome = 'survived'")
+            db.execute("DELETE FROM work_results WHERE upper(test_outcome) = 'SURVIVED'")
     started = time.monotonic()
     baseline = subprocess.run([*cosmic_ray, "baseline", str(config)], cwd=tree)
     if baseline.returncode != 0:
