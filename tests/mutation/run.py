@@ -150,9 +150,10 @@ def report(results: list[tuple[dict, dict | None]]) -> list[str]:
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     listed = equivalents()
     survivors = []
+    excluded = re.compile("|".join(EXCLUDED_OPERATORS))
     for item, result in results:
         module = item["mutations"][0]["module_path"]
-        if result and result["worker_outcome"] == "skipped":  # an excluded operator
+        if excluded.match(item["mutations"][0]["operator_name"]):  # skipped, or run by a session made without them
             continue
         outcome = (result["test_outcome"] or result["worker_outcome"]) if result else "pending"
         counts[module][outcome] += 1
