@@ -73,7 +73,7 @@ def test_settings_that_would_stop_traffic_are_refused_with_a_fix(kind, settings)
 def test_latency_without_jitter_is_exact_and_never_negative_with_it():
     assert Latency(latency_ms=100).delay_s() == 0.1
     assert Latency(latency_ms=0).delay_s() == 0.0
-    samples = [Latency(latency_ms=10, jitter_ms=1000).delay_s() for _ in range(200)]
+    samples = [Latency(latency_ms=10, jitter_ms=1000.0).delay_s() for _ in range(200)]
     assert min(samples) == 0.0 and max(samples) <= 1.01  # half of them clipped at zero, none below
 
 
