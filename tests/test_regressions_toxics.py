@@ -60,6 +60,7 @@ def test_a_toxic_cannot_be_changed_in_place(kind):
     ("kind", "settings"),
     [
         ("bandwidth", {"rate_kbps": 0}),
+        ("bandwidth", {"rate_kbps": -8}),
         ("idle_drop", {"idle_s": 0}),
         ("idle_drop", {"idle_s": -0.5}),
         ("limit_connections", {"max_connections": -1}),
@@ -185,8 +186,9 @@ async def test_a_fin_waits_for_the_bytes_before_it_under_bandwidth(rig: Rig) -> 
     assert time.monotonic() - pushed_s >= 0.19
 
 
-def test_a_timeout_without_settings_never_closes():
-    assert Timeout().timeout_ms == 0  # toxiproxy's default: the bytes vanish and the connection stays open
+def test_toxics_without_settings_act_as_toxiproxy_s_do():
+    assert Timeout().timeout_ms == 0  # the bytes vanish and the connection stays open
+    assert ResetPeer().timeout_ms == 0  # the reset comes with the first data
 
 
 @pytest.mark.asyncio
