@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8080
 
-.PHONY: serve test lint bench clean
+.PHONY: serve test lint bench mutation clean
 
 # docker/install.sh is the install step of the Docker image too: CI (make test) runs it natively on every change.
 $(VENV)/.installed: pyproject.toml constraints.txt docker/install.sh docker/system-packages.sh emulator/nodejs/package-lock.json \
@@ -25,6 +25,11 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/warm_invoke.py
+
+# Mutation testing of the engine's core (lifecycle, environment, pool, invocation, freezer, async invocation, the
+# proxy's toxics): slow, so not part of `make test` nor of CI. `make mutation GROUPS="lifecycle toxics"` runs some.
+mutation: $(VENV)/.installed
+	$(PY) tests/mutation/run.py $(GROUPS)
 
 clean:
 	rm -rf $(VENV) *.egg-info

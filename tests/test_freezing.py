@@ -87,7 +87,8 @@ def test_timer_fires_between_invocations_without_freezer(serve):
     time.sleep(2.0)  # wait-ok: the idle period under test
     second = fn.invoke({"action": "read_timer"})
     assert second.payload["fired_before_handler"] is True
-    assert 0.9 <= second.payload["elapsed_s"] < 1.5
+    # On its own time, during the 2 s idle period, not at the next invocation: 0.9 s of room for a loaded CI.
+    assert 0.9 <= second.payload["elapsed_s"] < 1.9
     assert f"timer fired for {first.request_id}" not in second.log
 
 

@@ -758,10 +758,11 @@ async def test_cold_start_wakes_once_for_every_waiting_connection(rig: Rig) -> N
     up = [await rig.events.wait(EventKind.UPSTREAM, count=n) for n in (1, 2)]
     connects = rig.events.find(EventKind.CONNECT)
     assert up[0].mono_s - connects[0].mono_s >= 0.3
-    assert abs(up[1].mono_s - up[0].mono_s) < 0.1  # the second waited for the same wake-up, not 0.3 s more
+    assert abs(up[1].mono_s - up[0].mono_s) < 0.25  # the second waited for the same wake-up, not 0.3 s more
     third = await rig.connect()
     awake = await rig.events.wait(EventKind.UPSTREAM, count=3)
-    assert awake.mono_s - rig.events.find(EventKind.CONNECT)[2].mono_s < 0.1
+    # Straight through: one that waited for a wake-up of its own would be 0.3 s later.
+    assert awake.mono_s - rig.events.find(EventKind.CONNECT)[2].mono_s < 0.25
     for client in (first, second, third):
         await client.send(b"ok")
         assert await client.recv_exactly(2) == b"ok"

@@ -179,7 +179,7 @@ def test_warm_invocations_reuse_one_environment(serve):
 def test_invocation_duration_excludes_the_frozen_time(serve):
     fn = serve("python/basic")
     fn.invoke({"action": "echo"})
-    time.sleep(0.3)  # wait-ok: time spent frozen between invocations
+    time.sleep(1.0)  # wait-ok: time spent frozen between invocations
     result = fn.invoke({"action": "echo"})
     duration = float(re.search(r"\tDuration: ([0-9.]+) ms", result.log)[1])
-    assert duration < 300
+    assert duration < 1000  # an echo: the frozen second, had it been counted, would be all of it

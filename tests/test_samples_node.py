@@ -94,7 +94,7 @@ def test_counter_slow_timer_fires_in_the_next_invocation(lambda_freeze, sequeliz
             # It fired between the invocations, on time.
             between = section(fn.logs, f"REPORT RequestId: {first.request_id}", f"START RequestId: {second.request_id}")
             (elapsed,) = [int(m[1]) for line in between if (m := slow.search(line))]
-            assert 1000 <= elapsed < 1500
+            assert 1000 <= elapsed < 2500  # on its own time during the 3 s idle period, with room for a loaded CI
         else:
             # Frozen, it fired on thaw: in the second invocation's own log, before that invocation's fast timer.
             ((slow_at, elapsed),) = [(i, int(m[1])) for i, line in enumerate(lines) if (m := slow.search(line))]

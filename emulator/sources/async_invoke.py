@@ -151,7 +151,10 @@ class AsyncQueue:
                 invocation.attempt = event.attempts + 1
                 self.pool.capacity_freed.clear()
                 if not self.pool.try_place(invocation):
-                    # Throttled: wait for an environment to come free (Lambda keeps throttled events queued).
+                    # Throttled: wait for an environment to come free (Lambda keeps throttled events queued), or for a
+                    # new event or a retry come due. Cleared first: a wake-up already seen would end every wait at
+                    # once, and the queue would poll for capacity at full CPU until an environment came free.
+                    self._wakeup.clear()
                     waiter = asyncio.ensure_future(self.pool.capacity_freed.wait())
                     wake = asyncio.ensure_future(self._wakeup.wait())
                     try:

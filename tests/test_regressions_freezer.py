@@ -1,0 +1,104 @@
+"""What every freezer must do beyond the runtime itself: stop the extensions too, kill a whole group on kernels
+without cgroup.kill, and remove a cgroup only once its members are gone (retrying while rmdir says EBUSY)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import FREEZERS, freezer_problem, require
+from emulator.engine.freezer import BACKENDS, Cgroup2Group, rmdir_when_empty
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def ticks(path: Path) -> int:
+    return int(path.read_text())
+
+
+@pytest.mark.parametrize("freezer", FREEZERS)
+def test_an_extension_is_stopped_with_the_runtime(serve, tmp_path, freezer):
+    counter = tmp_path / "ticks"
+    fn = serve("python/ticking_extension", freezer=freezer, env={"TICK_FILE": str(counter)})
+    assert fn.invoke({}).payload == "ok"
+    (env,) = fn.environments()
+    assert fn.wait_kernel_frozen(env["id"])
+    frozen_at = ticks(counter)
+    time.sleep(0.5)  # wait-ok: the time the environment stays frozen is the scenario
+    # A tick may land while the stop reaches the extension's thread; a running extension counts ~50 in 0.5 s.
+    assert ticks(counter) - frozen_at <= 1
+    assert fn.invoke({}).payload == "ok"  # thawed with the runtime: the environment still answers
+
+
+def cgroup2_path(pid: int) -> Path:
+    """The cgroup v2 directory of a process, from /proc/<pid>/cgroup and the cgroup2 mount."""
+    relative = next(
+        line.split(":", 2)[2] for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines() if line.startswith("0::")
+    )
+    mount = next(
+        line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines() if " - cgroup2 " in line
+    )
+    return Path(mount + relative)
+
+
+def gone(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(") ", 1)[1].startswith("Z")  # exited, not yet reaped by its parent
+
+
+def test_without_cgroup_kill_a_frozen_group_is_killed_process_by_process(serve, monkeypatch):
+    # Kernels before 5.14 have no cgroup.kill: each member gets SIGKILL instead, the runtime and its children.
+    monkeypatch.setattr(Cgroup2Group, "KILL_FILE", "cgroup.kill-absent-before-5.14")
+    fn = serve("python/memory", freezer="cgroup2", idle_timeout_s=0.5)
+    fn.invoke({"action": "small"})
+    (env,) = fn.environments()
+    runtime = env["pid"]
+    group = cgroup2_path(runtime)
+    assert group.name == env["id"]
+    child = fn.invoke({"action": "child", "megabytes": 1}).payload
+    assert fn.wait_kernel_frozen(env["id"])
+    fn.wait_envs(lambda envs: envs == [])  # retired frozen, at its idle timeout
+    assert gone(runtime) and gone(child)
+    assert not group.exists()
+
+
+@pytest.mark.parametrize("freezer", ["cgroup2", "cgroup1"])
+def test_rmdir_waits_for_the_members_to_leave_and_gives_up_in_the_end(freezer):
+    problem = freezer_problem(freezer)
+    require(problem is None, f"freezer {freezer}: {problem}")
+    backend = BACKENDS[freezer]()
+    members = []
+    try:
+        busy, stuck = backend.group("busy"), backend.group("stuck")
+        for group in (busy, stuck):
+            member = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
+            members.append(member)
+            group.attach_paths[0].write_text(str(member.pid))
+            group.attached(member.pid)
+        retries = []
+
+        def kill_at_the_third_retry() -> None:
+            retries.append(time.monotonic())
+            if len(retries) == 3:
+                members[0].kill()
+
+        assert asyncio.run(rmdir_when_empty(busy.path, before_retry=kill_at_the_third_retry))
+        assert len(retries) >= 3 and not busy.path.exists()
+        assert not asyncio.run(rmdir_when_empty(stuck.path, attempts=3))  # still busy: left in place
+        assert stuck.path.exists()
+        stuck.kill()
+        asyncio.run(stuck.remove())
+        assert not stuck.path.exists()
+    finally:
+        for member in members:
+            member.kill()
+            member.wait()
+        backend.close()

@@ -1,0 +1,86 @@
+"""Max Memory Used is the peak of every process of an environment: a freed peak still shows, a child's and an
+extension's memory count, under every freezer; and a process that ends while it is measured is skipped."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import FREEZERS
+from emulator.engine.memory import PeakRssReader, process_tree
+
+pytestmark = pytest.mark.timeout(90)
+
+HELD_MB = 100
+# Room for the function's own use plus what is held: the memory size is enforced where a memory cgroup exists.
+MEMORY_MB = 1024
+
+
+def max_memory_used(log: str) -> int:
+    match = re.search(r"^REPORT RequestId: .*\tMax Memory Used: (\d+) MB", log, re.M)
+    assert match, log
+    return int(match[1])
+
+
+def test_a_peak_freed_before_the_answer_shows_and_never_goes_down(serve):
+    fn = serve("python/memory", memory_mb=MEMORY_MB)
+    before = max_memory_used(fn.invoke({"action": "small"}).log)
+    peak = max_memory_used(fn.invoke({"action": "peak", "megabytes": HELD_MB}).log)
+    assert peak >= before + HELD_MB - 5  # VmHWM, not the resident set left after the free
+    after = max_memory_used(fn.invoke({"action": "small"}).log)
+    assert after >= peak  # the environment's peak: a later, smaller invocation does not lower it
+    (env,) = fn.environments()
+    assert env["max_memory_used_mb"] == after
+
+
+@pytest.mark.parametrize("freezer", FREEZERS)
+def test_a_child_process_counts(serve, freezer):
+    fn = serve("python/memory", freezer=freezer, memory_mb=MEMORY_MB)
+    before = max_memory_used(fn.invoke({"action": "small"}).log)
+    result = fn.invoke({"action": "child", "megabytes": HELD_MB})
+    assert result.function_error is None, result.payload
+    assert max_memory_used(result.log) >= before + HELD_MB - 5
+
+
+@pytest.mark.parametrize("freezer", FREEZERS)
+def test_an_extension_counts(serve, freezer):
+    fn = serve("python/memory_extension", freezer=freezer, memory_mb=MEMORY_MB, env={"HOLD_MB": str(HELD_MB)})
+    result = fn.invoke({})
+    assert result.payload == "ok"
+    # The runtime alone (awslambdaric) peaks far below 100 MB: this much is the extension's.
+    assert max_memory_used(result.log) >= HELD_MB
+
+
+# A process that lives until told, then exits: gone between two walks of the same reader.
+PAUSED = "import sys; sys.stdin.read()"
+
+
+def test_a_process_that_ends_between_two_reads_is_left_out():
+    stays = subprocess.Popen([sys.executable, "-c", PAUSED], stdin=subprocess.PIPE)
+    goes = subprocess.Popen([sys.executable, "-c", PAUSED], stdin=subprocess.PIPE)
+    reader = PeakRssReader()
+    try:
+        alone = reader.total_kb([stays.pid])
+        both = reader.total_kb([stays.pid, goes.pid])
+        assert both > alone > 0
+        goes.communicate(b"")  # ends, and is reaped: its open status file now fails to read
+        assert reader.total_kb([stays.pid, goes.pid]) == reader.total_kb([stays.pid]) >= alone
+    finally:
+        reader.close()
+        stays.communicate(b"")
+
+
+def test_a_zombie_adds_nothing_and_its_tree_is_itself():
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    os.waitid(os.P_PID, zombie.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: its status has no Vm line
+    reader = PeakRssReader()
+    try:
+        assert reader.total_kb([zombie.pid]) == 0
+        assert process_tree(zombie.pid) == [zombie.pid]
+    finally:
+        reader.close()
+        zombie.wait()
