@@ -12,6 +12,7 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 
 from runtime_api import InvokeApiServer, InvokeRequest, InvokeResult, RuntimeApiServer
+from runtime_api.event_sources import add_routes as add_event_source_routes
 
 from .config.settings import FunctionConfig, ServerConfig
 from .engine.context import EngineContext
@@ -22,6 +23,7 @@ from .engine.pool import FunctionPool
 from .engine.timeline import Timeline
 from .errors import ConfigError
 from .sources.async_invoke import AsyncQueue, FailureRecord, load_pending, save_pending
+from .sources.event_sources import EventSources
 from .sources.invoke_api import InvokeApiSource
 
 log = logging.getLogger("lambda_freeze")
@@ -38,6 +40,8 @@ class Emulator:
         self.failures = FailureRecord(config.state_dir)
         # What invokes the functions; the Invoke API's server talks to it directly.
         self.source = InvokeApiSource(self.functions, self.queues, self.failures, self.timeline)
+        # Queues, SQS event source mappings and schedules, with the AWS endpoint functions reach.
+        self.events = EventSources(config.events, config.aws_endpoint, self.functions, self.queues, self.timeline)
         self._runtime_server = RuntimeApiServer()
         self._invoke_api: InvokeApiServer | None = None
         self._ctx: EngineContext | None = None
@@ -74,14 +78,22 @@ class Emulator:
             ) from None
         self.port = sock.getsockname()[1]
         self._ctx.endpoint_url = self.endpoint_url
-        for function in self.config.functions:
-            self.add_function(function)
+        try:
+            await self.events.prepare()
+            for function in self.config.functions:
+                self.add_function(function)
+            await self.events.start()
+        except BaseException:
+            sock.close()
+            await self._cleanup()
+            raise
         for event in load_pending(self.config.state_dir):
             if event.function in self.queues:
                 self.queues[event.function].submit(event)
             else:
                 log.warning("kept asynchronous event %s names unknown function %s", event.request_id, event.function)
         self._invoke_api = InvokeApiServer(self.source)
+        add_event_source_routes(self._invoke_api.router, self.events)
         await self._invoke_api.listen(sock)
         self._started = True
         if self.config.host not in ("127.0.0.1", "::1", "localhost"):
@@ -103,7 +115,7 @@ class Emulator:
             raise RuntimeError("Emulator.start() must be awaited before add_function()")
         if config.name in self.functions:
             raise ConfigError(f"function {config.name} is already defined")
-        pool = FunctionPool(config, self._ctx)
+        pool = FunctionPool(self.events.function_config(config), self._ctx)
         self.functions[config.name] = pool
         queue = AsyncQueue(pool, self.failures, self.timeline)
         self.queues[config.name] = queue
@@ -126,6 +138,7 @@ class Emulator:
         if self._invoke_api is not None:
             await self._invoke_api.close(grace_s=1.0)
             self._invoke_api = None
+        await self.events.close()  # no new batches or firings; batches under way finish
         # Attempts under way finish; what was never delivered is reported and kept.
         left = await asyncio.gather(*(queue.close() for queue in self.queues.values()))
         save_pending(self.config.state_dir, [event for events in left for event in events])

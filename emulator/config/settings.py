@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .events import EventsConfig, events_from_toml
 
 PLACEMENTS = ("mru", "lru", "random")
 # An upstream address: host:port, and optionally how the fault proxy passes on the server's close.
@@ -216,6 +217,8 @@ class ServerConfig:
     account_concurrency: int = 1000  # environments across all functions; beyond it, 429
     state_dir: Path | None = None  # where async failures and undelivered events are kept
     functions: tuple[FunctionConfig, ...] = ()
+    aws_endpoint: str | None = None  # the SQS/S3 endpoint functions reach; None: an embedded one when needed
+    events: EventsConfig = field(default_factory=EventsConfig)  # queues, SQS mappings, schedules
 
     @classmethod
     def load(
@@ -265,11 +268,12 @@ def _read_toml(file: Path) -> tuple[dict[str, Any], list[FunctionConfig]]:
         raise ConfigError(f"config file {file} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: {exc}") from None
+    events = events_from_toml(data, file)
     unknown = sorted(set(data) - {"server", "functions"})
     if unknown:
         raise ConfigError(f"{file}: unknown table(s) {', '.join(unknown)}; expected [server] and [functions.NAME]")
     server = data.get("server", {})
-    unknown = sorted(set(server) - {"host", "port", "freezer", "account_concurrency", "state_dir"})
+    unknown = sorted(set(server) - {"host", "port", "freezer", "account_concurrency", "state_dir", "aws_endpoint"})
     if unknown:
         raise ConfigError(f"{file}: [server] has unknown key(s) {', '.join(unknown)}")
     if "state_dir" in server:
@@ -278,7 +282,7 @@ def _read_toml(file: Path) -> tuple[dict[str, Any], list[FunctionConfig]]:
         FunctionConfig.from_mapping(name, spec, base_dir=file.parent.resolve(), where=f"{file}: [functions.{name}]")
         for name, spec in data.get("functions", {}).items()
     ]
-    return dict(server), functions
+    return {**server, "events": events}, functions
 
 
 def parse_env_pairs(pairs: list[str] | None) -> dict[str, str]:
