@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import ConfigError
 
 DEFAULT_VISIBILITY_TIMEOUT_S = 30  # SQS's default
-DEFAULT_POLLERS = 5  # Lambda starts five pollers per SQS mapping
+DEFAULT_POLLERS = 5  # pollers of a mapping without MaximumConcurrency (Lambda starts with five)
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,8 @@ class SqsMappingConfig:
 
     @property
     def pollers(self) -> int:
+        """At most this many pollers, each with one batch in flight; they scale up from one while batches come
+        back full."""
         return self.max_concurrency or DEFAULT_POLLERS
 
 

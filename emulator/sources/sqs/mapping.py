@@ -48,7 +48,7 @@ class SqsMapping:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = threading.Event()
         self._enabled = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._pollers = 0  # poller threads running: one, and up to the mapping's concurrency while busy
         self._in_flight: set[concurrent.futures.Future[list[Mapping[str, Any]]]] = set()
         self._lock = threading.Lock()
         self.last_result = "No records processed"
@@ -77,11 +77,27 @@ class SqsMapping:
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        for i in range(self.config.pollers):
-            # Daemon threads: a long poll under way must not hold the emulator's exit.
-            thread = threading.Thread(target=self._poll, name=f"sqs {self.queue.name} {i}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self._add_poller(first=True)
+
+    def _add_poller(self, *, first: bool = False) -> None:
+        """One more poller, within the mapping's concurrency; called with ``_lock`` held, or at start."""
+        self._pollers += 1
+        # Daemon threads: a long poll under way must not hold the emulator's exit.
+        thread = threading.Thread(
+            target=self._poll, args=(first,), name=f"sqs {self.queue.name} {self._pollers}", daemon=True
+        )
+        thread.start()
+
+    def _scale(self, messages: int, first: bool) -> bool:
+        """Like Lambda's pollers, scale up while batches come back full and down when the queue runs dry; False
+        when this poller should end."""
+        with self._lock:
+            if messages >= min(10, self.config.batch_size) and self._pollers < self.config.pollers:
+                self._add_poller()
+            elif messages == 0 and not first:
+                self._pollers -= 1
+                return False
+        return True
 
     def set_enabled(self, enabled: bool) -> None:
         (self._enabled.set if enabled else self._enabled.clear)()
@@ -92,7 +108,7 @@ class SqsMapping:
             self.counts[key] += n
 
     # ---------------------------------------------------------------------------------- poller threads
-    def _poll(self) -> None:
+    def _poll(self, first: bool) -> None:
         backoff_s = 1.0
         while not self._stopping.is_set():
             if not self._enabled.is_set():
@@ -102,6 +118,8 @@ class SqsMapping:
                 received_s = time.monotonic()
                 messages = self._receive()
             except Exception as exc:  # a boundary: the endpoint is down, or the queue is gone
+                if self._stopping.is_set():
+                    return  # the endpoint went first at shutdown
                 self._count("receive_errors")
                 if backoff_s == 1.0:  # once per outage, not once per attempt
                     log.error(
@@ -116,10 +134,15 @@ class SqsMapping:
                 backoff_s = min(backoff_s * 2, MAX_BACKOFF_S)
                 continue
             backoff_s = 1.0
+            if not self._scale(len(messages), first):
+                return
             if not messages:
                 continue
             if self._stopping.is_set():
                 return  # not processed, not deleted: they come back after the visibility timeout
+            if not self._enabled.is_set():
+                self._release(messages)  # disabled during the long poll: back to the queue at once
+                continue
             self._count("received", len(messages))
             assert self._loop is not None
             try:
@@ -136,7 +159,11 @@ class SqsMapping:
                 with self._lock:
                     self._in_flight.discard(future)
             if processed:
-                self._delete(processed)
+                deleted = self._delete(processed)
+                try:  # on the loop: the timeline is the loop's, and its listeners wake whoever awaits the count
+                    self._loop.call_soon_threadsafe(self._record_deleted, deleted)
+                except RuntimeError:
+                    return
 
     def _receive(self) -> list[Mapping[str, Any]]:
         config = self.config
@@ -162,7 +189,20 @@ class SqsMapping:
             if self._stopping.is_set():
                 return messages
 
-    def _delete(self, messages: list[Mapping[str, Any]]) -> None:
+    def _release(self, messages: list[Mapping[str, Any]]) -> None:
+        entries = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0} for i, m in enumerate(messages)
+        ]
+        try:
+            self._sqs.change_message_visibility_batch(QueueUrl=self.queue.url, Entries=entries)
+        except Exception as exc:  # a boundary: they come back after the visibility timeout instead
+            log.warning("SQS mapping %s: could not release %d message(s): %s", self.uuid, len(messages), exc)
+
+    def _record_deleted(self, deleted: int) -> None:
+        self._timeline.record("sqs", self.pool.config.name, mapping=self.uuid, what="deleted", messages=deleted)
+
+    def _delete(self, messages: list[Mapping[str, Any]]) -> int:
+        deleted = 0
         for start in range(0, len(messages), 10):
             chunk = messages[start : start + 10]
             entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)]
@@ -171,7 +211,9 @@ class SqsMapping:
             except Exception as exc:  # a boundary: they come back and are processed again, never lost
                 log.error("SQS mapping %s: deleting %d message(s) failed: %s", self.uuid, len(chunk), exc)
                 continue
-            self._count("deleted", len(response.get("Successful", [])))
+            deleted += len(response.get("Successful", []))
+        self._count("deleted", deleted)
+        return deleted
 
     # ---------------------------------------------------------------------------------- on the event loop
     async def _process(self, messages: list[Mapping[str, Any]], received_s: float) -> list[Mapping[str, Any]]:

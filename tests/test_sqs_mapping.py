@@ -1,0 +1,155 @@
+"""SQS event source mappings against the embedded moto server, with a real Python runtime: the event's shape,
+delete on success, a failed batch back after the visibility timeout, batchItemFailures, the redrive policy,
+batching windows, and the checks Lambda makes when a mapping is created."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import pytest
+from sqs_support import depth, mapping, queue_url, recorded, send, serve_with_queues, sqs
+
+from emulator.config.events import QueueConfig, SqsMappingConfig
+from emulator.errors import ConfigError, FunctionNotFound
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture
+def sqs_serve(serve, tmp_path):
+    return serve_with_queues(serve, tmp_path)
+
+
+def test_the_event_has_lambdas_shape_and_the_message_is_deleted(sqs_serve, tmp_path):
+    fn = sqs_serve(queues=[QueueConfig("orders")], mappings=[SqsMappingConfig(function="fn", queue="orders")])
+    sent = sqs(fn).send_message(
+        QueueUrl=queue_url(fn, "orders"),
+        MessageBody='{"order": 7}',
+        MessageAttributes={"tenant": {"DataType": "String", "StringValue": "acme"}},
+    )
+    fn.wait_for(lambda emu: mapping(fn).counts["deleted"] == 1)
+    ((record,),) = [event["Records"] for event in recorded(tmp_path / "events")]
+    assert record["messageId"] == sent["MessageId"]
+    assert record["body"] == '{"order": 7}'
+    assert record["md5OfBody"] == hashlib.md5(b'{"order": 7}').hexdigest()
+    assert record["eventSource"] == "aws:sqs"
+    assert record["eventSourceARN"] == mapping(fn).queue.arn
+    assert record["eventSourceARN"].startswith("arn:aws:sqs:us-east-1:") and record["eventSourceARN"].endswith(
+        ":orders"
+    )
+    assert record["awsRegion"] == "us-east-1"
+    assert record["receiptHandle"]
+    assert record["attributes"]["ApproximateReceiveCount"] == "1"
+    assert {"SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp"} <= set(record["attributes"])
+    assert record["messageAttributes"] == {
+        "tenant": {"stringValue": "acme", "stringListValues": [], "binaryListValues": [], "dataType": "String"}
+    }
+    assert depth(fn, "orders") == 0
+    assert mapping(fn).describe()["LastProcessingResult"] == "OK"
+
+
+def test_a_failed_batch_is_not_deleted_and_comes_back_after_the_visibility_timeout(sqs_serve, tmp_path):
+    fn = sqs_serve(
+        queues=[QueueConfig("jobs", visibility_timeout_s=2)],
+        mappings=[SqsMappingConfig(function="fn", queue="jobs")],
+        timeout_s=2,
+    )
+    send(fn, "jobs", [{"fail_until_receive": 2}])
+    fn.wait_for(lambda emu: mapping(fn).counts["deleted"] == 1, timeout_s=30)
+    first, second = recorded(tmp_path / "events")
+    assert first["Records"][0]["messageId"] == second["Records"][0]["messageId"]
+    assert first["Records"][0]["attributes"]["ApproximateReceiveCount"] == "1"
+    assert second["Records"][0]["attributes"]["ApproximateReceiveCount"] == "2"
+    assert mapping(fn).counts["failed_batches"] == 1
+    assert depth(fn, "jobs") == 0
+
+
+def test_a_batching_window_gathers_a_batch(sqs_serve, tmp_path):
+    fn = sqs_serve(
+        queues=[QueueConfig("bulk")],
+        mappings=[
+            SqsMappingConfig(function="fn", queue="bulk", batch_size=25, max_batching_window_s=2, max_concurrency=2)
+        ],
+    )
+    mapping(fn).set_enabled(False)  # the messages are all there before the pollers look
+    send(fn, "bulk", [{"n": n} for n in range(25)])
+    mapping(fn).set_enabled(True)
+    fn.wait_for(lambda emu: mapping(fn).counts["deleted"] == 25, timeout_s=30)
+    sizes = [len(event["Records"]) for event in recorded(tmp_path / "events")]
+    assert sum(sizes) == 25
+    assert max(sizes) > 10  # two pollers share 25 messages: one event carries more than one ReceiveMessage's worth
+
+
+PARTIAL = "../../samples/python/sqs_partial_batch"
+
+
+@pytest.mark.parametrize(("variant", "reported"), [("broken", False), ("fixed", True)])
+def test_partial_batch_failure(sqs_serve, tmp_path, variant, reported):
+    """One poison message in a batch of ten: without ReportBatchItemFailures, its nine good companions are
+    processed again on every receive (or never) and follow it into the dead-letter queue; with it, they are processed
+    once."""
+    processed = tmp_path / "processed"
+    processed.mkdir()
+    fn = sqs_serve(
+        code=f"{PARTIAL}/{variant}",
+        env={"PROCESSED_DIR": str(processed)},
+        queues=[
+            QueueConfig("dlq"),
+            QueueConfig("in", visibility_timeout_s=1, dead_letter_queue="dlq", max_receive_count=2),
+        ],
+        mappings=[],
+        timeout_s=1,
+    )
+    send(fn, "in", [{"id": n, "bad": n == 3} for n in range(10)])
+    create = {
+        "FunctionName": "fn",
+        "EventSourceArn": sqs(fn).get_queue_attributes(QueueUrl=queue_url(fn, "in"), AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"],
+        "BatchSize": 10,
+        "ScalingConfig": {"MaximumConcurrency": 2},
+        "FunctionResponseTypes": ["ReportBatchItemFailures"] if reported else [],
+    }
+    fn.emulator.call(lambda emu: emu.events.create_mapping(create))  # the ten wait in the queue: one batch
+    expected_dlq = 1 if reported else 10
+    deadline = time.monotonic() + 40
+    while depth(fn, "dlq") < expected_dlq:  # moto moves them on a receive after maxReceiveCount: nothing to await
+        assert time.monotonic() < deadline, (
+            depth(fn, "dlq"),
+            depth(fn, "in"),
+            sorted(p.name for p in processed.iterdir()),
+            mapping(fn).describe(),
+        )
+        time.sleep(0.2)  # wait-ok: the redrive happens inside the SQS server, which sends no event
+    times = {int(p.name): len(p.read_text().split()) for p in processed.iterdir()}
+    if reported:
+        assert times == {n: 1 for n in range(10) if n != 3}  # each good message once; the poison one in the DLQ
+    else:
+        # The handler stops at the poison message: those before it are processed on each of the two receives,
+        # those after it never, and all ten end in the dead-letter queue.
+        assert times == {0: 2, 1: 2, 2: 2}
+    assert depth(fn, "dlq") == expected_dlq
+    assert depth(fn, "in") == 0
+
+
+def test_a_visibility_timeout_shorter_than_the_function_timeout_is_refused(sqs_serve):
+    with pytest.raises(ConfigError, match="Queue visibility timeout: 2 seconds is less than Function timeout: 5"):
+        sqs_serve(
+            queues=[QueueConfig("short", visibility_timeout_s=2)],
+            mappings=[SqsMappingConfig(function="fn", queue="short")],
+            timeout_s=5,
+        )
+
+
+def test_an_unknown_queue_is_named(sqs_serve):
+    with pytest.raises(ConfigError, match="queue arn:aws:sqs:us-east-1:123456789012:nope does not exist"):
+        sqs_serve(
+            queues=[QueueConfig("other")],
+            mappings=[SqsMappingConfig(function="fn", queue="arn:aws:sqs:us-east-1:123456789012:nope")],
+        )
+
+
+def test_a_mapping_to_a_function_that_does_not_exist(sqs_serve):
+    with pytest.raises(FunctionNotFound, match="Function not found: ghost"):
+        sqs_serve(queues=[QueueConfig("q")], mappings=[SqsMappingConfig(function="ghost", queue="q")])
