@@ -64,12 +64,17 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
     serve.add_argument("--freezer", choices=CHOICES, help="auto (default) | cgroup2 | cgroup1 | sigstop | none")
     serve.add_argument("--host", help="Invoke API address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="Invoke API port (default 8080; 0 picks a free one)")
+    serve.add_argument("--aws-endpoint", help="SQS/S3 endpoint the functions' SDKs reach (default: an embedded one)")
 
     invoke = sub.add_parser("invoke", help="invoke a function served by lambda-freeze")
     invoke.add_argument("name")
     invoke.add_argument("--payload", default="{}", help="JSON event (default {})")
     invoke.add_argument("--endpoint", default="http://127.0.0.1:8080", help="Invoke API URL")
     invoke.add_argument("--log-tail", action="store_true", help="print the last 4 KB of the invocation's log")
+
+    trigger = sub.add_parser("trigger", help="fire a schedule (FunctionLogicalId.EventName) now")
+    trigger.add_argument("schedule")
+    trigger.add_argument("--endpoint-url", default="http://127.0.0.1:8080", help="lambda-freeze's Invoke API URL")
 
     repro = sub.add_parser("repro", help="replay a bug-report scenario file N times and report how often it failed")
     if command == "repro":
@@ -145,6 +150,7 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
             "freezer": args.freezer,
             "account_concurrency": args.account_concurrency,
             "state_dir": args.state_dir,
+            "aws_endpoint": args.aws_endpoint,
             "functions": functions,
         },
     )
@@ -241,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "invoke":
             json.loads(args.payload)
             return _invoke(args)
+        if args.command == "trigger":
+            from .trigger import trigger
+
+            return trigger(args.schedule, args.endpoint_url)
         if args.command == "install-node-ric":
             from .engine import node_ric
 
