@@ -77,8 +77,9 @@ def add_routes(router: Router, backend: EventSourcesBackend) -> None:
     async def trigger(request: Request) -> Response:
         return _json(202, {"RequestId": backend.trigger(request.params["name"])})
 
-    router.add("POST", MAPPINGS, create)
-    router.add("GET", MAPPINGS, list_all)
+    for collection in (MAPPINGS, MAPPINGS.rstrip("/")):  # the model's URI ends in "/", botocore drops it
+        router.add("POST", collection, create)
+        router.add("GET", collection, list_all)
     router.add("GET", MAPPINGS + "{uuid}", get)
     router.add("PUT", MAPPINGS + "{uuid}", update)
     router.add("DELETE", MAPPINGS + "{uuid}", delete)

@@ -5,7 +5,9 @@ batching windows, and the checks Lambda makes when a mapping is created."""
 from __future__ import annotations
 
 import hashlib
+import json
 import time
+import urllib.request
 
 import pytest
 from sqs_support import depth, mapping, queue_url, recorded, send, serve_with_queues, sqs
@@ -153,3 +155,41 @@ def test_an_unknown_queue_is_named(sqs_serve):
 def test_a_mapping_to_a_function_that_does_not_exist(sqs_serve):
     with pytest.raises(FunctionNotFound, match="Function not found: ghost"):
         sqs_serve(queues=[QueueConfig("q")], mappings=[SqsMappingConfig(function="ghost", queue="q")])
+
+
+def test_the_control_plane_api_through_boto3(sqs_serve, tmp_path):
+    """CreateEventSourceMapping, List, Get, Update (Enabled, BatchSize), Delete, as boto3's Lambda client calls
+    them on the Invoke API's port; the inspection API lists the mapping and its counts."""
+    fn = sqs_serve(queues=[QueueConfig("api")], mappings=[])
+    arn = sqs(fn).get_queue_attributes(QueueUrl=queue_url(fn, "api"), AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    created = fn.client.create_event_source_mapping(
+        EventSourceArn=arn, FunctionName="fn", BatchSize=5, FunctionResponseTypes=["ReportBatchItemFailures"]
+    )
+    uuid = created["UUID"]
+    assert created["State"] == "Enabled" and created["BatchSize"] == 5
+    assert created["FunctionArn"].endswith(":function:fn") and created["EventSourceArn"] == arn
+    assert created["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    (listed,) = fn.client.list_event_source_mappings(FunctionName="fn")["EventSourceMappings"]
+    assert listed["UUID"] == uuid
+    assert fn.client.list_event_source_mappings(EventSourceArn=arn + "-other")["EventSourceMappings"] == []
+    send(fn, "api", [{"n": 1}])
+    fn.wait_for(lambda emu: mapping(fn).counts["deleted"] == 1)
+    assert fn.client.update_event_source_mapping(UUID=uuid, Enabled=False)["State"] == "Disabled"
+    assert fn.client.get_event_source_mapping(UUID=uuid)["State"] == "Disabled"
+    updated = fn.client.update_event_source_mapping(UUID=uuid, BatchSize=7)
+    assert updated["BatchSize"] == 7 and updated["State"] == "Disabled" and updated["UUID"] == uuid
+    assert fn.client.update_event_source_mapping(UUID=uuid, Enabled=True)["State"] == "Enabled"
+    with urllib.request.urlopen(fn.emulator.url + "/_lambda-freeze/event-source-mappings") as response:
+        (inspected,) = json.loads(response.read())
+    assert inspected["UUID"] == uuid and inspected["BatchSize"] == 7 and "Counts" in inspected
+    assert fn.client.delete_event_source_mapping(UUID=uuid)["State"] == "Deleting"
+    with pytest.raises(fn.client.exceptions.ResourceNotFoundException):
+        fn.client.get_event_source_mapping(UUID=uuid)
+    with pytest.raises(fn.client.exceptions.ResourceNotFoundException, match="Function not found: ghost"):
+        fn.client.create_event_source_mapping(EventSourceArn=arn, FunctionName="ghost")
+    with pytest.raises(fn.client.exceptions.InvalidParameterValueException, match="does not exist"):
+        fn.client.create_event_source_mapping(EventSourceArn=arn + "-missing", FunctionName="fn")
+    with pytest.raises(fn.client.exceptions.InvalidParameterValueException, match="BatchSize above 10 needs"):
+        fn.client.create_event_source_mapping(EventSourceArn=arn, FunctionName="fn", BatchSize=20)

@@ -22,7 +22,7 @@ from .async_invoke import AsyncQueue
 from .aws.endpoint import AwsEndpoint
 from .aws.resources import create_queues
 from .schedule.scheduler import Schedules
-from .sqs.mappings import SqsMappings
+from .sqs.mappings import MappingNotFound, SqsMappings
 
 log = logging.getLogger("lambda_freeze.events")
 
@@ -97,24 +97,29 @@ class EventSources:
             return []
         return [m.describe() for m in self.mappings.list(function=function, queue_arn=source_arn)]
 
+    def _existing(self) -> SqsMappings:
+        if self.mappings is None:  # no endpoint: no mapping can exist
+            raise MappingNotFound("The resource you requested does not exist. (Service: Lambda)")
+        return self.mappings
+
     def get_mapping(self, uuid: str) -> Mapping[str, object]:
-        return self._require_mappings().get(uuid).describe()
+        return self._existing().get(uuid).describe()
 
     async def update_mapping(self, uuid: str, request: Mapping[str, Any]) -> Mapping[str, object]:
-        mappings = self._require_mappings()
+        mappings = self._existing()
         mapping = mappings.get(uuid)
         settings = _mapping_settings(request)
         enabled = settings.pop("enabled", None)
         if settings:  # batching or scaling changed: the pollers start again with the new settings
             await mappings.delete(uuid)
-            config = dataclasses.replace(mapping.config, **settings, enabled=mapping.config.enabled)
+            config = dataclasses.replace(mapping.config, **settings, enabled=mapping.enabled)
             mapping = await mappings.create(config)
         if enabled is not None:
             mapping.set_enabled(enabled)
         return mapping.describe()
 
     async def delete_mapping(self, uuid: str) -> Mapping[str, object]:
-        mapping = await self._require_mappings().delete(uuid)
+        mapping = await self._existing().delete(uuid)
         return {**mapping.describe(), "State": "Deleting"}
 
     def describe_schedules(self) -> Sequence[Mapping[str, object]]:
@@ -124,19 +129,35 @@ class EventSources:
         return self.schedules.trigger(name)
 
 
+def _integer(request: Mapping[str, Any], key: str) -> int:
+    value = request[key]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(
+            f"1 validation error detected: Value {value!r} at '{key}' failed to satisfy constraint: "
+            "Member must be an integer"
+        )
+    return value
+
+
 def _mapping_settings(request: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of a Create or Update call, checked as Lambda checks them."""
     settings: dict[str, Any] = {}
     for key, field_name in (("BatchSize", "batch_size"), ("MaximumBatchingWindowInSeconds", "max_batching_window_s")):
         if key in request:
-            settings[field_name] = int(request[key])
+            settings[field_name] = _integer(request, key)
     if "Enabled" in request:
-        settings["enabled"] = bool(request["Enabled"])
+        if not isinstance(request["Enabled"], bool):
+            raise ConfigError(f"Enabled {request['Enabled']!r}: expected true or false")
+        settings["enabled"] = request["Enabled"]
     if "FunctionResponseTypes" in request:
-        types = list(request["FunctionResponseTypes"] or [])
-        if any(t != "ReportBatchItemFailures" for t in types):
-            raise ConfigError(f"FunctionResponseTypes {types}: only ReportBatchItemFailures exists")
+        types = request["FunctionResponseTypes"] or []
+        if not isinstance(types, list) or any(t != "ReportBatchItemFailures" for t in types):
+            raise ConfigError(f"FunctionResponseTypes {types!r}: only ReportBatchItemFailures exists")
         settings["report_batch_item_failures"] = bool(types)
     scaling = request.get("ScalingConfig")
-    if isinstance(scaling, dict) and "MaximumConcurrency" in scaling:
-        settings["max_concurrency"] = int(scaling["MaximumConcurrency"])
+    if scaling is not None:
+        if not isinstance(scaling, dict):
+            raise ConfigError('ScalingConfig must be an object: {"MaximumConcurrency": N}')
+        if "MaximumConcurrency" in scaling:
+            settings["max_concurrency"] = _integer(scaling, "MaximumConcurrency")
     return settings

@@ -70,6 +70,10 @@ class SqsMapping:
         return self.config.uuid
 
     @property
+    def enabled(self) -> bool:
+        return self._enabled.is_set() and not self._stopping.is_set()
+
+    @property
     def state(self) -> str:
         if self._stopping.is_set():
             return "Deleting"
