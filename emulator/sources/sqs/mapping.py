@@ -33,6 +33,10 @@ LONG_POLL_S = 20  # Lambda's pollers use SQS's longest wait
 MAX_BACKOFF_S = 30.0
 
 
+class _PollerEnds(Exception):
+    """A poller thread is done: the mapping stops, the loop is gone, or the pollers scale down."""
+
+
 class SqsMapping:
     """``start()`` → pollers run → ``await close()``; ``enabled`` can be switched while it runs."""
 
@@ -51,6 +55,7 @@ class SqsMapping:
         self._pollers = 0  # poller threads running: one, and up to the mapping's concurrency while busy
         self._in_flight: set[concurrent.futures.Future[list[Mapping[str, Any]]]] = set()
         self._lock = threading.Lock()
+        self.poller_cpu_s = 0.0  # CPU the poller threads spent (receive, delete, hand-over), for the benchmark
         self.last_result = "No records processed"
         self.last_modified = time.time()
         self.counts = {
@@ -115,59 +120,72 @@ class SqsMapping:
     def _poll(self, first: bool) -> None:
         backoff_s = 1.0
         while not self._stopping.is_set():
-            if not self._enabled.is_set():
-                self._enabled.wait()  # set again by set_enabled(True), or by close()
-                continue
+            cpu_s = time.thread_time()
             try:
-                received_s = time.monotonic()
-                messages = self._receive()
-            except Exception as exc:  # a boundary: the endpoint is down, or the queue is gone
-                if self._stopping.is_set():
-                    return  # the endpoint went first at shutdown
-                self._count("receive_errors")
-                if backoff_s == 1.0:  # once per outage, not once per attempt
-                    log.error(
-                        "SQS mapping %s: cannot receive from %s at %s: %s (retrying with backoff)",
-                        self.uuid,
-                        self.queue.name,
-                        self._endpoint,
-                        exc,
-                    )
-                self.last_result = f"PROBLEM: cannot receive from {self._endpoint}: {exc}"
-                self._stopping.wait(backoff_s)
-                backoff_s = min(backoff_s * 2, MAX_BACKOFF_S)
-                continue
-            backoff_s = 1.0
-            if not self._scale(len(messages), first):
-                return
-            if not messages:
-                continue
-            if self._stopping.is_set():
-                return  # not processed, not deleted: they come back after the visibility timeout
-            if not self._enabled.is_set():
-                self._release(messages)  # disabled during the long poll: back to the queue at once
-                continue
-            self._count("received", len(messages))
-            assert self._loop is not None
-            try:
-                future = asyncio.run_coroutine_threadsafe(self._process(messages, received_s), self._loop)
-            except RuntimeError:  # the loop is closed
-                return
-            with self._lock:
-                self._in_flight.add(future)
-            try:
-                processed = future.result()
-            except (concurrent.futures.CancelledError, RuntimeError):
+                backoff_s = self._poll_once(first, backoff_s)
+            except _PollerEnds:
                 return
             finally:
-                with self._lock:
-                    self._in_flight.discard(future)
-            if processed:
-                deleted = self._delete(processed)
-                try:  # on the loop: the timeline is the loop's, and its listeners wake whoever awaits the count
-                    self._loop.call_soon_threadsafe(self._record_deleted, deleted)
-                except RuntimeError:
-                    return
+                self._count_cpu(time.thread_time() - cpu_s)  # the poller's own CPU: blocking waits cost none
+
+    def _count_cpu(self, seconds: float) -> None:
+        with self._lock:
+            self.poller_cpu_s += seconds
+
+    def _poll_once(self, first: bool, backoff_s: float) -> float:
+        """One receive and its batch; the backoff for the next receive. Raises _PollerEnds when done."""
+        if not self._enabled.is_set():
+            self._enabled.wait()  # set again by set_enabled(True), or by close()
+            return backoff_s
+        try:
+            received_s = time.monotonic()
+            messages = self._receive()
+        except Exception as exc:  # a boundary: the endpoint is down, or the queue is gone
+            if self._stopping.is_set():
+                raise _PollerEnds from None  # the endpoint went first at shutdown
+            self._count("receive_errors")
+            if backoff_s == 1.0:  # once per outage, not once per attempt
+                log.error(
+                    "SQS mapping %s: cannot receive from %s at %s: %s (retrying with backoff)",
+                    self.uuid,
+                    self.queue.name,
+                    self._endpoint,
+                    exc,
+                )
+            self.last_result = f"PROBLEM: cannot receive from {self._endpoint}: {exc}"
+            self._stopping.wait(backoff_s)
+            return min(backoff_s * 2, MAX_BACKOFF_S)
+        if not self._scale(len(messages), first):
+            raise _PollerEnds
+        if not messages:
+            return 1.0
+        if self._stopping.is_set():
+            raise _PollerEnds  # not processed, not deleted: they come back after the visibility timeout
+        if not self._enabled.is_set():
+            self._release(messages)  # disabled during the long poll: back to the queue at once
+            return 1.0
+        self._count("received", len(messages))
+        assert self._loop is not None
+        try:
+            future = asyncio.run_coroutine_threadsafe(self._process(messages, received_s), self._loop)
+        except RuntimeError:  # the loop is closed
+            raise _PollerEnds from None
+        with self._lock:
+            self._in_flight.add(future)
+        try:
+            processed = future.result()
+        except (concurrent.futures.CancelledError, RuntimeError):
+            raise _PollerEnds from None
+        finally:
+            with self._lock:
+                self._in_flight.discard(future)
+        if processed:
+            deleted = self._delete(processed)
+            try:  # on the loop: the timeline is the loop's, and its listeners wake whoever awaits the count
+                self._loop.call_soon_threadsafe(self._record_deleted, deleted)
+            except RuntimeError:
+                raise _PollerEnds from None
+        return 1.0
 
     def _receive(self) -> list[Mapping[str, Any]]:
         config = self.config
