@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,61 @@ def test_visibility_timeout_equal_to_the_function_timeout(variant, tmp_path):
                 AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
             )["Attributes"]
             assert attributes == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
+
+
+def chain_idle(emulator, name: str) -> bool:
+    """The relay has ended: nothing queued, retrying or running, and at least one invocation delivered or failed."""
+    status = emulator.async_status()["functions"][name]
+    busy = status["queued"] or status["retrying"] or status["in_flight"]
+    return not busy and status["delivered"] + status["failed"] >= 1
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("variant", ["broken", "fixed"])
+def test_seed_003_relay_consumer_processes_every_file(variant):
+    """200 files put into S3 → S3 notifications → SQS → the scheduled relay consumer: every file processed, none
+    lost, duplicates counted and reported. The broken consumer runs into its timeout (files of the batch it was
+    killed in come back, and are processed again when some of them were done); the fixed one hands over in time,
+    without a timeout and within one firing of the schedule."""
+    require(moto_installed(), "moto[server] (pip install 'lambda-freeze[aws]') for the embedded SQS/S3 endpoint")
+    directory = SAMPLES / "s3_relay_consumer"
+    config = ServerConfig.load(file=directory / "functions.toml", cli={"port": 0}, environ={})
+    function = dataclasses.replace(config.functions[0], code_dir=directory / variant, retry_delays_s=(0.5, 1.0))
+    config = config.replace(functions=(function,))
+    sink = CollectingSink()
+    with EmulatorThread(config, sink=sink) as emu:
+        assert emu.emulator is not None and emu.emulator.events.endpoint is not None
+        s3 = emu.emulator.events.endpoint.client("s3")
+        for n in range(200):
+            s3.put_object(Bucket="files", Key=f"in/file-{n:03}.txt", Body=b"x" * n)
+        sqs = emu.emulator.events.endpoint.client("sqs")
+        url = sqs.get_queue_url(QueueName="uploads")["QueueUrl"]
+        for _firing in range(60):  # the schedule fires again while messages remain, as it would every 5 minutes
+            emu.emulator.events.trigger("relay.Every5Minutes")
+            emu.wait_for(lambda e: chain_idle(e, "relay"), timeout_s=200)
+            left = sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+            if left == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}:
+                break
+            if left["ApproximateNumberOfMessages"] == "0":
+                time.sleep(0.5)  # wait-ok: messages a timed-out invocation received are invisible until then
+        results = [
+            obj["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket="results")
+            for obj in page.get("Contents", [])
+        ]
+        status = emu.emulator.async_status()["functions"]["relay"]
+    files = [key.rsplit("/", 1)[0] for key in results]
+    assert set(files) == {f"in/file-{n:03}.txt" for n in range(200)}  # none lost
+    duplicates = len(files) - len(set(files))
+    timeouts = [line for line in sink.lines("relay") if "Task timed out after 3.00 seconds" in line]
+    print(f"{variant}: {len(files)} results for 200 files, {duplicates} duplicates, {len(timeouts)} timeouts, {status}")
+    if variant == "broken":
+        assert timeouts, "the broken consumer was expected to run into its timeout"
+    else:
+        assert not timeouts
+        assert _firing == 0  # one firing drained it all
+        assert status["delivered"] >= 2  # the baton was handed on at least once
+        assert status["failed"] == 0

@@ -1,6 +1,6 @@
-"""What invokes functions besides callers: SQS queues (and their dead-letter queues), SQS event source mappings and
-schedules, as frozen dataclasses, read from a TOML file's ``[queues.NAME]``, ``[[functions.NAME.sqs]]`` and
-``[[functions.NAME.schedules]]`` tables."""
+"""What invokes functions besides callers: SQS queues (and their dead-letter queues), S3 buckets that notify them,
+SQS event source mappings and schedules, as frozen dataclasses, read from a TOML file's ``[queues.NAME]``,
+``[buckets.NAME]``, ``[[functions.NAME.sqs]]`` and ``[[functions.NAME.schedules]]`` tables."""
 
 from __future__ import annotations
 
@@ -36,6 +36,22 @@ class QueueConfig:
             raise ConfigError(f"queue {self.name}: a redrive policy needs both dead_letter_queue and max_receive_count")
         if self.max_receive_count is not None and not 1 <= self.max_receive_count <= 1000:
             raise ConfigError(f"queue {self.name}: max_receive_count must be 1-1000")
+
+
+@dataclass(frozen=True)
+class QueueNotification:
+    """A bucket's ``NotificationConfiguration.QueueConfigurations`` entry: events on objects sent to a queue."""
+
+    queue: str  # a queue name or ARN
+    events: tuple[str, ...] = ("s3:ObjectCreated:*",)
+
+
+@dataclass(frozen=True)
+class BucketConfig:
+    """An S3 bucket created on the AWS endpoint at start, with its notifications to queues."""
+
+    name: str
+    notifications: tuple[QueueNotification, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -94,15 +110,11 @@ class EventsConfig:
     queues: tuple[QueueConfig, ...] = ()
     sqs_mappings: tuple[SqsMappingConfig, ...] = ()
     schedules: tuple[ScheduleConfig, ...] = ()
+    buckets: tuple[BucketConfig, ...] = ()
 
     @property
     def uses_aws(self) -> bool:
-        return bool(self.queues or self.sqs_mappings)
-
-    def merged(self, other: EventsConfig) -> EventsConfig:
-        return EventsConfig(
-            self.queues + other.queues, self.sqs_mappings + other.sqs_mappings, self.schedules + other.schedules
-        )
+        return bool(self.queues or self.sqs_mappings or self.buckets)
 
 
 def _take(spec: dict[str, Any], keys: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -156,6 +168,17 @@ def events_from_toml(data: dict[str, Any], file: Path) -> EventsConfig:
     queues = []
     for name, spec in (data.pop("queues", None) or {}).items():
         queues.append(QueueConfig(name=name, **_take(dict(spec), _QUEUE_KEYS, f"{file}: [queues.{name}]")))
+    buckets = []
+    for name, spec in (data.pop("buckets", None) or {}).items():
+        where = f"{file}: [buckets.{name}]"
+        notifications = []
+        for item in (spec or {}).pop("queue_notifications", None) or []:
+            settings = _take(dict(item), {"queue": ("queue", str), "events": ("events", tuple)}, where)
+            if "queue" not in settings:
+                raise ConfigError(f"{where}: each queue_notifications entry needs 'queue'")
+            notifications.append(QueueNotification(**settings))
+        _take(dict(spec or {}), {}, where)
+        buckets.append(BucketConfig(name, tuple(notifications)))
     mappings, schedules = [], []
     for function, spec in (data.get("functions") or {}).items():
         if not isinstance(spec, dict):
@@ -173,4 +196,4 @@ def events_from_toml(data: dict[str, Any], file: Path) -> EventsConfig:
                 raise ConfigError(f"{where}: 'expression' (rate(...) or cron(...)) is required")
             settings["name"] = f"{function}.{settings.get('name', f'Schedule{i + 1}')}"
             schedules.append(ScheduleConfig(function=function, **settings))
-    return EventsConfig(tuple(queues), tuple(mappings), tuple(schedules))
+    return EventsConfig(tuple(queues), tuple(mappings), tuple(schedules), tuple(buckets))

@@ -8,6 +8,7 @@ schedules, once the functions are there) → ``await close()``.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
@@ -20,7 +21,7 @@ from ..engine.timeline import Timeline
 from ..errors import ConfigError
 from .async_invoke import AsyncQueue
 from .aws.endpoint import AwsEndpoint
-from .aws.resources import create_queues
+from .aws.resources import create_buckets, create_queues
 from .schedule.scheduler import Schedules
 from .sqs.mappings import MappingNotFound, SqsMappings
 
@@ -50,11 +51,11 @@ class EventSources:
             return
         await self.endpoint.start()
         self.mappings = SqsMappings(self._functions, self.endpoint, self._timeline)
-        if self.config.queues:
-            import asyncio
-
+        if self.config.queues or self.config.buckets:
             sqs = self.endpoint.client("sqs")
             await asyncio.to_thread(create_queues, sqs, self.config.queues, self.endpoint.url)
+            s3 = self.endpoint.client("s3")
+            await asyncio.to_thread(create_buckets, s3, sqs, self.config.buckets, self.endpoint.url)
 
     def function_config(self, config: FunctionConfig) -> FunctionConfig:
         """The function as served: its SDK reaches the AWS endpoint (unless it names one itself)."""

@@ -1,5 +1,5 @@
-"""Queues declared in the configuration, created on the AWS endpoint at start (dead-letter queues first), and the
-lookup of a queue by name or ARN."""
+"""Queues and buckets declared in the configuration, created on the AWS endpoint at start (dead-letter queues
+first, buckets with their notifications last), and the lookup of a queue by name or ARN."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from ...config.events import QueueConfig
+from ...config.events import BucketConfig, QueueConfig
 from ...errors import ConfigError
 from ..events.sqs import queue_name_of
 
@@ -96,3 +96,22 @@ def find_queue(sqs: Any, name_or_arn: str, endpoint: str) -> Queue:
             ) from None
         raise ConfigError(f"the AWS endpoint {endpoint} cannot be reached: {exc}") from None
     return describe_queue(sqs, url)
+
+
+def create_buckets(s3: Any, sqs: Any, configs: tuple[BucketConfig, ...], endpoint: str) -> None:
+    """Create every bucket (an existing one of ours is kept) and point its notifications at their queues."""
+    for config in configs:
+        try:
+            s3.create_bucket(Bucket=config.name)
+        except Exception as exc:  # a boundary: BucketAlreadyOwnedByYou is fine, the rest is named
+            if "BucketAlreadyOwnedByYou" not in str(exc):
+                raise ConfigError(f"bucket {config.name}: cannot be created on {endpoint}: {exc}") from None
+        if not config.notifications:
+            continue
+        queue_configurations = [
+            {"QueueArn": find_queue(sqs, n.queue, endpoint).arn, "Events": list(n.events)} for n in config.notifications
+        ]
+        s3.put_bucket_notification_configuration(
+            Bucket=config.name, NotificationConfiguration={"QueueConfigurations": queue_configurations}
+        )
+        log.info("bucket %s: notifies %s", config.name, ", ".join(n.queue for n in config.notifications))
