@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import time
 import urllib.request
 
 import pytest
 from sqs_support import depth, mapping, queue_url, recorded, send, serve_with_queues, sqs
 
-from emulator.config.events import QueueConfig, SqsMappingConfig
+from emulator.config.events import EventsConfig, QueueConfig, SqsMappingConfig
 from emulator.errors import ConfigError, FunctionNotFound
 
 pytestmark = pytest.mark.timeout(90)
@@ -193,3 +194,23 @@ def test_the_control_plane_api_through_boto3(sqs_serve, tmp_path):
         fn.client.create_event_source_mapping(EventSourceArn=arn + "-missing", FunctionName="fn")
     with pytest.raises(fn.client.exceptions.InvalidParameterValueException, match="BatchSize above 10 needs"):
         fn.client.create_event_source_mapping(EventSourceArn=arn, FunctionName="fn", BatchSize=20)
+
+
+def test_an_unreachable_endpoint_is_named_at_start(serve, tmp_path):
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    events = EventsConfig(queues=(QueueConfig("q"),))
+    with pytest.raises(ConfigError, match=f"queue q: cannot be created on http://127.0.0.1:{port}"):
+        serve("python/basic", server={"events": events, "aws_endpoint": f"http://127.0.0.1:{port}"})
+
+
+def test_an_endpoint_that_goes_away_is_retried_with_backoff_not_in_a_hot_loop(sqs_serve, tmp_path):
+    fn = sqs_serve(queues=[QueueConfig("gone")], mappings=[SqsMappingConfig(function="fn", queue="gone")])
+    endpoint = fn.emulator.emulator.events.endpoint
+    endpoint._process.kill()  # the SQS server dies under the poller
+    fn.wait_for(lambda emu: mapping(fn).counts["receive_errors"] >= 1, timeout_s=60)
+    time.sleep(4)  # wait-ok: the outage itself; the poller must not spin through it
+    errors = mapping(fn).counts["receive_errors"]
+    assert 1 <= errors <= 4  # backoff 1 s, 2 s, 4 s: a handful of attempts, not thousands
+    assert endpoint.url in mapping(fn).describe()["LastProcessingResult"]

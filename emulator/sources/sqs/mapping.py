@@ -153,6 +153,7 @@ class SqsMapping:
                     exc,
                 )
             self.last_result = f"PROBLEM: cannot receive from {self._endpoint}: {exc}"
+            self._record_soon(what="receive_error", error=str(exc)[:300])
             self._stopping.wait(backoff_s)
             return min(backoff_s * 2, MAX_BACKOFF_S)
         if not self._scale(len(messages), first):
@@ -219,6 +220,17 @@ class SqsMapping:
             self._sqs.change_message_visibility_batch(QueueUrl=self.queue.url, Entries=entries)
         except Exception as exc:  # a boundary: they come back after the visibility timeout instead
             log.warning("SQS mapping %s: could not release %d message(s): %s", self.uuid, len(messages), exc)
+
+    def _record_soon(self, **detail: Any) -> None:
+        """A timeline record from a poller thread: made on the loop, whose listeners wake the waiters."""
+        if self._loop is None:
+            return
+        try:
+            self._loop.call_soon_threadsafe(
+                lambda: self._timeline.record("sqs", self.pool.config.name, mapping=self.uuid, **detail)
+            )
+        except RuntimeError:  # the loop is closed
+            pass
 
     def _record_deleted(self, deleted: int) -> None:
         self._timeline.record("sqs", self.pool.config.name, mapping=self.uuid, what="deleted", messages=deleted)
