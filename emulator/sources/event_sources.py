@@ -18,7 +18,7 @@ from ..config.events import EventsConfig, SqsMappingConfig
 from ..config.settings import FunctionConfig
 from ..engine.pool import FunctionPool
 from ..engine.timeline import Timeline
-from ..errors import ConfigError
+from ..errors import ConfigError, FunctionNotFound
 from .async_invoke import AsyncQueue
 from .aws.endpoint import AwsEndpoint
 from .aws.resources import create_buckets, create_queues
@@ -83,12 +83,14 @@ class EventSources:
 
     # --------------------------------------------------------------------------------- control plane
     async def create_mapping(self, request: Mapping[str, Any]) -> Mapping[str, object]:
+        function = request.get("FunctionName")
+        if not isinstance(function, str) or not function:
+            raise ConfigError("FunctionName is required")
+        if function.split(":function:")[-1].split(":")[0] not in self._functions:
+            raise FunctionNotFound(f"Function not found: {function} (an SQS mapping needs a function served here)")
         arn = request.get("EventSourceArn")
         if not isinstance(arn, str) or not arn.startswith("arn:aws:sqs:"):
             raise ConfigError(f"EventSourceArn {arn!r}: only SQS queues (arn:aws:sqs:...) are emulated")
-        function = request.get("FunctionName")
-        if not isinstance(function, str):
-            raise ConfigError("FunctionName is required")
         config = SqsMappingConfig(function=function, queue=arn, **_mapping_settings(request))
         mapping = await self._require_mappings().create(config)
         return mapping.describe()
