@@ -34,10 +34,13 @@ class AwsEndpoint:
 
     async def start(self) -> None:
         if self.given is None:
-            self.url = await asyncio.to_thread(self._start_embedded)
+            # Spawned from the event loop's thread, which lives as long as the emulator: the parent-death signal
+            # follows the thread that forked, so a worker thread's end would take the server with it.
+            self._spawn_embedded()
+            self.url = await asyncio.to_thread(self._read_port)
             log.info("embedded SQS/S3 endpoint (moto) on %s", self.url)
 
-    def _start_embedded(self) -> str:
+    def _spawn_embedded(self) -> None:
         try:
             import moto  # noqa: F401  (only to name the fix when it is missing)
         except ImportError:
@@ -51,12 +54,19 @@ class AwsEndpoint:
             stdout=subprocess.PIPE,
             env={**os.environ, "LAMBDA_FREEZE_PARENT_PID": str(os.getpid())},
         )
-        assert self._process.stdout is not None
+
+    def _read_port(self) -> str:
+        assert self._process is not None and self._process.stdout is not None
         line = self._process.stdout.readline()
         if not line.strip().isdigit():
             self._stop_embedded()
             raise ConfigError("the embedded SQS/S3 endpoint (moto) did not start; see its output above")
         return f"http://127.0.0.1:{int(line)}"
+
+    @property
+    def pid(self) -> int | None:
+        """The embedded server's process, while it runs."""
+        return self._process.pid if self._process is not None else None
 
     def client(self, service: str, **config: Any) -> Any:
         import boto3
