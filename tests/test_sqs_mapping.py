@@ -214,3 +214,22 @@ def test_an_endpoint_that_goes_away_is_retried_with_backoff_not_in_a_hot_loop(sq
     errors = mapping(fn).counts["receive_errors"]
     assert 1 <= errors <= 4  # backoff 1 s, 2 s, 4 s: a handful of attempts, not thousands
     assert endpoint.url in mapping(fn).describe()["LastProcessingResult"]
+
+
+def test_fifo_order_is_kept_per_message_group(sqs_serve, tmp_path):
+    fn = sqs_serve(
+        queues=[QueueConfig("jobs.fifo", fifo=True, content_based_deduplication=True)],
+        mappings=[SqsMappingConfig(function="fn", queue="jobs.fifo", batch_size=3)],
+    )
+    url = queue_url(fn, "jobs.fifo")
+    for n in range(12):
+        group = "ab"[n % 2]
+        sqs(fn).send_message(QueueUrl=url, MessageBody=json.dumps({"group": group, "n": n}), MessageGroupId=group)
+    fn.wait_for(lambda emu: mapping(fn).counts["deleted"] == 12, timeout_s=60)
+    seen: dict[str, list[int]] = {"a": [], "b": []}
+    for event in recorded(tmp_path / "events"):
+        for record in event["Records"]:
+            body = json.loads(record["body"])
+            seen[body["group"]].append(body["n"])
+            assert record["attributes"]["MessageGroupId"] == body["group"]
+    assert seen == {"a": list(range(0, 12, 2)), "b": list(range(1, 12, 2))}
