@@ -1,5 +1,6 @@
 """The SQS samples, each broken and fixed, against the embedded moto server: the visibility timeout equal to the
-function timeout under throttling (messages processed twice), and its fix."""
+function timeout under throttling (messages processed twice), seed 003's relay consumer, and a consumer holding a
+database pool across long gaps."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from sqs_support import moto_installed
 
 from conftest import require
+from emulator.config.events import EventsConfig, QueueConfig, SqsMappingConfig
 from emulator.config.settings import ServerConfig
 from emulator.testing import CollectingSink, EmulatorThread
 
@@ -108,3 +110,39 @@ def test_seed_003_relay_consumer_processes_every_file(variant):
         assert _firing == 0  # one firing drained it all
         assert status["delivered"] >= 2  # the baton was handed on at least once
         assert status["failed"] == 0
+
+
+@pytest.mark.parametrize("variant", ["broken", "fixed"])
+def test_sqs_consumer_holding_a_database_pool(variant, serve, tmp_path, lambda_freeze_postgres):
+    """A batch after a gap longer than the server's idle session timeout: the broken consumer fails it and gets
+    it again after the visibility timeout (receive 2, a new session); the fixed one processes it on receive 1."""
+    require(moto_installed(), "moto[server] (pip install 'lambda-freeze[aws]') for the embedded SQS endpoint")
+    db = lambda_freeze_postgres(idle_session_timeout_s=0.5)
+    events = EventsConfig(
+        queues=(QueueConfig("batches", visibility_timeout_s=2),),
+        sqs_mappings=(SqsMappingConfig(function="fn", queue="batches"),),
+    )
+    fn = serve(
+        str(SAMPLES / "sqs_db_consumer" / variant),
+        env={**db.env(), "PROCESSED_DIR": str(tmp_path)},
+        timeout_s=2,
+        server={"events": events},
+    )
+    emulator = fn.emulator.emulator
+    (mapping,) = emulator.events.mappings.mappings.values()
+    sqs = emulator.events.endpoint.client("sqs")
+    sqs.send_message(QueueUrl=mapping.queue.url, MessageBody="first")
+    fn.wait_for(lambda emu: mapping.counts["deleted"] == 1)
+    fn.wait_envs(lambda envs: [env["state"] for env in envs] == ["frozen"])
+    time.sleep(1.5)  # wait-ok: the gap between batches, frozen, while the server closes the idle session
+    second = sqs.send_message(QueueUrl=mapping.queue.url, MessageBody="second")["MessageId"]
+    fn.wait_for(lambda emu: mapping.counts["deleted"] == 2, timeout_s=30)
+    ((receive_count, _backend_pid),) = [line.split() for line in (tmp_path / second).read_text().splitlines()]
+    errors = [line for line in fn.lines if "ConnectionDoesNotExistError" in line]
+    if variant == "broken":
+        assert receive_count == "2"  # failed on the first delivery, back after the visibility timeout
+        assert mapping.counts["failed_batches"] == 1
+        assert errors
+    else:
+        assert receive_count == "1"
+        assert mapping.counts["failed_batches"] == 0
