@@ -156,6 +156,10 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
     )
     if not config.functions:
         raise LambdaFreezeError("no function to serve: the config file or template defines none")
+    if args.template is not None:
+        from .config.sam_events import events_from_template
+
+        config = config.replace(events=config.events.merged(events_from_template(args.template)))
     return config
 
 

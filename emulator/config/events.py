@@ -116,6 +116,14 @@ class EventsConfig:
     def uses_aws(self) -> bool:
         return bool(self.queues or self.sqs_mappings or self.buckets)
 
+    def merged(self, other: EventsConfig) -> EventsConfig:
+        return EventsConfig(
+            self.queues + other.queues,
+            self.sqs_mappings + other.sqs_mappings,
+            self.schedules + other.schedules,
+            self.buckets + other.buckets,
+        )
+
 
 def _take(spec: dict[str, Any], keys: Mapping[str, Any], where: str) -> dict[str, Any]:
     unknown = sorted(set(spec) - set(keys))

@@ -31,6 +31,10 @@ _HONOURED = frozenset(
     "Handler Runtime CodeUri Code Timeout MemorySize Environment ReservedConcurrentExecutions EventInvokeConfig "
     "FunctionName Architectures PackageType".split()
 )
+# Event source types that sam_events.py serves.
+_EMULATED_EVENTS = frozenset({"SQS", "Schedule", "ScheduleV2"})
+# Resources that sam_events.py creates on the AWS endpoint.
+_CREATED_RESOURCES = frozenset({"AWS::SQS::Queue", "AWS::S3::Bucket"})
 # Properties that change nothing about how a function runs.
 _NO_EFFECT = frozenset({"Description", "Tags", "PropagateTags"})
 # Why each of the others is not honoured; a property missing here gets a generic reason.
@@ -111,7 +115,8 @@ def functions_from_template(path: Path) -> list[FunctionConfig]:
     for logical_id, resource in resources.items():
         kind = resource.get("Type") if isinstance(resource, dict) else None
         if kind not in (SERVERLESS_FUNCTION, LAMBDA_FUNCTION):
-            others.append(f"{logical_id} ({kind})")
+            if kind not in _CREATED_RESOURCES:
+                others.append(f"{logical_id} ({kind})")
             continue
         props = resource.get("Properties") or {}
         if not isinstance(props, dict):
@@ -344,8 +349,12 @@ class _Function:
             reason = _NOT_HONOURED.get(prop, "not supported by lambda-freeze")
             if prop == "Events" and isinstance(value, dict):
                 kinds = ", ".join(
-                    f"{name} ({event.get('Type') if isinstance(event, dict) else '?'})" for name, event in value.items()
+                    f"{name} ({event.get('Type') if isinstance(event, dict) else '?'})"
+                    for name, event in value.items()
+                    if not (isinstance(event, dict) and event.get("Type") in _EMULATED_EVENTS)  # sam_events.py's
                 )
+                if not kinds:
+                    continue
                 reason = f"{kinds}: {reason}"
             self.warn(prop, reason)
 
