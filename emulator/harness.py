@@ -73,6 +73,7 @@ class LambdaFunction:
         self.name = config.name
         self._sink = sink
         self._client: Any = None
+        self.aws: Any = None  # the AwsResources whose endpoint the function reaches, when it came from one
 
     @property
     def url(self) -> str:
@@ -257,8 +258,9 @@ class FaultControl:
 class LambdaFreeze:
     """Starts functions in emulators of its own (one per freezer backend asked for); ``close()`` stops them all."""
 
-    def __init__(self, *, freezer: str = "auto"):
+    def __init__(self, *, freezer: str = "auto", aws_endpoint: str | None = None):
         self.freezer = freezer
+        self.aws_endpoint = aws_endpoint  # the SQS/S3 endpoint functions and SQS mappings use (harness_aws)
         self._emulators: dict[str, tuple[EmulatorThread, CollectingSink]] = {}
         self.functions: list[LambdaFunction] = []
 
@@ -296,7 +298,8 @@ class LambdaFreeze:
     def _emulator(self, freezer: str) -> tuple[EmulatorThread, CollectingSink]:
         if freezer not in self._emulators:
             sink = CollectingSink()
-            self._emulators[freezer] = (EmulatorThread(ServerConfig(port=0, freezer=freezer), sink=sink).start(), sink)
+            config = ServerConfig(port=0, freezer=freezer, aws_endpoint=self.aws_endpoint)
+            self._emulators[freezer] = (EmulatorThread(config, sink=sink).start(), sink)
         return self._emulators[freezer]
 
     def close(self) -> None:

@@ -72,7 +72,10 @@ class AwsEndpoint:
         import boto3
         from botocore.config import Config
 
-        credentials = LOCAL_CREDENTIALS if self.embedded else {}
+        # A named endpoint uses the caller's credentials when there are any (real AWS needs them); LocalStack,
+        # ElasticMQ and moto take anything.
+        local = self.embedded or boto3.Session().get_credentials() is None
+        credentials = LOCAL_CREDENTIALS if local else {}
         return boto3.client(
             service,
             endpoint_url=self.url,
