@@ -233,3 +233,14 @@ def test_fifo_order_is_kept_per_message_group(sqs_serve, tmp_path):
             seen[body["group"]].append(body["n"])
             assert record["attributes"]["MessageGroupId"] == body["group"]
     assert seen == {"a": list(range(0, 12, 2)), "b": list(range(1, 12, 2))}
+
+
+def test_maximum_concurrency_caps_the_environments_a_mapping_uses(sqs_serve, tmp_path):
+    fn = sqs_serve(
+        queues=[QueueConfig("busy")],
+        mappings=[SqsMappingConfig(function="fn", queue="busy", batch_size=1, max_concurrency=2)],
+    )
+    send(fn, "busy", [{"sleep_s": 0.3} for _ in range(8)])
+    fn.wait_for(lambda emu: mapping(fn).counts["deleted"] == 8, timeout_s=60)
+    assert 1 <= len(fn.environments()) <= 2  # at most two batches in flight: at most two environments
+    assert mapping(fn).counts["throttled"] == 0  # the cap is the mapping's own, not the function's
