@@ -5,6 +5,7 @@ database pool across long gaps."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -146,3 +147,48 @@ def test_sqs_consumer_holding_a_database_pool(variant, serve, tmp_path, lambda_f
     else:
         assert receive_count == "1"
         assert mapping.counts["failed_batches"] == 0
+
+
+NODE_CONSUMER = SAMPLES.parent / "node" / "sqs_consumer"
+
+
+def test_node_consumer_with_the_aws_sdk_for_javascript_v3(serve):
+    """A Node.js consumer under the real aws-lambda-ric forwards good messages with @aws-sdk/client-sqs (through
+    AWS_ENDPOINT_URL) and names the bad one in batchItemFailures: it alone is retried, then dead-lettered."""
+    require(moto_installed(), "moto[server] (pip install 'lambda-freeze[aws]') for the embedded SQS endpoint")
+    stamp = NODE_CONSUMER / "node_modules" / ".lambda-freeze-lock.sha256"
+    lock = NODE_CONSUMER / "package-lock.json"
+    require(
+        stamp.is_file() and stamp.read_text().strip() == hashlib.sha256(lock.read_bytes()).hexdigest(),
+        "the Node.js SQS sample's node_modules is not installed from its lock: run `samples/node/install.sh`",
+    )
+    events = EventsConfig(
+        queues=(
+            QueueConfig("node-dlq"),
+            QueueConfig("node-in", visibility_timeout_s=3, dead_letter_queue="node-dlq", max_receive_count=2),
+            QueueConfig("node-out"),
+        ),
+        sqs_mappings=(SqsMappingConfig(function="fn", queue="node-in", report_batch_item_failures=True),),
+    )
+    fn = serve(
+        str(NODE_CONSUMER),
+        handler="index.handler",
+        runtime="nodejs20.x",
+        timeout_s=3,
+        env={"OUT_QUEUE": "node-out"},
+        server={"events": events},
+    )
+    emulator = fn.emulator.emulator
+    sqs = emulator.events.endpoint.client("sqs")
+    out_url = sqs.get_queue_url(QueueName="node-out")["QueueUrl"]
+    (mapping,) = emulator.events.mappings.mappings.values()
+    for n in range(5):
+        sqs.send_message(QueueUrl=mapping.queue.url, MessageBody=json.dumps({"id": n, "bad": n == 1}))
+    fn.wait_for(lambda emu: mapping.counts["deleted"] == 4, timeout_s=60)
+    forwarded = []
+    while len(forwarded) < 4:
+        messages = sqs.receive_message(QueueUrl=out_url, MaxNumberOfMessages=10, WaitTimeSeconds=5).get("Messages", [])
+        assert messages, f"only {forwarded} were forwarded"
+        forwarded += [json.loads(m["Body"])["id"] for m in messages]
+    assert sorted(forwarded) == [0, 2, 3, 4]
+    assert any("failed: message 1" in line for line in fn.lines)

@@ -67,7 +67,7 @@ def test_scenarios_are_shipped() -> None:
     awaiting_queue_steps = {
         "python/sqs_partial_batch/broken", "python/sqs_partial_batch/fixed", "python/sqs_visibility",
         "python/s3_relay_consumer/broken", "python/s3_relay_consumer/fixed", "python/sqs_db_consumer/broken",
-        "python/sqs_db_consumer/fixed",
+        "python/sqs_db_consumer/fixed", "node/sqs_consumer",
     }
     assert samples - used == {"python/hello"} | awaiting_queue_steps
 
