@@ -114,9 +114,10 @@ def test_seed_003_relay_consumer_processes_every_file(variant):
 
 
 @pytest.mark.parametrize("variant", ["broken", "fixed"])
-def test_sqs_consumer_holding_a_database_pool(variant, serve, tmp_path, lambda_freeze_postgres):
+def test_sqs_consumer_holding_a_database_pool(variant, lambda_freeze_postgres, serve, tmp_path):
     """A batch after a gap longer than the server's idle session timeout: the broken consumer fails it and gets
-    it again after the visibility timeout (receive 2, a new session); the fixed one processes it on receive 1."""
+    it again after the visibility timeout (receive 2, a new session); the fixed one processes it on receive 1.
+    (``lambda_freeze_postgres`` comes first: the function stops before its role is dropped.)"""
     require(moto_installed(), "moto[server] (pip install 'lambda-freeze[aws]') for the embedded SQS endpoint")
     db = lambda_freeze_postgres(idle_session_timeout_s=0.5)
     events = EventsConfig(
