@@ -9,8 +9,9 @@ PORT ?= 8080
 # docker/install.sh is the install step of the Docker image too: CI (make test) runs it natively on every change.
 $(VENV)/.installed: pyproject.toml constraints.txt docker/install.sh docker/system-packages.sh emulator/nodejs/package-lock.json \
 		emulator/python/requirements.txt \
-		samples/node/install.sh samples/node/sequelize/package-lock.json tests/node/package-lock.json
-	PYTHON=$(PYTHON) VENV=$(VENV) EXTRAS=test,dev docker/install.sh
+		samples/node/install.sh samples/node/sequelize/package-lock.json samples/node/sqs_consumer/package-lock.json \
+		tests/node/package-lock.json
+	PYTHON=$(PYTHON) VENV=$(VENV) EXTRAS=test,dev,aws docker/install.sh
 	touch $@
 
 serve: $(VENV)/.installed

@@ -107,9 +107,14 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
         help="do not watch the code directories (by default a change retires the function's environments, so the "
         "next invocation starts on the new code)",
     )
+    serve.add_argument("--aws-endpoint", help="SQS/S3 endpoint the functions' SDKs reach (default: an embedded one)")
 
     invoke = sub.add_parser("invoke", help="invoke a function served by lambda-freeze, or run one with --code-dir")
     add_invoke_arguments(invoke)
+
+    trigger = sub.add_parser("trigger", help="fire a schedule (FunctionLogicalId.EventName) now")
+    trigger.add_argument("schedule")
+    trigger.add_argument("--endpoint-url", default="http://127.0.0.1:8080", help="lambda-freeze's Invoke API URL")
 
     repro = sub.add_parser("repro", help="replay a bug-report scenario file N times and report how often it failed")
     if command == "repro":
@@ -238,6 +243,7 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
             "http_idle_timeout_s": args.http_idle_timeout,
             "http_body_timeout_s": args.http_body_timeout,
             "http_max_connections": args.http_max_connections,
+            "aws_endpoint": args.aws_endpoint,
             "functions": functions,
             "overlays": args.template is not None,
         },
@@ -250,6 +256,10 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
         config = with_debugger(config, args.debug_port, args.debug_function)
     if args.no_build:  # every function, whichever file or option defined it
         config = config.replace(functions=tuple(dataclasses.replace(f, build=False) for f in config.functions))
+    if args.template is not None:
+        from .config.sam_events import events_from_template
+
+        config = config.replace(events=config.events.merged(events_from_template(args.template)))
     return config
 
 
@@ -397,6 +407,10 @@ def main(argv: list[str] | None = None) -> int:
                 built = dependencies.build(code_dir.resolve(), args.runtime, progress=_progress)
                 print(built or f"{code_dir}: no {dependencies.REQUIREMENTS}, nothing to build")
             return 0
+        if args.command == "trigger":
+            from .trigger import trigger
+
+            return trigger(args.schedule, args.endpoint_url)
         if args.command == "install-node-ric":
             from .engine import node_ric
 

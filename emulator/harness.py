@@ -75,6 +75,7 @@ class LambdaFunction:
         self.name = config.name
         self._sink = sink
         self._client: Any = None
+        self.aws: Any = None  # the AwsResources whose endpoint the function reaches, when it came from one
 
     @property
     def url(self) -> str:
@@ -277,9 +278,10 @@ class FaultControl:
 class LambdaFreeze:
     """Starts functions in emulators of its own (one per freezer backend asked for); ``close()`` stops them all."""
 
-    def __init__(self, *, freezer: str = "auto", base_dir: Path | None = None):
+    def __init__(self, *, freezer: str = "auto", base_dir: Path | None = None, aws_endpoint: str | None = None):
         self.freezer = freezer
         self.base_dir = base_dir  # relative code directories are looked up here first (the test file's folder)
+        self.aws_endpoint = aws_endpoint  # the SQS/S3 endpoint functions and SQS mappings use (harness_aws)
         self._emulators: dict[str, tuple[EmulatorThread, CollectingSink]] = {}
         self.functions: list[LambdaFunction] = []
 
@@ -327,7 +329,7 @@ class LambdaFreeze:
         if freezer not in self._emulators:
             sink = CollectingSink()
             # The front door on a free port: fn.http serves a function's API routes and function URL.
-            config = ServerConfig(port=0, api_port=0, freezer=freezer)
+            config = ServerConfig(port=0, api_port=0, freezer=freezer, aws_endpoint=self.aws_endpoint)
             self._emulators[freezer] = (EmulatorThread(config, sink=sink).start(), sink)
         return self._emulators[freezer]
 

@@ -29,6 +29,7 @@ import pytest
 if TYPE_CHECKING:  # the engine is imported when a fixture is used, not with every pytest run
     from .databases import MySQLUsers, PostgresRoles
     from .harness import LambdaFreeze
+    from .harness_aws import AwsResources
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -96,3 +97,20 @@ def lambda_freeze_mysql() -> Iterator[MySQLUsers]:
         _unavailable("MySQL", exc)
     yield users
     users.drop_all()
+
+
+@pytest.fixture
+def lambda_freeze_aws(request: pytest.FixtureRequest) -> Iterator[AwsResources]:
+    """Queues, buckets and functions with SQS mappings on an embedded SQS/S3 endpoint (``LAMBDA_FREEZE_AWS_ENDPOINT``
+    names another): ``.create_queue(name, ...)``, ``.create_bucket(name, notify_queue=...)``,
+    ``.function(code_dir, sqs=[{"queue": name, ...}])``, ``.client("sqs")``, ``.count(queue)``."""
+    from .errors import ConfigError
+    from .harness_aws import AwsResources
+
+    resources = AwsResources(os.environ.get("LAMBDA_FREEZE_AWS_ENDPOINT"), freezer=_freezer(request.config))
+    try:
+        resources.start()
+    except ConfigError as exc:
+        _unavailable("an SQS/S3 endpoint", exc)
+    yield resources
+    resources.close()

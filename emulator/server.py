@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from runtime_api import InvokeApiServer, InvokeRequest, InvokeResult, RuntimeApiServer
+from runtime_api.event_sources import add_routes as add_event_source_routes
 from runtime_api.front_door import FrontDoorServer
 
 from .config.settings import FunctionConfig, ServerConfig
@@ -27,6 +28,7 @@ from .engine.timeline import Timeline
 from .errors import ConfigError
 from .sources.async_invoke import AsyncQueue, FailureRecord, load_pending, save_pending
 from .sources.control_plane import ControlPlane
+from .sources.event_sources import EventSources
 from .sources.front_door.source import FrontDoorSource
 from .sources.invoke_api import InvokeApiSource
 
@@ -66,6 +68,8 @@ class Emulator:
         self.failures = FailureRecord(config.state_dir)
         # What invokes the functions; the Invoke API's server talks to it directly.
         self.source = InvokeApiSource(self.functions, self.queues, self.failures, self.timeline)
+        # Queues, SQS event source mappings and schedules, with the AWS endpoint functions reach.
+        self.events = EventSources(config.events, config.aws_endpoint, self.functions, self.queues, self.timeline)
         self._runtime_server = RuntimeApiServer(limits=config.http_limits())
         self._invoke_api: InvokeApiServer | None = None
         # The HTTP front door (API routes, function URLs), served on its own port when api_port is set.
@@ -107,8 +111,15 @@ class Emulator:
             raise ConfigError(listen_error(self.config.host, self.config.port, exc)) from None
         self.port = sock.getsockname()[1]
         self._ctx.endpoint_url = self.endpoint_url
-        for function in functions:
-            self.add_function(function)
+        try:
+            await self.events.prepare()
+            for function in functions:
+                self.add_function(function)
+            await self.events.start()
+        except BaseException:
+            sock.close()
+            await self._cleanup()
+            raise
         for event in load_pending(self.config.state_dir):
             if event.function in self.queues:
                 self.queues[event.function].submit(event)
@@ -116,6 +127,7 @@ class Emulator:
                 log.warning("kept asynchronous event %s names unknown function %s", event.request_id, event.function)
         control = ControlPlane(self.functions, self.source.resolve, self.config.account_concurrency)
         self._invoke_api = InvokeApiServer(self.source, control, limits=self.config.http_limits())
+        add_event_source_routes(self._invoke_api.router, self.events)
         await self._invoke_api.listen(sock)
         if self.config.api_port is not None:
             await self._start_front_door(self.config.api_port)
@@ -175,7 +187,7 @@ class Emulator:
         if config.name in self.functions:
             raise ConfigError(f"function {config.name} is already defined")
         self.front_door.check(config)  # a route another function serves is refused now, not on a request
-        pool = FunctionPool(config, self._ctx)
+        pool = FunctionPool(self.events.function_config(config), self._ctx)
         self.functions[config.name] = pool
         queue = AsyncQueue(pool, self.failures, self.timeline)
         self.queues[config.name] = queue
@@ -204,6 +216,7 @@ class Emulator:
         if self._invoke_api is not None:
             await self._invoke_api.close(grace_s=1.0)
             self._invoke_api = None
+        await self.events.close()  # no new batches or firings; batches under way finish
         # Attempts under way finish; what was never delivered is reported and kept.
         left = await asyncio.gather(*(queue.close() for queue in self.queues.values()))
         save_pending(self.config.state_dir, [event for events in left for event in events])

@@ -61,7 +61,15 @@ def test_scenarios_are_shipped() -> None:
                if p.name in ("app.py", "index.js") and "node_modules" not in p.parts}
     used = {sc.load(path).functions[name].code_dir.relative_to(ROOT / "samples").as_posix()
             for path in SHIPPED for name in sc.load(path).functions}
-    assert samples - used == {"python/hello"}  # every sample but the greeting has a scenario
+    # Every sample but the greeting has a scenario. The SQS/S3 samples wait for scenario steps that send messages,
+    # put objects and fire schedules (issue 15 left them for later); their tests are tests/test_samples_sqs.py,
+    # tests/test_sqs_mapping.py and tests/test_aws_fixture.py.
+    awaiting_queue_steps = {
+        "python/sqs_partial_batch/broken", "python/sqs_partial_batch/fixed", "python/sqs_visibility",
+        "python/s3_relay_consumer/broken", "python/s3_relay_consumer/fixed", "python/sqs_db_consumer/broken",
+        "python/sqs_db_consumer/fixed", "node/sqs_consumer",
+    }
+    assert samples - used == {"python/hello"} | awaiting_queue_steps
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.relative_to(SCENARIOS).as_posix())

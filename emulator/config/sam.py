@@ -33,6 +33,10 @@ _HONOURED = frozenset(
     "Handler Runtime CodeUri Code Timeout MemorySize Environment ReservedConcurrentExecutions EventInvokeConfig "
     "FunctionName Architectures PackageType Layers".split()
 )
+# Event source types that sam_events.py serves.
+_EMULATED_EVENTS = frozenset({"SQS", "Schedule", "ScheduleV2"})
+# Resources that sam_events.py creates on the AWS endpoint.
+_CREATED_RESOURCES = frozenset({"AWS::SQS::Queue", "AWS::S3::Bucket"})
 # Properties that change nothing about how a function runs.
 _NO_EFFECT = frozenset({"Description", "Tags", "PropagateTags"})
 # Why each of the others is not honoured; a property missing here gets a generic reason.
@@ -128,7 +132,8 @@ def functions_from_template(
         if kind in layers.LAYER_TYPES:  # served with the functions that name them
             continue
         if kind not in (SERVERLESS_FUNCTION, LAMBDA_FUNCTION):
-            others.append((logical_id, kind))
+            if kind not in _CREATED_RESOURCES:
+                others.append((logical_id, kind))
             continue
         props = resource.get("Properties") or {}
         if not isinstance(props, dict):
@@ -389,8 +394,12 @@ class _Function:
                 if not value:
                     continue  # every event is served by the front door
                 kinds = ", ".join(
-                    f"{name} ({event.get('Type') if isinstance(event, dict) else '?'})" for name, event in value.items()
+                    f"{name} ({event.get('Type') if isinstance(event, dict) else '?'})"
+                    for name, event in value.items()
+                    if not (isinstance(event, dict) and event.get("Type") in _EMULATED_EVENTS)  # sam_events.py's
                 )
+                if not kinds:
+                    continue
                 reason = f"{kinds}: {reason}"
             self.warn(prop, reason)
 

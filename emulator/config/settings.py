@@ -14,6 +14,7 @@ from typing import Any
 from runtime_api.http import HttpLimits
 
 from ..errors import ConfigError
+from .events import EventsConfig, events_from_toml
 from .http_routes import FunctionUrl, Route, routes_from_toml, url_from_toml
 from .layers import check as check_layers
 from .upstreams import UPSTREAM as UPSTREAM  # where it was defined before; still imported from here
@@ -259,6 +260,8 @@ class ServerConfig:
     state_dir: Path | None = None  # where async failures and undelivered events are kept
     api_port: int | None = None  # the HTTP front door (API routes, function URLs); None: not served, 0: any port
     functions: tuple[FunctionConfig, ...] = ()
+    aws_endpoint: str | None = None  # the SQS/S3 endpoint functions reach; None: an embedded one when needed
+    events: EventsConfig = field(default_factory=EventsConfig)  # queues, SQS mappings, schedules
     # The HTTP servers' timeouts (0 turns one off) and connection cap: runtime_api.http.HttpLimits
     http_header_timeout_s: float = _HTTP.header_timeout_s or 0.0
     http_idle_timeout_s: float = _HTTP.idle_timeout_s or 0.0
@@ -335,11 +338,12 @@ def _read_toml(file: Path, overlays: bool = False) -> tuple[dict[str, Any], list
         if file.suffix in (".yaml", ".yml", ".json") or template:
             raise ConfigError(f"{file} is not TOML but looks like a SAM template: use --template {file}") from None
         raise ConfigError(f"{file}: {exc}") from None
+    events = events_from_toml(data, file)
     unknown = sorted(set(data) - {"server", "functions"})
     if unknown:
         raise ConfigError(f"{file}: unknown table(s) {', '.join(unknown)}; expected [server] and [functions.NAME]")
     server = data.get("server", {})
-    known = {"host", "port", "freezer", "account_concurrency", "state_dir", "api_port", *_HTTP_KEYS}
+    known = {"host", "port", "freezer", "account_concurrency", "state_dir", "api_port", "aws_endpoint", *_HTTP_KEYS}
     unknown = sorted(set(server) - known)
     if unknown:
         raise ConfigError(f"{file}: [server] has unknown key(s) {', '.join(unknown)}")
@@ -353,7 +357,7 @@ def _read_toml(file: Path, overlays: bool = False) -> tuple[dict[str, Any], list
         for name, spec in data.get("functions", {}).items()
         if "code_dir" in spec or not overlays  # without code_dir: settings over a template's function (overrides.py)
     ]
-    return dict(server), functions
+    return {**server, "events": events}, functions
 
 
 def parse_env_pairs(pairs: list[str] | None) -> dict[str, str]:

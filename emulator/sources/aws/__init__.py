@@ -1,0 +1,1 @@
+"""The AWS services functions call (SQS, S3): the endpoint they reach, and the resources created on it."""

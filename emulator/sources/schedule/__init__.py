@@ -1,0 +1,1 @@
+"""Schedules: EventBridge schedule expressions and the timers that deliver them as asynchronous invocations."""
