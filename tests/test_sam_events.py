@@ -70,11 +70,10 @@ Resources:
             ScheduleExpression: cron(0 9 ? * MON-FRI *)
             ScheduleExpressionTimezone: Europe/Paris
             State: DISABLED
-        Web:
-          Type: Api
+        Topic:
+          Type: SNS
           Properties:
-            Path: /
-            Method: get
+            Topic: arn:aws:sns:us-east-1:000000000000:orders
 """
 
 
@@ -88,7 +87,7 @@ def test_queues_buckets_and_events_are_read(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="lambda_freeze.sam"):
         functions_from_template(write(tmp_path))
     warnings = "\n".join(caplog.messages)
-    assert "Web (Api)" in warnings and "FromOrders" not in warnings and "Nightly" not in warnings
+    assert "Topic (SNS)" in warnings and "FromOrders" not in warnings and "Nightly" not in warnings
     assert "AWS::SQS::Queue" not in warnings and "AWS::S3::Bucket" not in warnings
     events = events_from_template(write(tmp_path))
     queues = {q.name: q for q in events.queues}
