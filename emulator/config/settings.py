@@ -87,6 +87,8 @@ class FunctionConfig:
     account_id: str = "000000000000"
     routes: tuple[Route, ...] = ()  # API Gateway routes (REST or HTTP API) served by the front door
     url: FunctionUrl | None = None  # a function URL, served by the front door
+    # The runtime's clocks can be moved forward while it is frozen (a virtual freeze: engine/clock.py)
+    virtual_time: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -101,6 +103,12 @@ class FunctionConfig:
             raise ConfigError(f"function {self.name}: timeout must be 1-900 seconds, not {self.timeout_s}")
         if not 128 <= self.memory_mb <= 10240:
             raise ConfigError(f"function {self.name}: memory must be 128-10240 MB, not {self.memory_mb}")
+        if self.virtual_time and self.runtime.startswith("provided"):
+            raise ConfigError(
+                f"function {self.name}: virtual time cannot move the clocks of a {self.runtime} runtime (a "
+                "statically linked bootstrap reads the kernel's vDSO clock directly, past any preload); use real "
+                "time (virtual_time = false) or a python or nodejs runtime"
+            )
         if self.init_timeout_s <= 0:
             raise ConfigError(f"function {self.name}: init timeout must be positive")
         if not self.handler and self.runtime in (*PYTHON_RUNTIMES, *NODE_RUNTIMES):
