@@ -223,10 +223,23 @@ class LambdaFunction:
             )
         return FaultControl(self._emulator, self.name, upstream)
 
-    def stay_frozen(self, seconds: float) -> None:
-        """Keep the function's environments frozen for ``seconds`` while time, databases and networks go on."""
+    def stay_frozen(self, seconds: float, *, virtual: bool = False) -> None:
+        """Keep the function's environments frozen for ``seconds`` while time, databases and networks go on.
+
+        ``virtual=True`` (a function made with ``virtual_time=True``): no real wait; each frozen environment's
+        clocks move forward by ``seconds``, and its proxied connections age by as much, before the next thaw."""
         self.wait_frozen()
-        time.sleep(seconds)
+        if not virtual:
+            time.sleep(seconds)  # wait-ok: the freeze is the scenario
+            return
+        name = self.name
+
+        async def advance(emu: Emulator) -> None:
+            for env in list(emu.functions[name].environments.values()):
+                if env.lifecycle.live and env.lifecycle.state is State.FROZEN:
+                    env.advance_clock(seconds)
+
+        self._emulator.call(advance)
 
 
 class FaultControl:
