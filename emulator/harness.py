@@ -267,6 +267,18 @@ class FaultControl:
 
         self._emulator.call(remove)
 
+    def server_idle_timeout(self, timeout_s: float, server: str) -> None:
+        """Declare the upstream server's idle timeout (``server``: "postgresql" or "mariadb"): a virtual freeze
+        closes a connection idle that long the way that server closes an idle session."""
+        from .proxy.aging import ServerIdleTimeout
+
+        declared = ServerIdleTimeout(timeout_s, server)  # type: ignore[arg-type]  # checked by the dataclass
+
+        async def declare(emu: Emulator) -> None:
+            self._proxy(emu).server_idle = declared
+
+        self._emulator.call(declare)
+
     def kill_connections(self, env_id: str | None = None) -> int:
         async def kill(emu: Emulator) -> int:
             return await self._proxy(emu).kill_connections(env_id)

@@ -70,7 +70,7 @@ class Environment:
         self.slot = InvocationSlot(self.lifecycle, self._loop, retry_of=retry_of)
         self.freeze = FreezeControl(ctx.freezer, env_id)
         self.clock = VirtualClock(env_id) if config.virtual_time else None
-        self._gap_listeners: list[Callable[[float], None]] = []
+        self._gap_listeners: list[Callable[[float], object]] = []
         self.reports = Reports(config, env_id, ctx, self.slot, self.freeze, created_s=self.created_s)
         self.lifecycle.listeners.append(self.reports.on_transition)
         self.processes = EnvironmentProcesses(env_id, config.code_dir, self.reports.on_line)
@@ -353,7 +353,7 @@ class Environment:
         for listener in list(self._gap_listeners):
             listener(seconds)
 
-    def add_gap_listener(self, listener: Callable[[float], None]) -> None:
+    def add_gap_listener(self, listener: Callable[[float], object]) -> None:
         """Told each virtual gap, in seconds, while the environment is still frozen (the fault proxy ages its
         connections by it)."""
         self._gap_listeners.append(listener)
