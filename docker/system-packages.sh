@@ -37,11 +37,8 @@ need cmake command -v cmake
 need autoconf command -v autoconf
 need automake command -v automake
 need libtool command -v libtoolize
-# Virtual time (a frozen environment's clocks moved forward): the runtime is started with libfaketime preloaded.
-has_libfaketime() {
-  compgen -G '/usr/lib/*/faketime/libfaketime.so.1' || [[ -f /usr/local/lib/faketime/libfaketime.so.1 ]]
-}
-need libfaketime has_libfaketime
+# Virtual time (a frozen environment's clocks moved forward) builds a small preload (emulator/engine/vclock.c).
+need gcc command -v cc
 # The HTTP front door's browser test (a CORS fetch from a real browser): only for a test install, not the image.
 if [[ ${WITH_TEST_PACKAGES:-} == true ]]; then
   need chromium command -v chromium

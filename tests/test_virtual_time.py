@@ -22,16 +22,16 @@ TIMEOUT_S = 30.0
 WALL_BUDGET_S = 5.0  # the bound for a virtual 15-minute freeze, INIT and two invocations included
 
 
-def _libfaketime() -> None:
+def _preload() -> None:
     try:
-        clock.libfaketime()
+        clock.preload_library()
     except LambdaFreezeError as exc:
         require(False, exc.message)
 
 
 @pytest.fixture
 def lf() -> Iterator[LambdaFreeze]:
-    _libfaketime()
+    _preload()
     harness = LambdaFreeze()
     yield harness
     harness.close()
@@ -62,6 +62,25 @@ def test_python_clocks_move_by_the_virtual_gap_and_a_background_reaper_sees_it(l
     # Lambda-Runtime-Deadline-Ms is on the runtime's clock: the remaining time is the function's timeout.
     assert TIMEOUT_S * 1000 - 5000 < second.payload["remaining_ms"] <= TIMEOUT_S * 1000
     assert elapsed < WALL_BUDGET_S, elapsed
+
+
+def test_python_waits_after_a_virtual_gap_take_real_time_and_a_sleep_under_way_keeps_its_real_deadline(
+    lf: LambdaFreeze,
+) -> None:
+    sleep_s = 3.0
+    fn = lf.function(FUNCTIONS / "python/virtual_clock", virtual_time=True, timeout_s=TIMEOUT_S)
+    started = time.monotonic()
+    assert fn.invoke({"start_sleep_s": sleep_s}).ok
+    fn.stay_frozen(GAP_S, virtual=True)
+    second = fn.invoke({"timed_wait_s": 0.3})
+    assert second.ok, second.payload
+    # The timed wait's deadline, computed on the runtime's clock, is turned back into real time: 0.3 s, not 900.3.
+    assert 0.3 <= second.payload["waited_s"] < 2.0, second.payload
+    # The thread already asleep when the environment froze sleeps its real remaining time (clock.py says why).
+    if time.monotonic() - started < sleep_s:
+        assert not second.payload["slept"], second.payload
+    third = fn.invoke({"await_sleeper_s": sleep_s + 5})
+    assert third.ok and third.payload["slept"], third.payload
 
 
 def test_node_clocks_move_and_a_ten_minute_timer_fires_on_thaw(lf: LambdaFreeze) -> None:
@@ -100,12 +119,15 @@ def test_a_static_provided_runtime_is_refused_virtual_time(tmp_path: Path) -> No
 
 
 def test_the_clock_file_only_moves_forward_and_goes_with_the_clock() -> None:
-    _libfaketime()
+    _preload()
     vc = clock.VirtualClock("env-test")
     path = vc.path
     vc.advance(1.5)
-    assert path.read_text() == "+1.500000\n" and vc.offset_ms == 1500
-    assert vc.environment()["FAKETIME_TIMESTAMP_FILE"] == str(path)
+    assert path.read_bytes() == (1_500_000_000).to_bytes(8, "little") and vc.offset_ms == 1500
+    assert vc.environment("/opt/own.so") == {
+        "LD_PRELOAD": f"{vc.library}:/opt/own.so",
+        "LAMBDA_FREEZE_CLOCK_FILE": str(path),
+    }
     with pytest.raises(LambdaFreezeError, match="forward"):
         vc.advance(-1)
     vc.close()

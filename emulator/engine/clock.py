@@ -1,11 +1,14 @@
-"""An environment's virtual clock: how far its runtime's clocks run ahead of the real ones, kept in a file that
-libfaketime, preloaded into the runtime, reads on every clock call.
+"""An environment's virtual clock: how far its runtime's clocks run ahead of the real ones, an offset in a small file
+that the preloaded ``vclock.c`` maps and reads on every clock call.
 
 A virtual freeze of 15 minutes lasts milliseconds: while the environment is frozen its offset grows by the gap,
 and on thaw its realtime, monotonic and boottime clocks have all moved by it, so a pool's idle timer or a token's
 expiry check sees the 15 minutes. Event loops that recompute their timeouts from the clock (libuv, asyncio) fire
-what expired at once; a thread already blocked in a relative sleep (``time.sleep(600)``) sleeps its real
-remaining time, since the kernel, not the clock the process reads, counts that sleep.
+what expired at once; a wait already blocked when the freeze began (a thread in ``time.sleep(600)``, a timed lock)
+ends at its real deadline, since the kernel, not the clock the process reads, counts it.
+
+Why not libfaketime: Debian's 0.9.10 hangs Python's timed waits (``threading.Event().wait(0.5)`` never returns,
+offset or not: wolfcw/libfaketime#390, #469), and without its cache it costs microseconds per clock call.
 
 Statically linked runtimes (Go's ``provided`` binaries) read the vDSO directly and ignore a preload: the
 configuration refuses virtual time for them rather than pretend.
@@ -13,33 +16,55 @@ configuration refuses virtual time for them rather than pretend.
 
 from __future__ import annotations
 
+import hashlib
+import mmap
 import os
+import shutil
+import struct
+import subprocess
 import tempfile
-import time
 import weakref
 from pathlib import Path
 
 from ..errors import LambdaFreezeError
 
-# Debian's and Ubuntu's libfaketime (apt-get install libfaketime), then a build installed under /usr/local.
-LIBFAKETIME_PATHS = (
-    Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"),
-    Path("/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1"),
-    Path("/usr/local/lib/faketime/libfaketime.so.1"),
-)
+SOURCE = Path(__file__).with_name("vclock.c")
+_OFFSET = struct.Struct("<q")  # nanoseconds, as vclock.c reads it
+_built: Path | None = None
 
 
-def libfaketime() -> Path:
-    """The preload library; raises LambdaFreezeError, naming the package to install, when it is missing."""
-    override = os.environ.get("LAMBDA_FREEZE_LIBFAKETIME")
-    candidates = (Path(override),) if override else LIBFAKETIME_PATHS
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise LambdaFreezeError(
-        "virtual time needs libfaketime: install it (Debian, Ubuntu: apt-get install libfaketime) or name the "
-        "library in LAMBDA_FREEZE_LIBFAKETIME; looked in " + ", ".join(str(p) for p in candidates)
-    )
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "lambda-freeze"
+
+
+def preload_library() -> Path:
+    """The compiled preload, built once per source version with the system's C compiler (``cc``); raises
+    LambdaFreezeError, saying what to install, when it cannot be built."""
+    global _built
+    if _built is not None and _built.is_file():
+        return _built
+    source = SOURCE.read_bytes()
+    target = _cache_dir() / f"vclock-{hashlib.sha256(source).hexdigest()[:16]}.so"
+    if not target.is_file():
+        compiler = shutil.which(os.environ.get("CC", "cc"))
+        if compiler is None:
+            raise LambdaFreezeError(
+                "virtual time builds a small clock preload and needs a C compiler: install one (Debian, Ubuntu: "
+                "apt-get install gcc) or name it in CC"
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Built beside and renamed over: test workers building at once each see a whole library or none.
+        fd, partial = tempfile.mkstemp(dir=target.parent, prefix=target.stem, suffix=".part")
+        os.close(fd)
+        command = [compiler, "-O2", "-Wall", "-shared", "-fPIC", "-o", partial, str(SOURCE), "-ldl"]
+        built = subprocess.run(command, capture_output=True, text=True, check=False)
+        if built.returncode != 0:
+            os.unlink(partial)
+            raise LambdaFreezeError(f"building the virtual clock preload failed: {built.stderr.strip()[-500:]}")
+        os.replace(partial, target)
+    _built = target
+    return target
 
 
 def _remove(path: Path) -> None:
@@ -47,50 +72,41 @@ def _remove(path: Path) -> None:
 
 
 class VirtualClock:
-    """One environment's offset from real time, in seconds; only ever grows, and only while frozen."""
+    """One environment's offset from real time; only ever grows, and only while the environment is frozen."""
 
     def __init__(self, env_id: str):
-        self.library = libfaketime()
+        self.library = preload_library()
         fd, name = tempfile.mkstemp(prefix=f"lambda-freeze-clock-{env_id}-", suffix=".offset")
-        os.close(fd)
+        try:
+            os.write(fd, _OFFSET.pack(0))
+        finally:
+            os.close(fd)
         self.path = Path(name)
         self.offset_s = 0.0
-        self._write()
+        self._offset_ns = 0
         # The file goes with the clock, whichever way the environment ends.
         self._finalizer = weakref.finalize(self, _remove, self.path)
 
-    def environment(self) -> dict[str, str]:
-        """The runtime's variables that put it on this clock.
-
-        No cache (``FAKETIME_NO_CACHE``): with libfaketime's default cache of a few seconds, the first clock calls
-        after a thaw could still read the old offset, and the expired timers would not fire with the new event."""
+    def environment(self, preload: str | None = None) -> dict[str, str]:
+        """The runtime's variables that put it on this clock (after ``preload``, the function's own LD_PRELOAD)."""
         return {
-            "LD_PRELOAD": str(self.library),
-            "FAKETIME_TIMESTAMP_FILE": str(self.path),
-            "FAKETIME_NO_CACHE": "1",
+            "LD_PRELOAD": f"{self.library}:{preload}" if preload else str(self.library),
+            "LAMBDA_FREEZE_CLOCK_FILE": str(self.path),
         }
 
     @property
     def offset_ms(self) -> int:
-        return int(self.offset_s * 1000)
-
-    def now_s(self) -> float:
-        """The runtime's wall clock, in seconds since the epoch."""
-        return time.time() + self.offset_s
+        return self._offset_ns // 1_000_000
 
     def advance(self, seconds: float) -> None:
-        """Move the runtime's clocks forward by ``seconds`` (the environment is frozen: it reads them on thaw)."""
+        """Move the runtime's clocks forward by ``seconds`` (it is frozen: it reads them on thaw)."""
         if seconds < 0:
             raise LambdaFreezeError(f"a virtual clock only moves forward, not by {seconds} s")
-        self.offset_s += seconds
-        self._write()
-
-    def _write(self) -> None:
-        # Written beside and renamed over: a runtime reading the file mid-write must see the old or the new
-        # offset, never an empty file (libfaketime would read that as no offset at all).
-        spare = self.path.with_suffix(".next")
-        spare.write_text(f"+{self.offset_s:.6f}\n")
-        os.replace(spare, self.path)
+        self._offset_ns += round(seconds * 1e9)
+        self.offset_s = self._offset_ns / 1e9
+        # Through a shared mapping, one aligned 8-byte store: the page the runtime maps is this very page.
+        with open(self.path, "r+b") as file, mmap.mmap(file.fileno(), _OFFSET.size) as page:
+            page[: _OFFSET.size] = _OFFSET.pack(self._offset_ns)
 
     def close(self) -> None:
         self._finalizer()

@@ -201,7 +201,7 @@ class Environment:
             self.endings.fail_init(Outcome.error("Runtime.InvalidEntrypoint", exc.message), "error")
             return
         if self.clock is not None:
-            env.update(self.clock.environment())
+            env.update(self.clock.environment(env.get("LD_PRELOAD")))
         if not await self.extension_side.start(env, group):
             return
         try:
