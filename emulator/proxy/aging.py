@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
@@ -63,16 +64,18 @@ class ServerIdleTimeout:
             known = ", ".join(SERVER_KINDS)
             raise ProxyError(f"server_idle_timeout: server must be one of {known}, not {self.server!r}")
 
-    def close(self, conn: Connection, idle_s: float) -> None:
+    def close(self, conn: Connection, idle_s: float, outgoing: Callable[[End], End]) -> None:
+        """Close ``conn`` as the server would; ``outgoing`` is the proxy's close_mode (a RST may become a FIN)."""
         reason = f"virtually idle {idle_s:.3f} s >= server idle timeout {self.timeout_s:g} s"
         conn.emit(EventKind.FIRED, toxic="server_idle_timeout", detail=reason)
-        if self.server == "mariadb":
+        if self.server == "mariadb" and outgoing(End.RST) is End.RST:
             conn.reset(reason, toxic="server_idle_timeout")
             return
-        # The real session ends; the client gets what PostgreSQL sends, down through the toxics like any answer.
+        # The real session ends; the client gets what the server sends, down through the toxics like any answer.
         conn.upstream.close(End.FIN)
         now = time.monotonic()
-        conn.down.feed(Chunk(postgres_idle_session_error(), now))
+        if self.server == "postgresql":
+            conn.down.feed(Chunk(postgres_idle_session_error(), now))
         conn.down.feed(Chunk(b"", now, End.FIN))
 
 
@@ -80,7 +83,13 @@ def _idle_drops(entries: list[ToxicEntry], env_id: str) -> list[tuple[str, IdleD
     return [(e.name, e.toxic) for e in entries if isinstance(e.toxic, IdleDrop) and e.covers(env_id)]
 
 
-def age(conns: list[Connection], entries: list[ToxicEntry], gap_s: float, server_idle: ServerIdleTimeout | None) -> int:
+def age(
+    conns: list[Connection],
+    entries: list[ToxicEntry],
+    gap_s: float,
+    server_idle: ServerIdleTimeout | None,
+    outgoing: Callable[[End], End],
+) -> int:
     """Judge each connection by its idle time plus ``gap_s``; returns how many were dropped or closed."""
     now = time.monotonic()
     acted = 0
@@ -96,6 +105,6 @@ def age(conns: list[Connection], entries: list[ToxicEntry], gap_s: float, server
             conn.blackhole("virtual gap", toxic=drops[0][1])
             acted += 1
         elif server_idle is not None and idle_s >= server_idle.timeout_s:
-            server_idle.close(conn, idle_s)
+            server_idle.close(conn, idle_s, outgoing)
             acted += 1
     return acted

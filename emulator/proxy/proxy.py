@@ -210,7 +210,7 @@ class Proxy:
     def age(self, env_id: str, gap_s: float) -> int:
         """A virtual gap of ``gap_s`` for a frozen environment: what it would have done to its connections
         (``aging``); returns how many were dropped or closed."""
-        return age(self._live(env_id), list(self._entries.values()), gap_s, self.server_idle)
+        return age(self._live(env_id), list(self._entries.values()), gap_s, self.server_idle, self.config.outgoing)
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Call ``subscriber`` with every new event record; returns the unsubscribe function."""
