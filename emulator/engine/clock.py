@@ -24,9 +24,11 @@ import struct
 import subprocess
 import tempfile
 import weakref
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ..errors import LambdaFreezeError
+from .timeline import Timeline
 
 SOURCE = Path(__file__).with_name("vclock.c")
 _OFFSET = struct.Struct("<q")  # nanoseconds, as vclock.c reads it
@@ -110,3 +112,43 @@ class VirtualClock:
 
     def close(self) -> None:
         self._finalizer()
+
+
+class VirtualTime:
+    """An environment's virtual time: its clock (None when the function runs in real time), and those told of each
+    virtual gap while the environment is still frozen (the fault proxy ages its connections by it)."""
+
+    def __init__(self, env_id: str, function: str, timeline: Timeline, *, enabled: bool):
+        self._env_id = env_id
+        self._function = function
+        self._timeline = timeline
+        self.clock = VirtualClock(env_id) if enabled else None
+        self._listeners: list[Callable[[float], object]] = []
+
+    @property
+    def offset_s(self) -> float | None:
+        return self.clock.offset_s if self.clock is not None else None
+
+    def variables(self, env: Mapping[str, str]) -> dict[str, str]:
+        """What the runtime's environment ``env`` gains: the preload and its clock file, or nothing."""
+        return self.clock.environment(env.get("LD_PRELOAD")) if self.clock is not None else {}
+
+    def deadline_ms(self, real_ms: int) -> int:
+        """Lambda-Runtime-Deadline-Ms on the runtime's clock, so the remaining time it computes is the real one."""
+        return real_ms + (self.clock.offset_ms if self.clock is not None else 0)
+
+    def add_listener(self, listener: Callable[[float], object]) -> None:
+        self._listeners.append(listener)
+
+    def advance(self, seconds: float) -> None:
+        """Move the frozen runtime's clocks forward by ``seconds``, record the gap, tell the listeners."""
+        if self.clock is None:
+            raise LambdaFreezeError(
+                f"function {self._function} runs in real time: give it virtual_time=True to freeze it virtually"
+            )
+        self.clock.advance(seconds)
+        self._timeline.record(
+            "virtual_gap", self._env_id, function=self._function, gap_s=seconds, offset_s=self.clock.offset_s
+        )
+        for listener in list(self._listeners):
+            listener(seconds)

@@ -86,7 +86,7 @@ class FunctionPool:
             port = await proxy.listen(env)
             variables[f"{upstream}_HOST"] = proxy.config.listen_host
             variables[f"{upstream}_PORT"] = str(port)
-            env.add_gap_listener(functools.partial(proxy.age, env.id))  # a virtual freeze ages its connections
+            env.virtual.add_listener(functools.partial(proxy.age, env.id))  # a virtual freeze ages its connections
         return variables
 
     async def close_upstreams(self, env: Environment) -> None:
