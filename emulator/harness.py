@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config.http_routes import routes_from_toml, url_from_toml
 from .config.settings import FunctionConfig, ServerConfig
@@ -26,6 +26,9 @@ from .errors import LambdaFreezeError
 from .proxy import Proxy, Toxic
 from .server import Emulator
 from .testing import CollectingSink, EmulatorThread
+
+if TYPE_CHECKING:
+    from .databases import DatabaseLogin
 
 _names = itertools.count(1)
 
@@ -278,6 +281,13 @@ class FaultControl:
             self._proxy(emu).server_idle = declared
 
         self._emulator.call(declare)
+
+    def server_idle_timeout_of(self, login: DatabaseLogin) -> None:
+        """The idle timeout a database fixture gave its login (``lambda_freeze_postgres(idle_session_timeout_s=900)``,
+        ``lambda_freeze_mysql(wait_timeout_s=28800)``), closed as that server closes an idle session."""
+        if login.idle_timeout_s is None:
+            raise LambdaFreezeError(f"login {login.user} has no idle timeout: create it with one")
+        self.server_idle_timeout(login.idle_timeout_s, "postgresql" if login.kind == "postgresql" else "mariadb")
 
     def kill_connections(self, env_id: str | None = None) -> int:
         async def kill(emu: Emulator) -> int:

@@ -11,9 +11,11 @@ import pytest
 
 from conftest import FUNCTIONS, require
 from emulator.config.settings import FunctionConfig
+from emulator.databases import PostgresRoles, postgres_dsn
 from emulator.engine import clock, node_ric
 from emulator.errors import ConfigError, LambdaFreezeError
 from emulator.harness import LambdaFreeze
+from emulator.proxy import WhileFrozen
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -132,3 +134,43 @@ def test_the_clock_file_only_moves_forward_and_goes_with_the_clock() -> None:
         vc.advance(-1)
     vc.close()
     assert not path.exists()
+
+
+SAMPLES = Path(__file__).parent.parent / "samples/python"
+
+
+def test_a_background_thread_pool_meets_a_15_minute_idle_timeout_in_a_30_minute_virtual_freeze(
+    lf: LambdaFreeze,
+) -> None:
+    """The catalog's asyncpg pool on a background thread, with production settings, through the pytest plugin's
+    pieces: PostgreSQL's 15-minute idle_session_timeout, declared from the database login, a 30-minute virtual
+    freeze, and a network that loses the server's close meanwhile. The same TimeoutError as the real-time run."""
+    roles = PostgresRoles(postgres_dsn())
+    try:
+        roles.check()
+    except OSError as exc:
+        require(False, f"PostgreSQL is not reachable: {exc}")
+    try:
+        db = roles.create(idle_session_timeout_s=900)
+        started = time.monotonic()
+        fn = lf.function(
+            SAMPLES / "asyncpg_thread_loop/broken",
+            virtual_time=True,
+            timeout_s=10,
+            env=db.env("DB"),
+            upstreams={"DB": f"{db.host}:{db.port}"},
+        )
+        fn.faults("DB").server_idle_timeout_of(db)
+        fn.faults("DB").add("lost-fin", WhileFrozen(mode="drop"))
+        first = fn.invoke({})
+        assert first.ok, first.payload
+        fn.stay_frozen(1800, virtual=True)
+        second = fn.invoke({})
+        elapsed = time.monotonic() - started
+        assert second.error_type == "TimeoutError", second.payload
+        assert elapsed < WALL_BUDGET_S, elapsed
+        events = fn.faults("DB").events()
+        fired = [e for e in events if e["kind"] == "fired" and e.get("toxic") == "server_idle_timeout"]
+        assert len(fired) == 1, fired
+    finally:
+        roles.drop_all()
