@@ -37,6 +37,8 @@ need cmake command -v cmake
 need autoconf command -v autoconf
 need automake command -v automake
 need libtool command -v libtoolize
+# Virtual time (a frozen environment's clocks moved forward) builds a small preload (emulator/engine/vclock.c).
+need gcc command -v cc
 # The HTTP front door's browser test (a CORS fetch from a real browser): only for a test install, not the image.
 if [[ ${WITH_TEST_PACKAGES:-} == true ]]; then
   need chromium command -v chromium

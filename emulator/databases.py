@@ -61,6 +61,7 @@ class DatabaseLogin:
     init_command: str | None = None  # MySQL: session settings the server cannot hold per user
     settings: dict[str, str] = field(default_factory=dict)
     admin: PostgresRoles | MySQLUsers | None = field(default=None, compare=False, repr=False)
+    idle_timeout_s: float | None = None  # idle_session_timeout / wait_timeout: what a virtual freeze is judged by
 
     def sessions(self) -> int:
         """How many sessions this login has open on the server now."""
@@ -146,7 +147,16 @@ class PostgresRoles:
             *(f"ALTER ROLE \"{name}\" SET {key} = '{value}'" for key, value in values.items()),
         ]
         _run(lambda: self._execute(*statements))
-        login = DatabaseLogin("postgresql", self.host, self.port, name, self.database, settings=values, admin=self)
+        login = DatabaseLogin(
+            "postgresql",
+            self.host,
+            self.port,
+            name,
+            self.database,
+            settings=values,
+            admin=self,
+            idle_timeout_s=idle_session_timeout_s,
+        )
         self.logins.append(login)
         return login
 
@@ -225,7 +235,9 @@ class MySQLUsers:
             f"GRANT ALL ON `{database}`.* TO '{name}'@'%'",
         )
         init = f"SET SESSION wait_timeout = {int(wait_timeout_s)}" if wait_timeout_s is not None else None
-        login = DatabaseLogin("mysql", self.host, self.port, name, database, init_command=init, admin=self)
+        login = DatabaseLogin(
+            "mysql", self.host, self.port, name, database, init_command=init, admin=self, idle_timeout_s=wait_timeout_s
+        )
         self.logins.append(login)
         return login
 

@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config.http_routes import routes_from_toml, url_from_toml
 from .config.keys import function_settings
@@ -27,6 +27,9 @@ from .errors import LambdaFreezeError
 from .proxy import Proxy, Toxic
 from .server import Emulator
 from .testing import CollectingSink, EmulatorThread
+
+if TYPE_CHECKING:
+    from .databases import DatabaseLogin
 
 _names = itertools.count(1)
 
@@ -225,10 +228,23 @@ class LambdaFunction:
             )
         return FaultControl(self._emulator, self.name, upstream)
 
-    def stay_frozen(self, seconds: float) -> None:
-        """Keep the function's environments frozen for ``seconds`` while time, databases and networks go on."""
+    def stay_frozen(self, seconds: float, *, virtual: bool = False) -> None:
+        """Keep the function's environments frozen for ``seconds`` while time, databases and networks go on.
+
+        ``virtual=True`` (a function made with ``virtual_time=True``): no real wait; each frozen environment's
+        clocks move forward by ``seconds``, and its proxied connections age by as much, before the next thaw."""
         self.wait_frozen()
-        time.sleep(seconds)
+        if not virtual:
+            time.sleep(seconds)  # wait-ok: the freeze is the scenario
+            return
+        name = self.name
+
+        async def advance(emu: Emulator) -> None:
+            for env in list(emu.functions[name].environments.values()):
+                if env.lifecycle.live and env.lifecycle.state is State.FROZEN:
+                    env.advance_clock(seconds)
+
+        self._emulator.call(advance)
 
 
 class FaultControl:
@@ -255,6 +271,25 @@ class FaultControl:
             await self._proxy(emu).remove_toxic(name)
 
         self._emulator.call(remove)
+
+    def server_idle_timeout(self, timeout_s: float, server: str) -> None:
+        """Declare the upstream server's idle timeout (``server``: "postgresql" or "mariadb"): a virtual freeze
+        closes a connection idle that long the way that server closes an idle session."""
+        from .proxy.aging import ServerIdleTimeout
+
+        declared = ServerIdleTimeout(timeout_s, server)  # type: ignore[arg-type]  # checked by the dataclass
+
+        async def declare(emu: Emulator) -> None:
+            self._proxy(emu).server_idle = declared
+
+        self._emulator.call(declare)
+
+    def server_idle_timeout_of(self, login: DatabaseLogin) -> None:
+        """The idle timeout a database fixture gave its login (``lambda_freeze_postgres(idle_session_timeout_s=900)``,
+        ``lambda_freeze_mysql(wait_timeout_s=28800)``), closed as that server closes an idle session."""
+        if login.idle_timeout_s is None:
+            raise LambdaFreezeError(f"login {login.user} has no idle timeout: create it with one")
+        self.server_idle_timeout(login.idle_timeout_s, "postgresql" if login.kind == "postgresql" else "mariadb")
 
     def kill_connections(self, env_id: str | None = None) -> int:
         async def kill(emu: Emulator) -> int:

@@ -93,6 +93,8 @@ class FunctionConfig:
     url: FunctionUrl | None = None  # a function URL, served by the front door
     # serve --debug-port: the runtime starts under a debugger listening here; its timeouts are suspended
     debug_port: int | None = None
+    # The runtime's clocks can be moved forward while it is frozen (a virtual freeze: engine/clock.py)
+    virtual_time: bool = False
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -112,6 +114,12 @@ class FunctionConfig:
             raise ConfigError(f"{self._subject}: timeout must be 1-900 seconds, not {self.timeout_s}")
         if not 128 <= self.memory_mb <= 10240:
             raise ConfigError(f"{self._subject}: memory must be 128-10240 MB, not {self.memory_mb}")
+        if self.virtual_time and self.runtime.startswith("provided"):
+            raise ConfigError(
+                f"{self._subject}: virtual time cannot move the clocks of a {self.runtime} runtime (a "
+                "statically linked bootstrap reads the kernel's vDSO clock directly, past any preload); use real "
+                "time (virtual_time = false) or a python or nodejs runtime"
+            )
         if self.init_timeout_s <= 0:
             raise ConfigError(f"{self._subject}: init timeout must be positive")
         if not self.handler and self.runtime in (*PYTHON_RUNTIMES, *NODE_RUNTIMES):

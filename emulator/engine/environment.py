@@ -23,6 +23,7 @@ from runtime_api import NextEvent
 from ..config.settings import FunctionConfig
 from ..errors import InvalidStateTransition, LambdaFreezeError
 from . import runtimes
+from .clock import VirtualTime
 from .context import EngineContext
 from .deadline import Deadline
 from .endings import Endings
@@ -68,6 +69,7 @@ class Environment:
         self.lifecycle = Lifecycle(env_id)
         self.slot = InvocationSlot(self.lifecycle, self._loop, retry_of=retry_of)
         self.freeze = FreezeControl(ctx.freezer, env_id)
+        self.virtual = VirtualTime(env_id, config.name, ctx.timeline, enabled=config.virtual_time)
         self.reports = Reports(config, env_id, ctx, self.slot, self.freeze, created_s=self.created_s)
         self.lifecycle.listeners.append(self.reports.on_transition)
         self.processes = EnvironmentProcesses(env_id, config.code_dir, self.reports.on_line)
@@ -167,6 +169,7 @@ class Environment:
             retry.env_id = self.id
             self.reports.started(retry)
             retry.start(self.config.timeout_s)
+            retry.deadline_ms = self.virtual.deadline_ms(retry.deadline_ms)
             self.endings.arm_deadline(retry.deadline_s)
         else:
             self.endings.arm_deadline(time.monotonic() + self.config.init_timeout_s)
@@ -196,6 +199,7 @@ class Environment:
         except LambdaFreezeError as exc:  # e.g. no interpreter for the runtime: the message says how to get one
             self.endings.fail_init(Outcome.error("Runtime.InvalidEntrypoint", exc.message), "error")
             return
+        env.update(self.virtual.variables(env))
         if not await self.extension_side.start(env, group):
             return
         try:
@@ -307,6 +311,7 @@ class Environment:
             invocation.cold_start = self.reports.report_init
             self.reports.started(invocation)
             invocation.start(self.config.timeout_s)
+            invocation.deadline_ms = self.virtual.deadline_ms(invocation.deadline_ms)
             self.endings.arm_deadline(invocation.deadline_s)
         if self.extensions.extensions:
             self.extensions.invoke(
@@ -323,6 +328,14 @@ class Environment:
             trace_id=invocation.trace_id,
             client_context=invocation.client_context,
         )
+
+    def advance_clock(self, seconds: float) -> None:
+        """A virtual freeze: move the frozen runtime's clocks forward by ``seconds``; it reads them on thaw."""
+        if self.lifecycle.state is not State.FROZEN:
+            raise InvalidStateTransition(
+                f"environment {self.id} is {self.lifecycle.state.value}: only a frozen environment's clock moves"
+            )
+        self.virtual.advance(seconds)
 
     def _init_complete(self) -> None:
         self.extensions.close_registration()
@@ -410,6 +423,7 @@ class Environment:
             "kernel_frozen": self.lifecycle.live and self.freeze.kernel_frozen(),
             "age_s": round(now - self.created_s, 3),
             "frozen_s": round(self.freeze.frozen_s(now), 3),
+            "virtual_offset_s": self.virtual.offset_s,
             "init_duration_ms": reports.init_duration_ms,
             "initialization_type": self.initialization_type,
             "max_memory_used_mb": reports.max_memory_mb,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import itertools
 import logging
 import os
@@ -89,6 +90,7 @@ class FunctionPool:
         for upstream, proxy in self.proxies.items():
             port = await proxy.listen(env)
             variables.update(self._upstreams[upstream].variables(upstream, proxy.config.listen_host, port))
+            env.virtual.add_listener(functools.partial(proxy.age, env.id))  # a virtual freeze ages its connections
         return variables
 
     async def close_upstreams(self, env: Environment) -> None:

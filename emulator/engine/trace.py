@@ -298,6 +298,9 @@ def text_timeline(timeline: Timeline | Iterable[TimelineEvent], *, width: int = 
             note(t, e.subject, f"stopped{status}")
         elif e.kind == "retire":
             note(t, e.subject, f"retired ({d.get('reason', '')})")
+        elif e.kind == "virtual_gap":
+            gap, total = d.get("gap_s", 0), d.get("offset_s", 0)
+            note(t, e.subject, f"clocks moved {gap:g} s while frozen (virtual time +{total:g} s)")
         elif e.kind == "step":
             # A scenario written from logs says what the invocation did in production: both, side by side.
             versus = f" → {d.get('outcome')} (production: {d['production']})" if d.get("production") else ""

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from .aging import ServerIdleTimeout, age
 from .chunk import End
 from .config import CloseMode, ProxyConfig
 from .connection import Connection, ConnectionInfo
@@ -51,6 +52,7 @@ class Proxy:
         self._entries: dict[str, ToxicEntry] = {}
         self._manage = asyncio.Lock()  # one re-link at a time: add/update/remove interleaving would reorder chains
         self._closed = False
+        self.server_idle: ServerIdleTimeout | None = None  # declared for the upstream: judged on a virtual gap
 
     @classmethod
     def from_config(cls, config: ProxyConfig) -> Proxy:
@@ -204,6 +206,11 @@ class Proxy:
             conn.close("killed", how=end)
         await asyncio.gather(*(conn.done.wait() for conn in conns))
         return len(conns)
+
+    def age(self, env_id: str, gap_s: float) -> int:
+        """A virtual gap of ``gap_s`` for a frozen environment: what it would have done to its connections
+        (``aging``); returns how many were dropped or closed."""
+        return age(self._live(env_id), list(self._entries.values()), gap_s, self.server_idle, self.config.outgoing)
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Call ``subscriber`` with every new event record; returns the unsubscribe function."""

@@ -107,6 +107,7 @@ class Step:
     payload: Any = None
     key: str | None = None  # invoke, invoke_async: what expect steps call it (its "as" name, else its label)
     seconds: float = 0.0  # stay_frozen; await_async: how long it may wait
+    virtual: bool = False  # stay_frozen: the runtime's clocks move by ``seconds``, with no real wait
     fault: FaultSpec | None = None  # fault (add)
     remove: str | None = None  # fault (remove)
     databases: tuple[str, ...] = ()  # kill_db_connections; sql: the one database

@@ -20,6 +20,7 @@ from .model import Expectation, Scenario, Step
 from .placeholders import fill, payload_value
 from .prerequisites import preflight
 from .services import RunningService
+from .virtual import declare_server_idle, freezes_virtually
 
 
 @dataclass
@@ -172,7 +173,7 @@ class _Run:
             env.update({key: fill(text, self._value) for key, text in spec.env.items()})  # what the file says wins
             upstreams = {u: self._upstream(t) for u, t in spec.upstreams.items()}
             config = FunctionConfig(name=spec.name, code_dir=spec.code_dir, env=env, upstreams=upstreams,
-                                    **spec.settings)
+                                    virtual_time=freezes_virtually(self.scenario), **spec.settings)
             thread, sink = self._emulator(self.freezer or spec.freezer or self.scenario.freezer or "auto")
 
             async def add(emulator: Any, config: FunctionConfig = config) -> None:
@@ -180,6 +181,8 @@ class _Run:
 
             thread.call(add)
             self.functions[spec.name] = (LambdaFunction(thread, config, sink), thread)
+            if config.virtual_time:
+                declare_server_idle(self.functions[spec.name][0], self.scenario, targets)
         for fault in self.scenario.faults.values():
             self._fault(Step(0, "fault", fault.name, None, fault=fault))
 
@@ -264,6 +267,10 @@ class _Run:
         return StepResult(step.label, step.action, "queued", request_id=request_id)
 
     def _stay_frozen(self, step: Step) -> StepResult:
+        if step.virtual:
+            for function, _ in self.functions.values():
+                function.stay_frozen(step.seconds, virtual=True)
+            return StepResult(step.label, step.action, f"frozen, clocks moved {step.seconds:g} s")
         for function, _ in self.functions.values():
             function.wait_frozen()
         time.sleep(step.seconds)  # the scenario itself: time passes while every environment is frozen

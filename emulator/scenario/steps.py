@@ -14,6 +14,7 @@ from .checks import (
     QUERY_KEYS,
     SECONDS,
     SQL_KEYS,
+    _boolean,
     _Checker,
     _kind,
     _statements,
@@ -115,10 +116,17 @@ class StepBuilder:
         return step
 
     def _stay_frozen(self, value: Any, here: Path_, base: dict[str, Any], label: str) -> Step | None:
-        seconds = SECONDS(self.ck, value, here)
+        if isinstance(value, dict):  # { seconds = 900, virtual = true }: a virtual freeze (engine/clock.py)
+            checked = self.ck.table(value, here, {"seconds": SECONDS, "virtual": _boolean}, required=("seconds",))
+            if checked is _BAD:
+                return None
+            seconds, virtual = checked["seconds"], bool(checked.get("virtual", False))
+        else:
+            seconds, virtual = SECONDS(self.ck, value, here), False
         if seconds is _BAD:
             return None
-        return Step(**base, label=f"{label} ({seconds:g} s)", seconds=float(seconds))
+        kind = ", virtual" if virtual else ""
+        return Step(**base, label=f"{label} ({seconds:g} s{kind})", seconds=float(seconds), virtual=virtual)
 
     def _fault(self, value: Any, here: Path_, base: dict[str, Any], label: str) -> Step | None:
         ck, active = self.ck, self.active
