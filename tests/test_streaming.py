@@ -50,7 +50,9 @@ def runtime_answers(fn: Served) -> list[str]:
 
 @pytest.fixture
 def streaming(serve: Callable[..., Served]) -> Served:
-    return serve(STREAMING, runtime="provided", handler="stream")
+    # 30 s: the 200 MB stream of the limit test takes about 1.5 s alone, and several times that on a loaded host;
+    # no test here is about the timeout (the one that is serves its own function).
+    return serve(STREAMING, runtime="provided", handler="stream", timeout_s=30)
 
 
 # ------------------------------------------------------------------------------------- a streaming runtime
