@@ -67,7 +67,6 @@ def test_scenarios_are_shipped() -> None:
     # put objects and fire schedules (issue 15 left them for later); their tests are tests/test_samples_sqs.py,
     # tests/test_sqs_mapping.py and tests/test_aws_fixture.py.
     awaiting_queue_steps = {
-        "python/sqs_visibility",
         "python/s3_relay_consumer/broken", "python/s3_relay_consumer/fixed", "python/sqs_db_consumer/broken",
         "python/sqs_db_consumer/fixed", "node/sqs_consumer",
     }
@@ -534,7 +533,8 @@ VALID = [
             steps=steps({"send_message": {"queue": "in", "body": {"id": 1}, "count": 3, "attributes": {"a": "b"}}},
                         {"send_message": {"queue": "in.fifo", "bodies": ["x", [1]], "group_id": "g"}},
                         {"await_queue": {"queue": "in", "drained": True, "processed": 2, "in_dlq": 1, "timeout": 5}},
-                        {"expect": {"queue": "in", "processed": 2, "duplicated": 0, "in_queue": 0, "in_dlq": 1}})),
+                        {"expect": {"queue": "in", "processed": 2, "duplicated": 0, "in_queue": 0, "in_dlq": 1}},
+                        {"expect": {"queue": "in", "duplicated": {"at_least": 1}}})),
 ]
 
 INVALID = [
@@ -545,6 +545,7 @@ INVALID = [
     example(queues=QUEUES, steps=steps({"send_message": {"queue": "in", "body": "x", "bodies": ["y"]}})),
     example(queues=QUEUES, steps=steps({"await_queue": {"queue": "in", "drained": False}})),
     example(queues=QUEUES, steps=steps({"expect": {"queue": "in", "processed": -1}})),
+    example(queues=QUEUES, steps=steps({"expect": {"queue": "in", "processed": {"most": 1}}})),
     example(drop="functions"), example(drop="steps"), example(extra=1), example(runs=0), example(runs=1.5),
     example(required_fraction=0), example(required_fraction=1.5), example(freezer="x"), example(links="x"),
     example(functions={}), example(functions={"a b": {"code_dir": "fn"}}), example(functions={"app": {}}),

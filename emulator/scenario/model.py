@@ -99,7 +99,7 @@ class Expectation:
     database: str | None = None
     equals: Any = None
     queue: str | None = None  # a declared queue whose counts (``counts``) must be what they say
-    counts: Mapping[str, int] | None = None  # processed, duplicated, in_queue, in_dlq
+    counts: Mapping[str, Any] | None = None  # processed, duplicated, in_queue, in_dlq: N, or {"at_least": N}
 
 
 @dataclass(frozen=True)

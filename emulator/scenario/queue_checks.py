@@ -42,7 +42,17 @@ AWAIT_QUEUE_KEYS = {
     "in_dlq": _COUNT,
     "timeout": SECONDS,
 }
-QUEUE_EXPECT_KEYS = {"queue": _string(QUEUE_NAME, "a queue name"), **{key: _COUNT for key in COUNTS}}
+
+
+def _expected_count(ck: _Checker, value: Any, where: Path_) -> Any:
+    """N (exactly), or ``{ at_least = N }`` for a race whose count varies from run to run."""
+    if isinstance(value, dict):
+        checked = ck.table(value, where, {"at_least": _COUNT}, required=("at_least",))
+        return checked if checked is _BAD else {"at_least": checked["at_least"]}
+    return _COUNT(ck, value, where)
+
+
+QUEUE_EXPECT_KEYS = {"queue": _string(QUEUE_NAME, "a queue name"), **{key: _expected_count for key in COUNTS}}
 
 
 def queues(ck: _Checker, raw: Any, file: Path) -> dict[str, QueueConfig]:
@@ -148,8 +158,9 @@ def await_queue(ck: _Checker, value: Any, here: Path_,
 
 
 def queue_counts(ck: _Checker, value: Any, here: Path_,
-                 declared: dict[str, QueueConfig]) -> tuple[str, dict[str, int]] | None:
-    """``expect = { queue = "NAME", processed = N, duplicated = N, in_queue = N, in_dlq = N }``."""
+                 declared: dict[str, QueueConfig]) -> tuple[str, dict[str, Any]] | None:
+    """``expect = { queue = "NAME", processed = N, duplicated = N, in_queue = N, in_dlq = N }``; each N may be
+    ``{ at_least = N }``."""
     checked = ck.table(value, here, QUEUE_EXPECT_KEYS, required=("queue",))
     if checked is _BAD or not _queue(ck, checked["queue"], (*here, "queue"), declared):
         return None

@@ -84,10 +84,16 @@ class QueueRun:
             time.sleep(0.1)
         return _text(counts)
 
-    def check(self, queue: str, expected: Mapping[str, int]) -> str | None:
-        """Why the counts are not what the expect step says, or None."""
+    def check(self, queue: str, expected: Mapping[str, Any]) -> str | None:
+        """Why the counts are not what the expect step says (N exactly, or ``{ at_least = N }``), or None."""
         counts = self.counts(queue)
-        wrong = [f"{key} {counts.get(key)}, not {n}" for key, n in expected.items() if counts.get(key) != n]
+        wrong = []
+        for key, n in expected.items():
+            got = counts.get(key, 0)
+            if isinstance(n, Mapping) and got < n["at_least"]:
+                wrong.append(f"{key} {got}, not at least {n['at_least']}")
+            elif not isinstance(n, Mapping) and got != n:
+                wrong.append(f"{key} {got}, not {n}")
         return f"{'; '.join(wrong)} ({_text(counts)})" if wrong else None
 
 
