@@ -67,8 +67,7 @@ def test_scenarios_are_shipped() -> None:
     # put objects and fire schedules (issue 15 left them for later); their tests are tests/test_samples_sqs.py,
     # tests/test_sqs_mapping.py and tests/test_aws_fixture.py.
     awaiting_queue_steps = {
-        "python/s3_relay_consumer/broken", "python/s3_relay_consumer/fixed", "python/sqs_db_consumer/broken",
-        "python/sqs_db_consumer/fixed",
+        "python/s3_relay_consumer/broken", "python/s3_relay_consumer/fixed",
     }
     assert samples - used == {"python/hello"} | awaiting_queue_steps
 
