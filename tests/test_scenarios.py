@@ -63,9 +63,8 @@ def test_scenarios_are_shipped() -> None:
                if p.name in ("app.py", "index.js") and "node_modules" not in p.parts}
     used = {sc.load(path).functions[name].code_dir.relative_to(ROOT / "samples").as_posix()
             for path in SHIPPED for name in sc.load(path).functions}
-    # Every sample but the greeting has a scenario. The SQS/S3 samples wait for scenario steps that send messages,
-    # put objects and fire schedules (issue 15 left them for later); their tests are tests/test_samples_sqs.py,
-    # tests/test_sqs_mapping.py and tests/test_aws_fixture.py.
+    # Every sample but the greeting has a scenario. Seed 003's S3 relay consumer waits for scenario steps that put
+    # objects and fire schedules (not there yet); its test is tests/test_samples_sqs.py.
     awaiting_queue_steps = {
         "python/s3_relay_consumer/broken", "python/s3_relay_consumer/fixed",
     }
