@@ -18,10 +18,12 @@ from conftest import require
 from emulator import scenario as sc
 from emulator.cli import main
 from emulator.config import FILE_KEYS, RUNTIMES
+from emulator.config.events import _QUEUE_KEYS, _SQS_KEYS
 from emulator.engine.freezer import CHOICES
 from emulator.engine.timeline import TimelineEvent
 from emulator.engine.trace import chrome_trace, text_timeline
 from emulator.proxy import TOXICS
+from emulator.scenario.queue_checks import AWAIT_QUEUE_KEYS, QUEUE_EXPECT_KEYS, SEND_KEYS
 
 ROOT = Path(__file__).parent.parent
 SCENARIOS = ROOT / "scenarios"
@@ -61,13 +63,10 @@ def test_scenarios_are_shipped() -> None:
                if p.name in ("app.py", "index.js") and "node_modules" not in p.parts}
     used = {sc.load(path).functions[name].code_dir.relative_to(ROOT / "samples").as_posix()
             for path in SHIPPED for name in sc.load(path).functions}
-    # Every sample but the greeting has a scenario. The SQS/S3 samples wait for scenario steps that send messages,
-    # put objects and fire schedules (issue 15 left them for later); their tests are tests/test_samples_sqs.py,
-    # tests/test_sqs_mapping.py and tests/test_aws_fixture.py.
+    # Every sample but the greeting has a scenario. Seed 003's S3 relay consumer waits for scenario steps that put
+    # objects and fire schedules (not there yet); its test is tests/test_samples_sqs.py.
     awaiting_queue_steps = {
-        "python/sqs_partial_batch/broken", "python/sqs_partial_batch/fixed", "python/sqs_visibility",
-        "python/s3_relay_consumer/broken", "python/s3_relay_consumer/fixed", "python/sqs_db_consumer/broken",
-        "python/sqs_db_consumer/fixed", "node/sqs_consumer",
+        "python/s3_relay_consumer/broken", "python/s3_relay_consumer/fixed",
     }
     assert samples - used == {"python/hello"} | awaiting_queue_steps
 
@@ -478,6 +477,10 @@ def example(**changes: Any) -> dict[str, Any]:
     return data
 
 
+QUEUES = {"dlq": {}, "in": {"visibility_timeout": 5, "dead_letter_queue": "dlq", "max_receive_count": 2},
+          "in.fifo": {"fifo": True}}
+
+
 def steps(*middle: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"invoke": {"as": "first"}}, *middle, {"expect": {"ok": True}}]
 
@@ -522,9 +525,25 @@ VALID = [
                         {"expect": {"query": "SELECT 1, 'a'", "database": "pg", "equals": [[1, "a"]]}},
                         {"expect": {"invoke": "first", "not_log": "Init Duration|${invoke.first.request_id}",
                                     "not_payload": "${invoke.first.payload.items.0.id}", "log": "$${x}"}})),
+    example(queues=QUEUES, fn={"sqs": [{"queue": "in", "batch_size": 5, "maximum_batching_window": 1,
+                                        "report_batch_item_failures": True, "maximum_concurrency": 2,
+                                        "enabled": True}], "env": {"DIR": "${run.dir}"}},
+            steps=steps({"send_message": {"queue": "in", "body": {"id": 1}, "count": 3, "attributes": {"a": "b"}}},
+                        {"send_message": {"queue": "in.fifo", "bodies": ["x", [1]], "group_id": "g"}},
+                        {"await_queue": {"queue": "in", "drained": True, "processed": 2, "in_dlq": 1, "timeout": 5}},
+                        {"expect": {"queue": "in", "processed": 2, "duplicated": 0, "in_queue": 0, "in_dlq": 1}},
+                        {"expect": {"queue": "in", "duplicated": {"at_least": 1}}})),
 ]
 
 INVALID = [
+    example(queues={"a b": {}}), example(queues={"q": {"visibility_timeout": -1}}), example(queues={"q": {"x": 1}}),
+    example(queues=QUEUES, fn={"sqs": [{"batch_size": 1}]}),
+    example(queues=QUEUES, fn={"sqs": [{"queue": "in", "batch_size": 0}]}),
+    example(queues=QUEUES, steps=steps({"send_message": {"queue": "in"}})),
+    example(queues=QUEUES, steps=steps({"send_message": {"queue": "in", "body": "x", "bodies": ["y"]}})),
+    example(queues=QUEUES, steps=steps({"await_queue": {"queue": "in", "drained": False}})),
+    example(queues=QUEUES, steps=steps({"expect": {"queue": "in", "processed": -1}})),
+    example(queues=QUEUES, steps=steps({"expect": {"queue": "in", "processed": {"most": 1}}})),
     example(drop="functions"), example(drop="steps"), example(extra=1), example(runs=0), example(runs=1.5),
     example(required_fraction=0), example(required_fraction=1.5), example(freezer="x"), example(links="x"),
     example(functions={}), example(functions={"a b": {"code_dir": "fn"}}), example(functions={"app": {}}),
@@ -615,6 +634,17 @@ SEMANTIC = [
     example(steps=steps({"expect": {"message": "(${invoke.first.request_id}", "ok": False}})),
     example(steps=[{"invoke_async": {"as": "a"}}, {"expect": {"payload": "x"}}]),
     example(steps=[{"invoke_async": {"as": "a"}}, {"expect": {"not_log": "x"}}]),
+    # queues: what they, the mappings and the steps name
+    example(queues={"q": {"dead_letter_queue": "nope", "max_receive_count": 1}}),
+    example(queues={"q.fifo": {}}), example(queues={"q": {"max_receive_count": 1}}),
+    example(queues=QUEUES, fn={"sqs": [{"queue": "nope"}]}), example(fn={"sqs": [{"queue": "in"}]}),
+    example(queues=QUEUES, steps=steps({"send_message": {"queue": "nope", "body": "x"}})),
+    example(queues=QUEUES, steps=steps({"send_message": {"queue": "in.fifo", "body": "x"}})),
+    example(queues=QUEUES, steps=steps({"send_message": {"queue": "in", "body": "x", "group_id": "g"}})),
+    example(queues=QUEUES, steps=steps({"await_queue": {"queue": "in"}})),
+    example(queues=QUEUES, steps=steps({"await_queue": {"queue": "dlq", "in_dlq": 1}})),
+    example(queues=QUEUES, steps=steps({"expect": {"queue": "in"}})),
+    example(queues=QUEUES, steps=steps({"expect": {"queue": "nope", "processed": 1}})),
 ]
 
 
@@ -669,6 +699,11 @@ def test_schema_names_the_same_keys_as_the_checker_and_the_engine() -> None:
     assert set(defs["service"]["properties"]) == set(sc.SERVICE_KEYS)
     assert set(defs["step"]["properties"]["sql"]["anyOf"][1]["properties"]) == set(sc.SQL_KEYS)
     assert set(defs["step"]["properties"]["await_async"]["anyOf"][2]["properties"]) == set(sc.AWAIT_KEYS)
+    assert set(defs["step"]["properties"]["send_message"]["properties"]) == set(SEND_KEYS)
+    assert set(defs["step"]["properties"]["await_queue"]["properties"]) == set(AWAIT_QUEUE_KEYS)
+    assert set(defs["expect_queue"]["properties"]) == set(QUEUE_EXPECT_KEYS)
+    assert set(defs["sqs_mapping"]["properties"]) == set(_SQS_KEYS)
+    assert set(defs["queue"]["properties"]) == set(_QUEUE_KEYS)
 
 
 def test_the_readme_documents_every_key() -> None:
@@ -677,7 +712,9 @@ def test_the_readme_documents_every_key() -> None:
     keys = {*SCHEMA["properties"], *defs["function"]["properties"], *defs["step"]["properties"],
             *defs["expect_invocation"]["properties"], *defs["expect_query"]["properties"],
             *defs["invocation"]["properties"], *defs["service"]["properties"], *sc.SQL_KEYS, *sc.AWAIT_KEYS,
-            *defs["fault"]["properties"], "add", "remove", *TOXICS,
+            *defs["fault"]["properties"], "add", "remove", *TOXICS, *defs["queue"]["properties"],
+            *defs["sqs_mapping"]["properties"], *defs["step"]["properties"]["send_message"]["properties"],
+            *defs["step"]["properties"]["await_queue"]["properties"], *defs["expect_queue"]["properties"],
             *(key for branch in defs["database"]["oneOf"] for key in branch["properties"]),
             *(key for rule in defs["toxic_settings"]["allOf"]
               for key in rule["then"]["properties"]["settings"]["properties"])}
@@ -745,3 +782,18 @@ def test_chrome_trace_of_synthetic_events_has_state_slices_and_connection_spans(
     assert invoking[1]["args"] == {"event": "x", "request_id": "22222222-bbbb",
                                    "outcome": "ConnectionDoesNotExistError"}
     json.dumps(trace)  # serialisable as it is
+
+
+def test_queue_problems_name_the_line_and_the_field(tmp_path: Path) -> None:
+    """The queues, a function's mappings and the queue steps: each problem at its line, with what is known."""
+    text = GOOD.replace("[functions.app]", '[queues.in]\nvisibility_timeout = 5\ndead_letter_queue = "gone"\n'
+                        'max_receive_count = 2\n\n[functions.app]\nsqs = [{ queue = "out" }]').replace(
+        '[[steps]]\nexpect', '[[steps]]\nsend_message = { queue = "in" }\n\n[[steps]]\n'
+        'await_queue = { queue = "in" }\n\n[[steps]]\nexpect = { queue = "in", lost = 1 }\n\n[[steps]]\nexpect')
+    assert problems(tmp_path, text) == [
+        "9: queues.in.dead_letter_queue: no queue 'gone' is declared; known: in",
+        "13: functions.app.sqs[0]: queue 'out' is not declared; known: in",
+        "21: step 2 (send_message): give body (one message) or bodies (an array), one of them",
+        "24: step 3 (await_queue): says nothing to wait for: give drained = true, processed = N or in_dlq = N",
+        "27: step 4 (expect).lost: unknown key; known: queue, processed, duplicated, in_queue, in_dlq",
+    ]

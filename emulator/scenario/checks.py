@@ -194,6 +194,7 @@ TOP_KEYS: dict[str, Check] = {
     "databases": _anything,
     "faults": _anything,
     "services": _anything,
+    "queues": _anything,  # checked by queue_checks
     "steps": _anything,
 }
 FUNCTION_KEYS: dict[str, Check] = {
@@ -223,6 +224,7 @@ FUNCTION_KEYS: dict[str, Check] = {
     "routes": _anything,  # checked by the engine (http_routes), as in a config file
     "url": _anything,
     "build": _boolean,
+    "sqs": _anything,  # its SQS event source mappings, checked by queue_checks
 }
 DATABASE_KEYS: dict[str, dict[str, Check]] = {
     "postgresql": {

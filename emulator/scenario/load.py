@@ -7,11 +7,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..config.events import QueueConfig
 from ..config.http_routes import routes_from_toml, url_from_toml
 from ..config.settings import FILE_KEYS, FunctionConfig
 from ..errors import ConfigError
 from ..proxy import make_toxic
 from ..proxy.errors import ProxyError
+from . import queue_checks
 from .checks import (
     _BAD,
     DATABASE_KEYS,
@@ -76,6 +78,7 @@ class _Builder:
         # Every name the file declares, the faulty ones too: what refers to them is not faulty for that.
         self.database_names: list[str] = []
         self.function_names: list[str] = []
+        self.queues: dict[str, QueueConfig] = {}
         self.service_ports: dict[str, bool] = {}  # service -> it has a port (a faulty one: assumed so)
 
     def fail(self, where: Path_, message: str) -> None:
@@ -90,6 +93,7 @@ class _Builder:
             return None
         self.database_names = list(top.get("databases", {})) if isinstance(top.get("databases"), dict) else []
         self.function_names = list(top["functions"]) if isinstance(top["functions"], dict) else []
+        self.queues = queue_checks.queues(ck, top.get("queues"), ck.path)
         for name, spec in _items(ck, top.get("databases", {}), ("databases",), IDENTIFIER, "a database name"):
             self.database(name, spec)
         for name, spec in _items(ck, top.get("services", {}), ("services",), IDENTIFIER, "a service name"):
@@ -117,6 +121,7 @@ class _Builder:
             faults=faults,
             steps=tuple(steps),
             services=self.services,
+            queues=self.queues,
         )
 
     def database(self, name: str, spec: Any) -> None:
@@ -232,6 +237,7 @@ class _Builder:
             databases=checked.get("databases", {}),
             upstreams=checked.get("upstreams", {}),
             settings=settings,
+            sqs=queue_checks.mappings(ck, name, checked["sqs"], self.queues, ck.path) if "sqs" in checked else (),
         )
 
     def fault(self, name: str, spec: Any, where: Path_) -> FaultSpec | None:

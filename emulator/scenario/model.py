@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config.events import QueueConfig, SqsMappingConfig
 from ..errors import LambdaFreezeError
 
 ACTIONS = (
-    "invoke", "invoke_async", "stay_frozen", "fault", "kill_db_connections", "sql", "await_async", "expect", "http"
+    "invoke", "invoke_async", "stay_frozen", "fault", "kill_db_connections", "sql", "await_async", "expect", "http",
+    "send_message", "await_queue",
 )
 CONDITIONS = ("ok", "error_type", "message", "log", "payload", "not_log", "not_payload")  # on an invocation
 IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_-]{0,63}"
@@ -66,6 +68,7 @@ class FunctionSpec:
     databases: Mapping[str, str]  # variable prefix -> database, connected to directly
     upstreams: Mapping[str, str]  # upstream -> database, service or host:port, optionally " close=fin|rst|mirror"
     settings: Mapping[str, Any]  # FunctionConfig fields: handler, runtime, timeout_s, ...
+    sqs: tuple[SqsMappingConfig, ...] = ()  # its SQS event source mappings, created once it is served
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ class Expectation:
     query: str | None = None  # a SQL query, run as the run's login of ``database``
     database: str | None = None
     equals: Any = None
+    queue: str | None = None  # a declared queue whose counts (``counts``) must be what they say
+    counts: Mapping[str, Any] | None = None  # processed, duplicated, in_queue, in_dlq: N, or {"at_least": N}
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,9 @@ class Step:
     expect: Expectation | None = None
     production: Mapping[str, Any] | None = None  # invoke: its outcome in production (outcome, request_id, ...)
     request: Mapping[str, Any] | None = None  # http: method, path, headers, body, url (through the function URL)
+    queue: str | None = None  # send_message, await_queue: a declared queue
+    messages: tuple[Mapping[str, Any], ...] = ()  # send_message: SendMessage's fields, one per message
+    counts: Mapping[str, int] | None = None  # await_queue: what it waits for (processed, in_dlq, in_queue)
 
 
 @dataclass(frozen=True)
@@ -131,3 +139,4 @@ class Scenario:
     faults: Mapping[str, FaultSpec]
     steps: tuple[Step, ...]
     services: Mapping[str, ServiceSpec] = field(default_factory=dict)
+    queues: Mapping[str, QueueConfig] = field(default_factory=dict)  # created on the embedded SQS endpoint

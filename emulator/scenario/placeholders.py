@@ -51,6 +51,8 @@ def problem(name: str, known: Known) -> str | None:
             return (f"${{{name}}}: service {parts[1]} has no port (use ${{port}} in its command, or a (?P<port>...) "
                     "group in its ready_line)")
         return None
+    if name == "run.dir" and known.invokes is None:  # an empty directory of the run's own, removed after it
+        return None
     if parts[0] == "databases" and known.invokes is None:
         if len(parts) != 3 or parts[2] not in DATABASE_FIELDS:
             return f"${{{name}}}: expected ${{databases.NAME.{'|'.join(DATABASE_FIELDS)}}}"
@@ -70,7 +72,7 @@ def problem(name: str, known: Known) -> str | None:
     elif known.in_service:
         hint = "${port}, ${python}, ${services.NAME.port}, ${databases.NAME.user}, ..."
     else:
-        hint = "${services.NAME.address}, ${databases.NAME.user}, ..."
+        hint = "${services.NAME.address}, ${databases.NAME.user}, ${run.dir}, ..."
     return f"${{{name}}}: unknown placeholder here; known: {hint} ($${{ is a literal ${{)"
 
 

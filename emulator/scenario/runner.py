@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from .load import upstream_target
 from .model import Expectation, Scenario, Step
 from .placeholders import fill, payload_value
 from .prerequisites import preflight
+from .queue_run import QueueRun
 from .services import RunningService
 from .virtual import declare_server_idle, freezes_virtually
 
@@ -89,6 +92,8 @@ class _Run:
         self.invoked: dict[str, _Invoked] = {}
         self.marks: list[TimelineEvent] = []
         self.log_sink = log_sink  # also gets every function log line (function, environment, line)
+        self.queues = QueueRun(scenario)
+        self.run_dir: str | None = None  # ${run.dir}: made when a value first names it
 
     def execute(self) -> RunResult:
         results: list[StepResult] = []
@@ -125,7 +130,10 @@ class _Run:
         self.marks.append(TimelineEvent(time.time(), time.monotonic(), "service", name, {"what": what, **detail}))
 
     def _value(self, name: str) -> str:
-        """A placeholder's value in this run: ``services.NAME.port``, ``databases.NAME.user``, ..."""
+        """A placeholder's value in this run: ``services.NAME.port``, ``databases.NAME.user``, ``run.dir``..."""
+        if name == "run.dir":
+            self.run_dir = self.run_dir or tempfile.mkdtemp(prefix=f"lambda-freeze-run{self.number}-")
+            return self.run_dir
         kind, target, field = name.split(".")
         if kind == "services":
             return str(getattr(self.services[target], field))
@@ -147,7 +155,8 @@ class _Run:
 
         if freezer not in self.threads:
             sink = CollectingSink(echo=self.log_sink)
-            config = ServerConfig(port=0, api_port=0, freezer=freezer)  # with the front door, for http steps
+            config = ServerConfig(port=0, api_port=0, freezer=freezer,  # with the front door, for http steps
+                                  events=self.queues.events())
             self.threads[freezer] = (EmulatorThread(config, sink=sink).start(), sink)
         return self.threads[freezer]  # type: ignore[no-any-return]
 
@@ -183,6 +192,7 @@ class _Run:
             self.functions[spec.name] = (LambdaFunction(thread, config, sink), thread)
             if config.virtual_time:
                 declare_server_idle(self.functions[spec.name][0], self.scenario, targets)
+            self.queues.add_mappings(spec.name, thread)
         for fault in self.scenario.faults.values():
             self._fault(Step(0, "fault", fault.name, None, fault=fault))
 
@@ -212,6 +222,8 @@ class _Run:
             except Exception as exc:
                 print(f"lambda-freeze: run {self.number}: dropping database logins: {exc}", file=sys.stderr)
         events.sort(key=lambda e: e.monotonic_s)
+        if self.run_dir is not None:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
         return events, ", ".join(sorted(set(freezers))) or "-"
 
     # ------------------------------------------------------------------------------------------- the steps
@@ -321,9 +333,18 @@ class _Run:
         return StepResult(step.label, step.action,
                           f"drained ({counts['delivered']} delivered, {counts['failed']} failed)")
 
+    def _send_message(self, step: Step) -> StepResult:
+        return StepResult(step.label, step.action, self.queues.send(step))
+
+    def _await_queue(self, step: Step) -> StepResult:
+        return StepResult(step.label, step.action, "reached", detail=self.queues.wait(step))
+
     def _expect(self, step: Step) -> StepResult:
         expect = step.expect
         assert expect is not None
+        if expect.queue is not None and expect.counts is not None:
+            wrong = self.queues.check(expect.queue, expect.counts)
+            return StepResult(step.label, step.action, "not held" if wrong else "held", detail=wrong)
         if expect.query is not None:
             return self._expect_query(step, expect)
         assert expect.invoke is not None

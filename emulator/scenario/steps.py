@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from ..config.events import QueueConfig
 from .checks import (
     _BAD,
     AWAIT_KEYS,
@@ -22,6 +23,7 @@ from .checks import (
 )
 from .model import ACTIONS, CONDITIONS, DEFAULT_AWAIT_ASYNC_S, IDENTIFIER, Expectation, FaultSpec, Path_, Step
 from .placeholders import Known, names, problem
+from .queue_checks import await_queue, queue_counts, send_message
 
 
 class Declarations(Protocol):
@@ -30,6 +32,7 @@ class Declarations(Protocol):
     ck: _Checker
     database_names: list[str]
     function_names: list[str]
+    queues: dict[str, QueueConfig]
 
     def fault(self, name: str, spec: Any, where: Path_) -> FaultSpec | None: ...
 
@@ -212,7 +215,30 @@ class StepBuilder:
         return Step(**base, label=f"{label} ({value if value is not True else 'all'})", functions=functions,
                     seconds=timeout)
 
+    def _send_message(self, value: Any, here: Path_, base: dict[str, Any], label: str) -> Step | None:
+        """Messages sent to a declared queue: ``{ queue, body | bodies, count, attributes, group_id }``."""
+        sent = send_message(self.ck, value, here, self.b.queues)
+        if sent is None:
+            return None
+        queue, messages = sent
+        return Step(**base, label=f"{label} ({len(messages)} → {queue})", queue=queue, messages=messages)
+
+    def _await_queue(self, value: Any, here: Path_, base: dict[str, Any], label: str) -> Step | None:
+        """Until a queue is drained, or its mappings processed N, or its dead-letter queue holds N."""
+        awaited = await_queue(self.ck, value, here, self.b.queues)
+        if awaited is None:
+            return None
+        queue, counts, timeout = awaited
+        what = ", ".join("drained" if key == "in_queue" else f"{key} {n}" for key, n in counts.items())
+        return Step(**base, label=f"{label} ({queue}: {what})", queue=queue, counts=counts, seconds=timeout)
+
     def _expect(self, value: Any, here: Path_, base: dict[str, Any], label: str) -> Step | None:
+        if isinstance(value, dict) and "queue" in value:
+            checked = queue_counts(self.ck, value, here, self.b.queues)
+            if checked is None:
+                return None
+            return Step(**base, label=f"{label} → {checked[0]}", expect=Expectation(queue=checked[0],
+                                                                                   counts=checked[1]))
         expectation = self._query(value, here) if isinstance(value, dict) and "query" in value \
             else self._on_invocation(value, here)
         if expectation is None:

@@ -66,6 +66,7 @@ class SqsMapping:
             "returned": 0,
             "throttled": 0,
             "receive_errors": 0,
+            "redelivered": 0,  # messages handed to the function again (ApproximateReceiveCount above 1)
         }
         if config.enabled:
             self._enabled.set()
@@ -166,6 +167,9 @@ class SqsMapping:
             self._release(messages)  # disabled during the long poll: back to the queue at once
             return 1.0
         self._count("received", len(messages))
+        again = sum(int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")) > 1 for m in messages)
+        if again:
+            self._count("redelivered", again)
         assert self._loop is not None
         try:
             future = asyncio.run_coroutine_threadsafe(self._process(messages, received_s), self._loop)
