@@ -22,7 +22,7 @@ from runtime_api import NextEvent
 
 from ..config.settings import FunctionConfig
 from ..errors import InvalidStateTransition, LambdaFreezeError
-from . import runtimes
+from . import lambda_paths, runtimes
 from .context import EngineContext
 from .deadline import Deadline
 from .endings import Endings
@@ -188,6 +188,9 @@ class Environment:
                 initialization_type=self.initialization_type,
                 extra=extra,
             )
+            self.processes.mounts = lambda_paths.for_function(self.config.code_dir, self.config.layers)
+            if self.processes.mounts is not None:
+                env = self.processes.mounts.environment(env)
         except OSError as exc:
             self.endings.fail_init(
                 Outcome.error("Runtime.InvalidEntrypoint", f"cannot start the runtime: {exc}"), "error"
