@@ -17,7 +17,7 @@ import logging
 import os
 import subprocess
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,12 +100,14 @@ def available() -> bool:
             parts = [Path(tmp, name) for name in ("code", "a", "b")]
             for part in parts:
                 part.mkdir()
-            probes: list[Callable[[], None]] = [Mounts(parts[0], (parts[1], parts[2])).child_setup,
-                                                Mounts(parts[0], (parts[1],)).child_setup,
-                                                Mounts(parts[0]).child_setup]
-            for probe in probes:
-                subprocess.run(["true"], preexec_fn=probe, check=True, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+            def probe() -> None:  # one process (a serve's start waits for it): the mounts stack on /opt
+                Mounts(parts[0], (parts[1], parts[2])).child_setup()
+                _check(_libc.mount(os.fsencode(parts[1]), OPT.encode(), None, _MS_BIND | _MS_REC, None), "bind")
+                _check(_libc.mount(b"tmpfs", OPT.encode(), b"tmpfs", _MS_RDONLY, b"size=0"), "tmpfs")
+
+            subprocess.run(["true"], preexec_fn=probe, check=True, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError) as exc:
         log.warning("no private mount namespace here (%s): functions see their code and layers at their real "
                     "paths, not at /var/task and /opt (LAMBDA_TASK_ROOT and the search paths say where)", exc)
