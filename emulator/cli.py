@@ -69,9 +69,9 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
                         help="the function options that follow apply to NAME (a function name or logical id) only")
     option = function_options.OptionAction
     scoped.add_argument("--timeout", action=option, type=float, default=argparse.SUPPRESS,
-                        help=f"function timeout, seconds (default {DEFAULT_TIMEOUT_S:g})")
+                        help=f"function timeout, seconds (default: {DEFAULT_TIMEOUT_S})")
     scoped.add_argument("--memory", action=option, type=int, default=argparse.SUPPRESS,
-                        help=f"memory size, MB (default {DEFAULT_MEMORY_MB})")
+                        help=f"memory size, MB (default: {DEFAULT_MEMORY_MB})")
     scoped.add_argument("--init-timeout", action=option, type=float, default=argparse.SUPPRESS,
                         help=f"INIT limit, seconds (Lambda: {INIT_TIMEOUT_S:g}, the default)")
     scoped.add_argument("--env", action=option, metavar="K=V", default=argparse.SUPPRESS,
@@ -195,6 +195,7 @@ _FUNCTION_OPTIONS: list[tuple[str, Any, str]] = [
     ("maximum-event-age", float, "async: seconds an event may wait (default 21600)"),
     ("retry-delays", str, "async: comma-separated seconds before each retry (default 60,120)"),
     ("detect-leaks", bool, "flag responses and logs carrying an earlier invocation's event values"),
+    ("lambda-paths", bool, "the code at /var/task and the layers at /opt (a private mount namespace; needs root)"),
 ]
 
 

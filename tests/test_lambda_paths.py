@@ -67,7 +67,7 @@ def invoke(serve: Serve) -> dict[str, object]:
 
 def test_code_and_layers_at_lambdas_paths(project):
     serve = Serve("--code-dir", str(project / "code"), "--handler", "app.handler", "--name", "paths",
-                  "--layer", str(project / "first"), "--layer", str(project / "second"))
+                  "--layer", str(project / "first"), "--layer", str(project / "second"), "--lambda-paths")
     try:
         seen = invoke(serve)
     finally:
@@ -88,7 +88,7 @@ def test_code_and_layers_at_lambdas_paths(project):
 
 
 def test_without_layers_opt_is_empty(project):
-    serve = Serve("--code-dir", str(project / "code"), "--handler", "app.handler", "--name", "paths")
+    serve = Serve("--code-dir", str(project / "code"), "--handler", "app.handler", "--name", "paths", "--lambda-paths")
     try:
         seen = invoke(serve)
     finally:

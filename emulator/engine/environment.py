@@ -188,7 +188,8 @@ class Environment:
                 initialization_type=self.initialization_type,
                 extra=extra,
             )
-            self.processes.mounts = lambda_paths.for_function(self.config.code_dir, self.config.layers)
+            if self.config.lambda_paths:
+                self.processes.mounts = lambda_paths.for_function(self.config.code_dir, self.config.layers)
             if self.processes.mounts is not None:
                 env = self.processes.mounts.environment(env)
         except OSError as exc:

@@ -20,7 +20,8 @@ def prepare(config: FunctionConfig) -> None:
     ``node`` and the runtime client. Raises ConfigError when the runtime cannot be had (no interpreter, the wrong
     Node.js: the message names it and how to install it), BuildFailed with pip's message when the dependencies
     cannot be built."""
-    if not lambda_paths.available() and config.layers:  # tried here, off the loop, before any environment starts
+    # Tried here, off the loop, before any environment starts.
+    if not (config.lambda_paths and lambda_paths.available()) and config.layers:
         log.info("function %s: layers are used from their own directories, not mounted at /opt: %s", config.name,
                  ", ".join(map(str, config.layers)))
     if config.runtime in NODE_RUNTIMES:  # the right Node.js major, and a runtime client it can load
