@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .config import function_options
 from .config.http_routes import DEFAULT_API_PORT
 from .config.overrides import (
     apply_overlay,
@@ -24,7 +25,6 @@ from .config.overrides import (
 from .config.settings import (
     DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT_S,
-    FILE_KEYS,
     INIT_TIMEOUT_S,
     PYTHON_RUNTIMES,
     RUNTIMES,
@@ -60,25 +60,39 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
     serve.add_argument("--trace", type=Path, help="on exit, write the timeline here (Chrome trace event format)")
     serve.add_argument("--code-dir", type=Path, help="the function's code directory (LAMBDA_TASK_ROOT)")
     serve.add_argument("--handler", help="module.function for Python runtimes; passed as _HANDLER to any runtime")
-    serve.add_argument("--runtime", choices=RUNTIMES, default="python3.11", help="the function's runtime")
-    serve.add_argument("--name", default="function", help="function name (default: function)")
-    serve.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="function timeout, seconds")
-    serve.add_argument("--memory", type=int, default=DEFAULT_MEMORY_MB, help="memory size, MB")
-    serve.add_argument("--init-timeout", type=float, default=INIT_TIMEOUT_S, help="INIT limit, seconds (Lambda: 10)")
-    serve.add_argument("--env", action="append", metavar="K=V", help="variable of every function (repeatable)")
+    serve.add_argument("--runtime", choices=RUNTIMES, help="the function's runtime (default: python3.11)")
+    serve.add_argument("--name", help="function name (default: function)")
+    scoped = serve.add_argument_group(
+        "function options: for every function served (of --code-dir, --config or --template), or, after "
+        "--function NAME, for that function alone (--function orders --timeout 10 --function billing --memory 512)")
+    scoped.add_argument("--function", action=function_options.ScopeAction, metavar="NAME", default=argparse.SUPPRESS,
+                        help="the function options that follow apply to NAME (a function name or logical id) only")
+    option = function_options.OptionAction
+    scoped.add_argument("--timeout", action=option, type=float, default=argparse.SUPPRESS,
+                        help=f"function timeout, seconds (default: {DEFAULT_TIMEOUT_S})")
+    scoped.add_argument("--memory", action=option, type=int, default=argparse.SUPPRESS,
+                        help=f"memory size, MB (default: {DEFAULT_MEMORY_MB})")
+    scoped.add_argument("--init-timeout", action=option, type=float, default=argparse.SUPPRESS,
+                        help=f"INIT limit, seconds (Lambda: {INIT_TIMEOUT_S:g}, the default)")
+    scoped.add_argument("--env", action=option, metavar="K=V", default=argparse.SUPPRESS,
+                        help="a variable of every function, or of the --function (repeatable)")
     serve.add_argument("--parameter-overrides", nargs="+", metavar="K=V", help="template parameters, as sam's")
     serve.add_argument("--env-vars", type=Path, metavar="FILE",
                        help="SAM's JSON file of variables: Parameters (all functions) and one map per function")
     serve.add_argument("--env-file", type=Path, metavar="FILE", help="a dotenv file of variables for every function")
     serve.add_argument("--layer", action="append", type=Path, metavar="DIR",
                        help="a layer directory (python/, nodejs/, bin/, lib/, extensions/), in /opt order (repeatable)")
-    lifetime = serve.add_argument_group("concurrency, lifetime, asynchronous invocation (of the --code-dir function)")
+    lifetime = serve.add_argument_group("concurrency, lifetime, asynchronous invocation (function options too)")
     for flag, kind, text in _FUNCTION_OPTIONS:
+        dest = flag.replace("-", "_")
         if kind is bool:
-            lifetime.add_argument(f"--{flag}", action="store_true", default=None, help=text)
+            lifetime.add_argument(f"--{flag}", action=option, nargs=0, const=True, dest=dest,
+                                  default=argparse.SUPPRESS, help=text)
         else:
-            lifetime.add_argument(f"--{flag}", type=kind, help=text)
-    lifetime.add_argument("--no-reset-on-timeout", action="store_true", help="freeze a timed-out environment, reuse it")
+            lifetime.add_argument(f"--{flag}", action=option, type=kind, dest=dest, default=argparse.SUPPRESS,
+                                  help=text)
+    lifetime.add_argument("--no-reset-on-timeout", action=option, nargs=0, const=False, dest="reset_on_timeout",
+                          default=argparse.SUPPRESS, help="freeze a timed-out environment, reuse it")
     serve.add_argument("--account-concurrency", type=int, help="environments across all functions (default 1000)")
     serve.add_argument("--state-dir", type=Path, help="keep async failures and undelivered events here")
     serve.add_argument("--freezer", choices=CHOICES, help="auto (default) | cgroup2 | cgroup1 | sigstop | none")
@@ -186,38 +200,35 @@ _FUNCTION_OPTIONS: list[tuple[str, Any, str]] = [
     ("maximum-event-age", float, "async: seconds an event may wait (default 21600)"),
     ("retry-delays", str, "async: comma-separated seconds before each retry (default 60,120)"),
     ("detect-leaks", bool, "flag responses and logs carrying an earlier invocation's event values"),
+    ("lambda-paths", bool, "the code at /var/task and the layers at /opt (a private mount namespace; needs root)"),
 ]
 
 
 def _server_config(args: argparse.Namespace) -> ServerConfig:
-    functions = []
+    functions: list[FunctionConfig] = []
+    given = function_options.scopes(args)
+    aliases: dict[str, str] = {}  # a template function's name -> its logical id, which --function may name too
     if args.code_dir is not None:
-        settings: dict[str, Any] = {}
-        for flag, _, _ in _FUNCTION_OPTIONS:
-            value = getattr(args, flag.replace("-", "_"))
-            if value is not None:
-                field_name, parse = FILE_KEYS[flag.replace("-", "_")]
-                settings[field_name] = parse(value)
-        if args.no_reset_on_timeout:
-            settings["reset_on_timeout"] = False
-        functions.append(
-            FunctionConfig(
-                name=args.name,
-                code_dir=args.code_dir.resolve(),
-                handler=args.handler or "",
-                runtime=args.runtime,
-                timeout_s=args.timeout,
-                memory_mb=args.memory,
-                env={**(read_env_file(args.env_file) if args.env_file else {}), **parse_env_pairs(args.env)},
-                init_timeout_s=args.init_timeout,
-                layers=tuple(layer.resolve() for layer in args.layer or ()),
-                **settings,
-            )
+        # Checked here with the options for all functions, so that a bad value names this function's option.
+        code_dir_function = FunctionConfig(
+            name=args.name or "function",
+            code_dir=args.code_dir.resolve(),
+            handler=args.handler or "",
+            runtime=args.runtime or "python3.11",
+            env=read_env_file(args.env_file) if args.env_file else {},
+            layers=tuple(layer.resolve() for layer in args.layer or ()),
         )
+        functions.extend(function_options.apply([code_dir_function], {k: v for k, v in given.items() if not k}))
+    else:  # they describe the --code-dir function alone: said, not dropped
+        for option, value in (("--handler", args.handler), ("--runtime", args.runtime), ("--name", args.name),
+                              ("--layer", args.layer)):
+            if value:
+                log.warning("%s is not honoured: it describes the --code-dir function, and there is none", option)
     if args.template is not None:
         from .config.sam import functions_from_template
 
         overlay = _template_overlay(args)
+        aliases = overlay.aliases
         functions.extend(functions_from_template(args.template, parameter_overrides(args.parameter_overrides),
                                                  overlay))
         if overlay.unused:  # a table without code_dir that matches no function would otherwise vanish
@@ -250,6 +261,9 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
     )
     if not config.functions:
         raise LambdaFreezeError("no function to serve: the config file or template defines none")
+    # The options for all functions reach the config file's and the template's functions too (the --code-dir one
+    # has them already: applying them twice changes nothing); then each --function NAME's over its function.
+    config = config.replace(functions=function_options.apply(config.functions, given, aliases))
     if config.api_port is None and any(f.routes or f.url for f in config.functions):
         config = config.replace(api_port=DEFAULT_API_PORT)  # as `sam local start-api`
     if args.debug_port is not None or args.debug_function is not None:
@@ -267,7 +281,7 @@ def _template_overlay(args: argparse.Namespace) -> Any:
     """The command line's variables over each template function's (``--env-vars``, ``--env-file``, ``--env``)."""
     env_vars = read_env_vars(args.env_vars) if args.env_vars else {}
     env_file = read_env_file(args.env_file) if args.env_file else {}
-    env = parse_env_pairs(args.env)
+    env = parse_env_pairs(function_options.scopes(args).get(function_options.ALL, {}).get("env"))
     from_file = config_overlays(args.config) if args.config else {}
     unused = set(from_file)
 
@@ -281,9 +295,12 @@ def _template_overlay(args: argparse.Namespace) -> Any:
         merged = environment(logical_id=logical_id, name=function.name,
                              declared=declared_variables(template, logical_id), template_env=function.env,
                              env_vars=env_vars, env_file=env_file, env=env)
+        aliases[function.name] = logical_id
         return dataclasses.replace(function, env=merged)
 
+    aliases: dict[str, str] = {}
     overlay.unused = unused  # type: ignore[attr-defined]
+    overlay.aliases = aliases  # type: ignore[attr-defined]
     return overlay
 
 

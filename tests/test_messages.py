@@ -143,6 +143,7 @@ def test_an_upstream_given_as_a_url():
 def test_a_function_reading_database_url_goes_through_the_fault_proxy(
     tmp_path: Path, lambda_freeze, lambda_freeze_postgres
 ):
+    (tmp_path / "requirements.txt").write_text("asyncpg==0.32.0\n")  # declared, as on Lambda
     (tmp_path / "app.py").write_text(
         textwrap.dedent(
             """

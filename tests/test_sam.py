@@ -92,6 +92,7 @@ def test_parameters_refs_conditions_and_globals(caplog):
             "ESCAPED": "${NotAVariable}",
             "FEATURE_ON": "true",
             "RETRIES": "3",
+            "TABLE_ARN": "arn:aws:dynamodb:us-east-1:000000000000:table/OrdersTable",  # as the service names it
         },
         layers=((TEMPLATES / "parameters/layer").resolve(),),  # from Globals
     )
@@ -125,8 +126,6 @@ def test_parameters_refs_conditions_and_globals(caplog):
         "name; served as OrdersFunction",
         f"{where}.OrdersFunction.Properties.Environment.Variables.API_KEY is not honoured: !Ref ApiKey: the "
         "parameter has no Default; the variable is not set",
-        f"{where}.OrdersFunction.Properties.Environment.Variables.TABLE_ARN is not honoured: !GetAtt "
-        "OrdersTable.Arn cannot be evaluated without a deployed stack; the variable is not set",
         f"{where}.ReportsFunction.Properties.Tracing{globals_} is not honoured: X-Ray is not emulated",
         f"{where}.ReportsFunction.Properties.EventInvokeConfig.DestinationConfig is not honoured: destinations "
         "are not emulated: failures are recorded by the emulator",

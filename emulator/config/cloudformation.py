@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped]
 
+from .resource_values import NAME_PROPERTIES, resource_value
+
 # Pseudo parameters as the served functions see them (FunctionConfig's region and account; SAM CLI's stack name).
 PSEUDO_PARAMETERS: dict[str, str] = {
     "AWS::Region": "us-east-1",
@@ -74,6 +76,8 @@ class _Resolver:
 
     def __init__(self, template: Mapping[str, Any]):
         self.resources = set(template.get("Resources") or {})
+        self._definitions: Mapping[str, Any] = template.get("Resources") or {}
+        self._naming: set[str] = set()  # resources whose name is being evaluated: a name that refers to itself
         self.mappings = template.get("Mappings") or {}
         self.conditions = template.get("Conditions") or {}
         self.parameters: dict[str, Any] = {}
@@ -98,6 +102,7 @@ class _Resolver:
             "Fn::Not": self._not,
             "Fn::And": self._and,
             "Fn::Or": self._or,
+            "Fn::GetAtt": self._getatt,
         }
 
     def __call__(self, value: Any) -> Any:
@@ -126,8 +131,39 @@ class _Resolver:
         if name in self.no_default:
             raise _Unresolvable(f"!Ref {name}: the parameter has no Default")
         if name in self.resources:
-            raise _Unresolvable(f"!Ref {name}: a resource, which is not created locally")
+            return self._resource(name, None, f"!Ref {name}")
         raise _Unresolvable(f"!Ref {name}: no such parameter or resource")
+
+    def _getatt(self, arg: Any) -> str:
+        logical_id, attribute = (self(a) for a in arg)
+        if logical_id not in self.resources:
+            raise _Unresolvable(f"!GetAtt {logical_id}.{attribute}: no such resource")
+        return self._resource(str(logical_id), str(attribute), f"!GetAtt {logical_id}.{attribute}")
+
+    def _resource(self, logical_id: str, attribute: str | None, text: str) -> str:
+        """What a resource lambda-freeze knows gives (resource_values.py); others are not created locally."""
+        definition = self._definitions.get(logical_id)
+        kind = str(definition.get("Type", "")) if isinstance(definition, dict) else ""
+        props = (definition.get("Properties") or {}) if isinstance(definition, dict) else {}
+        named = {}
+        key = NAME_PROPERTIES.get(kind)
+        # A function whose FunctionName is not a literal is served under its logical id (sam.py): so named here.
+        literal_only = key == "FunctionName" and isinstance(props, dict) and not isinstance(props.get(key), str)
+        if key and isinstance(props, dict) and key in props and logical_id not in self._naming and not literal_only:
+            self._naming.add(logical_id)
+            try:
+                named[key] = self(props[key])
+            finally:
+                self._naming.discard(logical_id)
+        if isinstance(props, dict) and "FifoQueue" in props:
+            named["FifoQueue"] = self(props["FifoQueue"])
+        value = resource_value(logical_id, kind, named, attribute, region=PSEUDO_PARAMETERS["AWS::Region"],
+                               account=PSEUDO_PARAMETERS["AWS::AccountId"])
+        if value is None and kind in NAME_PROPERTIES:
+            raise _Unresolvable(f"{text}: {kind} has no attribute {attribute} that lambda-freeze knows")
+        if value is None:
+            raise _Unresolvable(f"{text}: a resource ({kind or 'no Type'}) which is not created locally")
+        return value
 
     def _sub(self, arg: Any) -> str:
         text, variables = (arg[0], self(arg[1])) if isinstance(arg, list) and len(arg) == 2 else (arg, {})
@@ -140,8 +176,9 @@ class _Resolver:
                 return "${" + name[1:] + "}"
             if name in variables:
                 return str(variables[name])
-            if "." in name:
-                raise _Unresolvable(f"!Sub ${{{name}}}: an attribute of a resource, which is not created locally")
+            if "." in name:  # ${Resource.Attribute}
+                logical_id, attribute = name.split(".", 1)
+                return self._getatt([logical_id, attribute])
             return str(self._ref(name))
 
         return _SUB_VARIABLE.sub(substitute, text)

@@ -82,6 +82,7 @@ class FunctionConfig:
     max_event_age_s: float = 21600.0
     retry_delays_s: tuple[float, ...] = (60.0, 120.0)  # after the 1st and the 2nd failed attempt
     detect_leaks: bool = False  # flag responses and logs that carry an earlier invocation's event values
+    lambda_paths: bool = False  # code at /var/task, layers at /opt (a private mount namespace)
     build: bool = True  # install the code directory's requirements.txt into a cached build, as sam build would
     layers: tuple[Path, ...] = ()  # local layer directories, in the order Lambda extracts them into /opt
     # Upstreams reached through the fault proxy: {"DB": "127.0.0.1:5432"} gives every environment a proxy port
@@ -252,6 +253,7 @@ FILE_KEYS: dict[str, tuple[str, Any]] = {
     "maximum_event_age": ("max_event_age_s", float),
     "retry_delays": ("retry_delays_s", _seconds_list),
     "detect_leaks": ("detect_leaks", _bool),
+    "lambda_paths": ("lambda_paths", _bool),
     "build": ("build", _bool),
 }
 

@@ -22,7 +22,7 @@ from runtime_api import NextEvent
 
 from ..config.settings import FunctionConfig
 from ..errors import InvalidStateTransition, LambdaFreezeError
-from . import runtimes
+from . import lambda_paths, runtimes
 from .clock import VirtualTime
 from .context import EngineContext
 from .deadline import Deadline
@@ -191,6 +191,10 @@ class Environment:
                 initialization_type=self.initialization_type,
                 extra=extra,
             )
+            if self.config.lambda_paths:
+                self.processes.mounts = lambda_paths.for_function(self.config.code_dir, self.config.layers)
+            if self.processes.mounts is not None:
+                env = self.processes.mounts.environment(env)
         except OSError as exc:
             self.endings.fail_init(
                 Outcome.error("Runtime.InvalidEntrypoint", f"cannot start the runtime: {exc}"), "error"

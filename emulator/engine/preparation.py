@@ -9,7 +9,7 @@ import logging
 from collections.abc import Sequence
 
 from ..config.settings import NODE_RUNTIMES, PYTHON_RUNTIMES, FunctionConfig
-from . import dependencies, node_dependencies, node_ric, python_runtime
+from . import dependencies, lambda_paths, node_dependencies, node_ric, python_runtime
 from .dependencies import BuildFailed
 
 log = logging.getLogger("lambda_freeze.prepare")  # its progress lines show at the default log level
@@ -20,7 +20,8 @@ def prepare(config: FunctionConfig) -> None:
     ``node`` and the runtime client. Raises ConfigError when the runtime cannot be had (no interpreter, the wrong
     Node.js: the message names it and how to install it), BuildFailed with pip's message when the dependencies
     cannot be built."""
-    if config.layers:
+    # Tried here, off the loop, before any environment starts.
+    if not (config.lambda_paths and lambda_paths.available()) and config.layers:
         log.info("function %s: layers are used from their own directories, not mounted at /opt: %s", config.name,
                  ", ".join(map(str, config.layers)))
     if config.runtime in NODE_RUNTIMES:  # the right Node.js major, and a runtime client it can load

@@ -59,7 +59,8 @@ def exited_within(pid: int, timeout_s: float) -> bool:
         os.close(pidfd)
 
 
-def _child_setup(attach_paths: Sequence[bytes], parent_pid: int) -> Callable[[], None]:
+def _child_setup(attach_paths: Sequence[bytes], parent_pid: int, mounts: Callable[[], None] | None = None
+                 ) -> Callable[[], None]:
     def setup() -> None:  # runs in the child between fork and exec: keep it to plain syscalls
         _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent_pid:  # the emulator died before prctl took effect
@@ -68,6 +69,8 @@ def _child_setup(attach_paths: Sequence[bytes], parent_pid: int) -> Callable[[],
             fd = os.open(path, os.O_WRONLY)
             os.write(fd, b"0")
             os.close(fd)
+        if mounts is not None:  # Lambda's /var/task and /opt (lambda_paths.py)
+            mounts()
 
     return setup
 
@@ -94,8 +97,10 @@ class RuntimeProcess:
         attach_paths: Sequence[Path],
         on_output: Callable[[bytes], None],
         on_exit: Callable[[int], None],
+        mounts: Callable[[], None] | None = None,
     ):
         self._argv = list(argv)
+        self._mounts = mounts
         self._env = dict(env)
         self._cwd = cwd
         self._attach_paths = [os.fsencode(p) for p in attach_paths]
@@ -141,7 +146,7 @@ class RuntimeProcess:
                 stdout=write_fd,
                 stderr=write_fd,
                 process_group=0,
-                preexec_fn=_child_setup(self._attach_paths, os.getpid()),
+                preexec_fn=_child_setup(self._attach_paths, os.getpid(), self._mounts),
             )
         except BaseException:
             os.close(read_fd)

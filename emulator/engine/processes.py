@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from .freezer import FreezerGroup
+from .lambda_paths import Mounts
 from .logs import LineSplitter
 from .memory_limit import MemoryGroup
 from .process import RuntimeProcess, describe_exit
@@ -27,6 +28,7 @@ class EnvironmentProcesses:
         self._cwd = cwd
         self._lines = LineSplitter(on_line)
         self._runtime: RuntimeProcess | None = None  # None until started, and when its start failed
+        self.mounts: Mounts | None = None  # Lambda's /var/task and /opt, where the kernel allows them
         self._extensions: dict[str, RuntimeProcess] = {}
         self.memory: MemoryGroup | None = None  # the memory size as a limit, where it can be enforced
         self.runtime_started = False  # the runtime has exec'd (its memory can be measured)
@@ -58,6 +60,7 @@ class EnvironmentProcesses:
             attach_paths=self.attach_paths(group),
             on_output=self._lines.feed,
             on_exit=on_exit,
+            mounts=self.mounts.child_setup if self.mounts is not None else None,
         )
         try:
             pid = await self._runtime.start()
@@ -79,6 +82,7 @@ class EnvironmentProcesses:
             attach_paths=self.attach_paths(group),
             on_output=self._lines.feed,
             on_exit=on_exit,
+            mounts=self.mounts.child_setup if self.mounts is not None else None,
         )
         pid = await process.start()
         self._extensions[path.name] = process

@@ -221,6 +221,7 @@ FUNCTION_KEYS: dict[str, Check] = {
     "maximum_event_age": _number(maximum=21600, above=0),
     "retry_delays": _array_of(_number(0)),
     "detect_leaks": _boolean,
+    "lambda_paths": _boolean,
     "routes": _anything,  # checked by the engine (http_routes), as in a config file
     "url": _anything,
     "build": _boolean,
