@@ -8,9 +8,27 @@ import json
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent, S3Event, SNSEvent
+from aws_lambda_powertools.utilities.data_classes import (
+    APIGatewayProxyEvent,
+    APIGatewayProxyEventV2,
+    DynamoDBStreamEvent,
+    EventBridgeEvent,
+    LambdaFunctionUrlEvent,
+    S3Event,
+    SNSEvent,
+    SQSEvent,
+)
 from aws_lambda_powertools.utilities.parser import parse
-from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamModel, S3Model, SnsModel
+from aws_lambda_powertools.utilities.parser.models import (
+    APIGatewayProxyEventModel,
+    APIGatewayProxyEventV2Model,
+    DynamoDBStreamModel,
+    EventBridgeModel,
+    LambdaFunctionUrlModel,
+    S3Model,
+    SnsModel,
+    SqsModel,
+)
 
 from emulator.cli import main
 from emulator.sources.events import registry
@@ -28,7 +46,9 @@ def test_the_command_offers_exactly_the_services_with_a_builder(capsys):
     out = capsys.readouterr().out
     for service in registry.available():
         assert service in out
-    assert {"s3", "sns", "dynamodb"} <= set(registry.available())
+    assert {"s3", "sns", "dynamodb", "apigateway", "http-api", "function-url", "sqs", "schedule"} <= set(
+        registry.available()
+    )
     assert set(registry.available()) <= set(registry.BUILDERS)
 
 
@@ -88,4 +108,97 @@ def test_bad_options_are_errors_not_tracebacks(capsys):
     assert "event name 'UPSERT': one of INSERT, MODIFY, REMOVE" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["generate-event", "sns", "--attributes", "{nope"])
+    assert "not JSON" in capsys.readouterr().err
+
+
+def test_apigateway_rest_payload_1(capsys):
+    event = generate(
+        capsys, "apigateway", "--method", "post", "--path", "/orders/7", "--query", "tag=a&tag=b&page=2",
+        "--headers", '{"X-Trace": "t1"}', "--body", '{"n": 3}', "--resource", "/orders/{id}",
+        "--path-parameters", '{"id": "7"}', "--stage", "dev",
+    )  # fmt: skip
+    parsed = parse(event=event, model=APIGatewayProxyEventModel)
+    assert parsed.httpMethod == "POST" and parsed.resource == "/orders/{id}" and parsed.path == "/orders/7"
+    assert parsed.requestContext.stage == "dev" and parsed.requestContext.path == "/dev/orders/7"
+    rest = APIGatewayProxyEvent(event)
+    assert rest.path_parameters == {"id": "7"}
+    assert rest.query_string_parameters == {"tag": "b", "page": "2"}  # the last value of a repeated name
+    assert rest.multi_value_query_string_parameters == {"tag": ["a", "b"], "page": ["2"]}
+    assert rest.headers["x-trace"] == "t1" and rest.headers["content-type"] == "application/json"
+    assert rest.json_body == {"n": 3} and not rest.is_base64_encoded
+
+
+def test_apigateway_defaults_route_the_path_itself(capsys):
+    event = generate(capsys, "apigateway")
+    parse(event=event, model=APIGatewayProxyEventModel)
+    rest = APIGatewayProxyEvent(event)
+    assert rest.http_method == "GET" and rest.resource == rest.path == "/hello"
+    assert rest.body is None
+    # API Gateway sends null, not {}, for what the request did not have
+    assert event["pathParameters"] is None and event["queryStringParameters"] is None
+
+
+def test_http_api_payload_2(capsys):
+    event = generate(
+        capsys, "http-api", "--method", "PUT", "--path", "/orders/7", "--query", "tag=a&tag=b",
+        "--body", "plain words", "--headers", '{"Content-Type": "text/plain", "Cookie": "a=1; b=2"}',
+        "--route-key", "PUT /orders/{id}", "--path-parameters", '{"id": "7"}',
+        "--stage-variables", '{"env": "test"}',
+    )  # fmt: skip
+    parsed = parse(event=event, model=APIGatewayProxyEventV2Model)
+    assert parsed.routeKey == "PUT /orders/{id}" and parsed.requestContext.http.method == "PUT"
+    v2 = APIGatewayProxyEventV2(event)
+    assert v2.raw_path == "/orders/7" and v2.path_parameters == {"id": "7"}
+    assert v2.query_string_parameters == {"tag": "a,b"}  # a repeated name's values joined, as 2.0 does
+    assert v2.cookies == ["a=1", "b=2"] and "cookie" not in v2.headers
+    assert v2.decoded_body == "plain words" and not v2.is_base64_encoded
+    assert v2.stage_variables == {"env": "test"} and v2.request_context.stage == "$default"
+
+
+def test_http_api_binary_body_is_base64(capsys):
+    event = generate(capsys, "http-api", "--body", "raw", "--headers", '{"content-type": "application/octet-stream"}')
+    v2 = APIGatewayProxyEventV2(event)
+    assert v2.is_base64_encoded and v2.decoded_body == "raw"
+    assert v2.route_key == "GET /hello"
+
+
+def test_function_url(capsys):
+    event = generate(
+        capsys, "function-url", "--function-name", "Orders", "--method", "DELETE", "--path", "/items/3",
+        "--query", "force=1", "--iam-caller", "AKIDEXAMPLE",
+    )  # fmt: skip
+    parsed = parse(event=event, model=LambdaFunctionUrlModel)
+    assert parsed.routeKey == "$default" and parsed.requestContext.http.method == "DELETE"
+    url = LambdaFunctionUrlEvent(event)
+    assert url.raw_path == "/items/3" and url.query_string_parameters == {"force": "1"}
+    assert url.request_context.domain_name == "orders.lambda-url.localhost"
+    assert url.request_context.authorizer.iam.access_key == "AKIDEXAMPLE"
+
+
+def test_sqs(capsys):
+    event = generate(
+        capsys, "sqs", "--body", '{"order": 7}', "--queue", "orders", "--count", "3", "--attributes", '{"kind": "new"}'
+    )
+    parsed = parse(event=event, model=SqsModel)
+    assert len(parsed.Records) == 3
+    assert len({record.messageId for record in parsed.Records}) == 3  # each message its own id
+    assert parsed.Records[0].messageAttributes["kind"].stringValue == "new"
+    records = list(SQSEvent(event).records)
+    assert all(r.json_body == {"order": 7} and r.queue_url.endswith("/orders") for r in records)
+    assert records[0].attributes.approximate_receive_count == "1"
+
+
+def test_schedule(capsys):
+    event = generate(capsys, "schedule", "--rule", "nightly", "--detail", '{"job": "cleanup"}')
+    parsed = parse(event=event, model=EventBridgeModel)
+    assert parsed.detail_type == "Scheduled Event" and parsed.source == "aws.events"
+    bridge = EventBridgeEvent(event)
+    assert bridge.resources[0].endswith(":rule/nightly") and bridge.detail == {"job": "cleanup"}
+
+
+def test_bad_http_and_sqs_options_are_errors(capsys):
+    assert main(["generate-event", "sqs", "--count", "0"]) == 2
+    assert "count 0: an SQS batch has 1 to 10000 messages" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["generate-event", "apigateway", "--headers", "{nope"])
     assert "not JSON" in capsys.readouterr().err

@@ -168,7 +168,9 @@ async def _run(pieces: list[bytes]) -> bytes:
         if not protocol.eof_received():
             wire.close()
     await _turns(lambda: protocol.task is None)
-    return re.sub(rb"Date: [^\r]*\r\n", b"", bytes(wire.out))
+    # Only the header line: an echoed body may hold "Date: " too (the handler's repr escapes its CR and LF, so a
+    # CRLF before the name is always a header's)
+    return re.sub(rb"\r\nDate: [^\r\n]*", b"", bytes(wire.out))
 
 
 TOKEN = st.text("abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12)

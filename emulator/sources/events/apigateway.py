@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from runtime_api.front_door import HttpRequest
 
-from .http_request import encode_body, header_lines, media_type_matches, query_pairs, request_time
+from .http_request import encode_body, header_lines, made_up, media_type_matches, query_pairs, request_time
 
 API_ID = "local"  # the REST API's id in the event; also its domain prefix
 
@@ -82,3 +83,32 @@ def rest_event(
         "body": body,
         "isBase64Encoded": encoded,
     }
+
+
+def example(
+    *,
+    method: str = "GET",
+    path: str = "/hello",
+    query: str = "",
+    headers: dict[str, str] | None = None,
+    body: str = "",
+    resource: str | None = None,
+    path_parameters: dict[str, str] | None = None,
+    stage: str = "Prod",
+    stage_variables: dict[str, str] | None = None,
+    account_id: str = "123456789012",
+) -> dict[str, Any]:
+    """A REST API proxy event (payload 1.0) for a made-up request; ``resource`` is the route (default: the path)."""
+    request = made_up(
+        method=method, path=path, query=query, headers=headers, body=body,
+        host=f"{API_ID}.execute-api.localhost", source_ip="127.0.0.1",
+    )  # fmt: skip
+    return rest_event(
+        request,
+        resource=resource or request.path,
+        path_parameters=path_parameters or {},
+        stage=stage,
+        request_id=str(uuid.uuid4()),
+        account_id=account_id,
+        stage_variables=stage_variables,
+    )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 from runtime_api.front_door import HttpRequest
 
 from .http_api import http_context, v2_event
-from .http_request import request_time
+from .http_request import made_up, request_time
 
 
 def url_id(function_name: str) -> str:
@@ -53,3 +54,21 @@ def function_url_event(
             }
         }
     return v2_event(request, route_key="$default", request_context=context)
+
+
+def example(
+    *,
+    method: str = "GET",
+    path: str = "/",
+    query: str = "",
+    headers: dict[str, str] | None = None,
+    body: str = "",
+    function_name: str = "example",
+    iam_caller: str | None = None,
+) -> dict[str, Any]:
+    """A function URL event for a made-up request; ``--iam-caller KEY`` as a request signed under ``AWS_IAM``."""
+    request = made_up(
+        method=method, path=path, query=query, headers=headers, body=body,
+        host=f"{url_id(function_name)}.lambda-url.localhost", source_ip="127.0.0.1",
+    )  # fmt: skip
+    return function_url_event(request, function_name=function_name, request_id=str(uuid.uuid4()), iam_caller=iam_caller)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from runtime_api.front_door import HttpRequest
 
-from .http_request import cookies, encode_body, header_lines, is_text, query_pairs, request_time
+from .http_request import cookies, encode_body, header_lines, is_text, made_up, query_pairs, request_time
 
 API_ID = "local"
 
@@ -104,5 +105,34 @@ def http_api_event(
         route_key=route_key,
         request_context=context,
         path_parameters=path_parameters,
+        stage_variables=stage_variables,
+    )
+
+
+def example(
+    *,
+    method: str = "GET",
+    path: str = "/hello",
+    query: str = "",
+    headers: dict[str, str] | None = None,
+    body: str = "",
+    route_key: str | None = None,
+    path_parameters: dict[str, str] | None = None,
+    stage: str = "$default",
+    stage_variables: dict[str, str] | None = None,
+    account_id: str = "123456789012",
+) -> dict[str, Any]:
+    """An HTTP API proxy event (payload 2.0) for a made-up request; ``route_key`` defaults to ``METHOD PATH``."""
+    request = made_up(
+        method=method, path=path, query=query, headers=headers, body=body,
+        host=f"{API_ID}.execute-api.localhost", source_ip="127.0.0.1",
+    )  # fmt: skip
+    return http_api_event(
+        request,
+        route_key=route_key or f"{request.method} {request.path}",
+        path_parameters=path_parameters or {},
+        stage=stage,
+        request_id=str(uuid.uuid4()),
+        account_id=account_id,
         stage_variables=stage_variables,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from urllib.parse import parse_qsl
 
 from runtime_api.front_door import HttpRequest
@@ -87,3 +87,25 @@ def cookies(header: str | None) -> list[str]:
     if not header:
         return []
     return [part.strip() for part in header.replace(",", ";").split(";") if part.strip()]
+
+
+def made_up(
+    *, method: str, path: str, query: str, headers: Mapping[str, str] | None, body: str, host: str, source_ip: str
+) -> HttpRequest:
+    """A request no client sent, for ``generate-event``: the front door's events are built from it as from a real
+    one. A body without a Content-Type is sent as JSON, as ``curl --json`` would."""
+    fields = {str(name).lower(): str(value) for name, value in (headers or {}).items()}
+    fields.setdefault("host", host)
+    if body and "content-type" not in fields:
+        fields["content-type"] = "application/json"
+    if body:
+        fields.setdefault("content-length", str(len(body.encode())))
+    return HttpRequest(
+        method=method.upper(),
+        path=path if path.startswith("/") else "/" + path,
+        query_string=query.removeprefix("?"),
+        headers=fields,
+        body=body.encode(),
+        host=host,
+        source_ip=source_ip,
+    )

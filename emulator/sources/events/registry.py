@@ -9,12 +9,16 @@ import importlib.util
 from collections.abc import Callable
 from typing import Any
 
-# service: (module, function). The front door's and the event sources' builders join here as they land
-# (apigateway, http-api, function-url, sqs, schedule).
+# service: (module, function).
 BUILDERS: dict[str, tuple[str, str]] = {
     "s3": ("s3", "notification"),
     "sns": ("sns", "notification"),
     "dynamodb": ("dynamodb", "stream_batch"),
+    "apigateway": ("apigateway", "example"),
+    "http-api": ("http_api", "example"),
+    "function-url": ("function_url", "example"),
+    "sqs": ("sqs", "example"),
+    "schedule": ("schedule", "example"),
 }
 
 

@@ -39,3 +39,17 @@ def payload(input_json: str | None, **scheduled: Any) -> bytes:
     if input_json is not None:
         return input_json.encode()
     return json.dumps(scheduled_event(**scheduled)).encode()
+
+
+def example(
+    *,
+    rule: str = "example-schedule",
+    detail: dict[str, Any] | None = None,
+    region: str = "us-east-1",
+    account_id: str = "123456789012",
+) -> dict[str, Any]:
+    """The Scheduled Event an EventBridge rule ``rule`` delivers; ``detail`` is ``{}`` as AWS sends it, unless given."""
+    built = scheduled_event(resource_arn=rule_arn(region, account_id, rule), region=region, account_id=account_id)
+    if detail is not None:
+        built["detail"] = detail
+    return built

@@ -3,7 +3,11 @@ built from what ``ReceiveMessage`` returned (with ``AttributeNames=["All"]`` and
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import secrets
+import time
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -58,3 +62,36 @@ def record(message: Mapping[str, Any], *, queue_arn: str, region: str) -> dict[s
 def event(messages: Sequence[Mapping[str, Any]], *, queue_arn: str, region: str) -> dict[str, Any]:
     """The event of one batch."""
     return {"Records": [record(m, queue_arn=queue_arn, region=region) for m in messages]}
+
+
+def example(
+    *,
+    body: str = "Hello from SQS!",
+    queue: str = "example-queue",
+    count: int = 1,
+    attributes: dict[str, str] | None = None,
+    region: str = "us-east-1",
+    account_id: str = "123456789012",
+) -> dict[str, Any]:
+    """An SQS batch of ``count`` made-up messages with ``body``; ``attributes`` become String message attributes."""
+    if not 1 <= count <= 10_000:
+        raise ValueError(f"count {count}: an SQS batch has 1 to 10000 messages")
+    now_ms = str(int(time.time() * 1000))
+    messages = [
+        {
+            "MessageId": str(uuid.uuid4()),
+            "ReceiptHandle": base64.b64encode(secrets.token_bytes(48)).decode(),
+            "Body": body,
+            "Attributes": {
+                "ApproximateReceiveCount": "1",
+                "SentTimestamp": now_ms,
+                "SenderId": account_id,
+                "ApproximateFirstReceiveTimestamp": now_ms,
+            },
+            "MessageAttributes": {
+                name: {"DataType": "String", "StringValue": str(value)} for name, value in (attributes or {}).items()
+            },
+        }
+        for _ in range(count)
+    ]
+    return event(messages, queue_arn=queue_arn(region, account_id, queue), region=region)
