@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import threading
@@ -175,6 +176,13 @@ def concurrent(host: str, port: int, clients: int, seconds: float, path: str = "
     }
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 def serverless_offline(n: int) -> dict[str, object] | None:
     """serverless-offline on the same handler, when installed (``npm i -g serverless serverless-offline``)."""
     sls = shutil.which("serverless") or shutil.which("sls")
@@ -183,11 +191,14 @@ def serverless_offline(n: int) -> dict[str, object] | None:
     import re
     import subprocess
 
+    # serverless-offline prints port 0 as it was given rather than the port it got: two free ports chosen here
+    http_port, lambda_port = _free_port(), _free_port()
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copy(FUNCTIONS / "trivial/app.py", tmp)
         Path(tmp, "serverless.yml").write_text(
             "service: front-door-bench\nframeworkVersion: '3'\nprovider: {name: aws, runtime: python3.11}\n"
-            "plugins: [serverless-offline]\ncustom: {serverless-offline: {httpPort: 0, lambdaPort: 0}}\n"
+            "plugins: [serverless-offline]\n"
+            f"custom: {{serverless-offline: {{httpPort: {http_port}, lambdaPort: {lambda_port}}}}}\n"
             "functions:\n  web:\n    handler: app.handler\n    events: [{httpApi: {path: /hello, method: get}}]\n"
         )
         proc = subprocess.Popen([sls, "offline", "start"], cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -201,18 +212,25 @@ def serverless_offline(n: int) -> dict[str, object] | None:
                     break
             if port is None:
                 return {"error": "serverless-offline did not print its route"}
+            for raw in proc.stdout:  # the route table is printed before it listens
+                if b"Server ready" in raw:
+                    break
+            # it logs every request: its output is drained, or the pipe fills and it blocks
+            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
             client = RawClient("127.0.0.1", port)
             request = client.request_bytes("GET", "/hello")
             for _ in range(20):
                 client.send(request)
             values = []
+            errors = 0
             for _ in range(n):
                 t0 = time.perf_counter_ns()
-                client.send(request)
+                status, _ = client.send(request)
                 values.append((time.perf_counter_ns() - t0) / 1e6)
+                errors += status != 200
             client.close()
             values.sort()
-            return {"p50_ms": percentile(values, 50), "p99_ms": percentile(values, 99)}
+            return {"p50_ms": percentile(values, 50), "p99_ms": percentile(values, 99), "errors": errors}
         finally:
             proc.terminate()
             proc.wait(timeout=15)
