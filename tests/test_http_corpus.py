@@ -148,7 +148,7 @@ async def _turns(condition: Any) -> None:
     for _ in range(1000):
         if condition():
             return
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # wait-ok: one loop turn (bounded count), not time
 
 
 async def _run(pieces: list[bytes]) -> bytes:

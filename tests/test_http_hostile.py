@@ -127,7 +127,7 @@ async def _until(condition: Callable[[], bool]) -> bool:
     for _ in range(500):
         if condition():
             return True
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # wait-ok: one loop turn (bounded count), not time
     return condition()
 
 

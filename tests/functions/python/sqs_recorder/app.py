@@ -13,7 +13,7 @@ def handler(event, context):
     (RECORD_DIR / f"{time.time():.6f}-{context.aws_request_id}.json").write_text(json.dumps(event))
     for record in event.get("Records", []):
         body = json.loads(record["body"]) if record["body"].startswith("{") else {}
-        time.sleep(body.get("sleep_s", 0))
+        time.sleep(body.get("sleep_s", 0))  # wait-ok: a handler that takes this long (the scenario asks it)
         if int(record["attributes"]["ApproximateReceiveCount"]) < body.get("fail_until_receive", 0):
             raise RuntimeError(
                 f"message {record['messageId']} fails on receive {record['attributes']['ApproximateReceiveCount']}"
