@@ -39,8 +39,8 @@ def _relevant(change: watchfiles.Change, path: str) -> bool:
 
 
 def watched_dirs(pool: FunctionPool) -> list[Path]:
-    """What a function's code is made of, as directories to watch."""
-    return [pool.config.code_dir.resolve()]
+    """What a function's code is made of, as directories to watch: its code and its layers."""
+    return [pool.config.code_dir.resolve(), *(layer.resolve() for layer in pool.config.layers)]
 
 
 def owners(changed: Iterable[str], functions: Mapping[str, FunctionPool]) -> dict[str, list[Path]]:

@@ -63,8 +63,10 @@ class Reloading:
 def reloading() -> Iterator[Any]:
     started: list[EmulatorThread] = []
 
-    def factory(code_dir: Path, handler: str, runtime: str = "python3.11") -> Reloading:
-        config = FunctionConfig(name="fn", code_dir=code_dir, handler=handler, runtime=runtime, timeout_s=30)
+    def factory(code_dir: Path, handler: str, runtime: str = "python3.11", layers: tuple[Path, ...] = ()) -> Reloading:
+        config = FunctionConfig(
+            name="fn", code_dir=code_dir, handler=handler, runtime=runtime, timeout_s=30, layers=layers
+        )
         emu = EmulatorThread(ServerConfig(port=0, functions=(config,)), sink=CollectingSink(), reload=True).start()
         started.append(emu)
         served = Reloading(emu, "fn")
@@ -90,6 +92,26 @@ def test_python_edit_answers_with_new_code_and_stops_the_old_environment(tmp_pat
     assert not fn.env_ids() & old
     [reload] = fn.emu.call(_async(fn.reloads))
     assert reload.subject == "fn" and reload.detail["files"] == ["app.py"]
+
+
+def test_a_layer_edit_answers_with_the_new_layer(tmp_path: Path, reloading: Any) -> None:
+    code, layer = tmp_path / "code", tmp_path / "layer"
+    (layer / "python").mkdir(parents=True)
+    code.mkdir()
+    (layer / "python" / "greetlib.py").write_text("VERSION = 1\n")
+    (code / "app.py").write_text(
+        "import greetlib\n\ndef handler(event, context):\n    return {'version': greetlib.VERSION}\n"
+    )
+    fn = reloading(code, "app.handler", layers=(layer,))
+    assert fn.invoke() == {"version": 1}
+    old = fn.env_ids()
+
+    (layer / "python" / "greetlib.py").write_text("VERSION = 2\n")
+    fn.emu.wait_for(lambda emu: not set(emu.functions["fn"].environments) & old)
+
+    assert fn.invoke() == {"version": 2}
+    [reload] = fn.emu.call(_async(fn.reloads))
+    assert reload.subject == "fn" and reload.detail["files"] == ["python/greetlib.py"]
 
 
 def test_invocation_in_flight_finishes_then_the_next_runs_new_code(tmp_path: Path, reloading: Any) -> None:
@@ -164,7 +186,7 @@ def test_bytecode_and_swap_files_do_not_reload() -> None:
 def test_changed_files_map_to_every_function_sharing_the_directory(tmp_path: Path) -> None:
     class Pool:
         def __init__(self, code_dir: Path):
-            self.config = type("C", (), {"code_dir": code_dir})()
+            self.config = type("C", (), {"code_dir": code_dir, "layers": ()})()
 
     functions: Any = {"a": Pool(tmp_path / "a"), "b": Pool(tmp_path / "a"), "c": Pool(tmp_path / "c")}
     found = owners({str(tmp_path / "a" / "x.py")}, functions)
@@ -198,7 +220,7 @@ async def test_a_watch_that_fails_leaves_serving_alone(tmp_path: Path, caplog: p
     from emulator.reload import CodeWatcher
 
     class Pool:
-        config = type("C", (), {"code_dir": tmp_path / "gone"})()
+        config = type("C", (), {"code_dir": tmp_path / "gone", "layers": ()})()
 
     watcher = CodeWatcher({"fn": Pool()})  # type: ignore[dict-item]
     with caplog.at_level("WARNING", logger="lambda_freeze.reload"):
