@@ -56,12 +56,19 @@ def test_an_extension_counts(serve, freezer):
 
 
 # A process that lives until told, then exits: gone between two walks of the same reader.
-PAUSED = "import sys; sys.stdin.read()"
+PAUSED = "import sys; print('ready', flush=True); sys.stdin.read()"
+
+
+def _paused() -> subprocess.Popen[bytes]:
+    """A process done starting (its peak RSS no longer grows), waiting on its stdin."""
+    process = subprocess.Popen([sys.executable, "-c", PAUSED], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert process.stdout is not None and process.stdout.readline() == b"ready\n"
+    return process
 
 
 def test_a_process_that_ends_between_two_reads_is_left_out():
-    stays = subprocess.Popen([sys.executable, "-c", PAUSED], stdin=subprocess.PIPE)
-    goes = subprocess.Popen([sys.executable, "-c", PAUSED], stdin=subprocess.PIPE)
+    stays = _paused()
+    goes = _paused()
     reader = PeakRssReader()
     try:
         alone = reader.total_kb([stays.pid])
