@@ -8,14 +8,17 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fuzzing import ServeProcess, assert_aws_error, http_call
 
 from conftest import FUNCTIONS, require
+from emulator import cli
+from emulator.config.settings import ServerConfig
 from emulator.engine import clock
-from emulator.errors import LambdaFreezeError
+from emulator.errors import ConfigError, LambdaFreezeError
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -132,3 +135,28 @@ def test_advance_answers_409_for_a_function_in_real_time(real: ServeProcess) -> 
     status, headers, body = _advance(real, env["id"], b'{"seconds": 60}')
     assert status == 409 and assert_aws_error(status, headers, body) == "ResourceConflictException"
     assert b"--virtual-time" in body
+
+
+# ------------------------------------------------------------------------------------------------- configuration
+def _serve_config(*words: str) -> ServerConfig:
+    return cli._server_config(cli._parser("serve").parse_args(["serve", *words]))
+
+
+def test_virtual_time_is_a_function_key_and_a_serve_option(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    file = tmp_path / "lambda-freeze.toml"
+    file.write_text(
+        '[functions.A]\ncode_dir = "a"\nhandler = "app.handler"\nvirtual_time = true\n'
+        '[functions.B]\ncode_dir = "b"\nhandler = "app.handler"\n'
+    )
+    by_name = {f.name: f.virtual_time for f in ServerConfig.load(file=file, environ={}).functions}
+    assert by_name == {"A": True, "B": False}
+    served = _serve_config("--config", str(file), "--virtual-time")
+    assert {f.name: f.virtual_time for f in served.functions} == {"A": True, "B": True}
+    assert {f.name: f.virtual_time for f in _serve_config("--config", str(file)).functions} == by_name
+
+
+def test_serve_virtual_time_refuses_a_provided_runtime(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"provided\.al2023 runtime"):
+        _serve_config("--code-dir", str(tmp_path), "--runtime", "provided.al2023", "--virtual-time")
