@@ -115,6 +115,11 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
     debug.add_argument("--debug-port", type=int, help="start the function under a debugger listening on this port")
     debug.add_argument("--debug-function", metavar="NAME", help="the function to debug (when several are served)")
     serve.add_argument(
+        "--virtual-time",
+        action="store_true",
+        help="run every function on a virtual clock: POST /_lambda-freeze/environments/{id}/advance moves a frozen one",
+    )
+    serve.add_argument(
         "--no-reload",
         dest="reload",
         action="store_false",
@@ -270,6 +275,8 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
         config = with_debugger(config, args.debug_port, args.debug_function)
     if args.no_build:  # every function, whichever file or option defined it
         config = config.replace(functions=tuple(dataclasses.replace(f, build=False) for f in config.functions))
+    if args.virtual_time:  # a provided runtime is refused here: its clocks cannot be moved
+        config = config.replace(functions=tuple(dataclasses.replace(f, virtual_time=True) for f in config.functions))
     if args.template is not None:
         from .config.sam_events import events_from_template
 

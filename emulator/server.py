@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from runtime_api import InvokeApiServer, InvokeRequest, InvokeResult, RuntimeApiServer
+from runtime_api.clock import add_routes as add_clock_routes
 from runtime_api.event_sources import add_routes as add_event_source_routes
 from runtime_api.front_door import FrontDoorServer
 
@@ -27,6 +28,7 @@ from .engine.preparation import prepare_all
 from .engine.timeline import Timeline
 from .errors import ConfigError
 from .sources.async_invoke import AsyncQueue, FailureRecord, load_pending, save_pending
+from .sources.clock_control import VirtualClocks
 from .sources.control_plane import ControlPlane
 from .sources.event_sources import EventSources
 from .sources.front_door.source import FrontDoorSource
@@ -128,6 +130,7 @@ class Emulator:
         control = ControlPlane(self.functions, self.source.resolve, self.config.account_concurrency)
         self._invoke_api = InvokeApiServer(self.source, control, limits=self.config.http_limits())
         add_event_source_routes(self._invoke_api.router, self.events)
+        add_clock_routes(self._invoke_api.router, VirtualClocks(self.functions))
         await self._invoke_api.listen(sock)
         if self.config.api_port is not None:
             await self._start_front_door(self.config.api_port)

@@ -31,6 +31,7 @@ ROUTES = {
     ("GET", "/2015-03-31/functions/{FunctionName}/configuration"),
     ("GET", "/2016-08-19/account-settings"),
     ("GET", "/_lambda-freeze/environments"),
+    ("POST", "/_lambda-freeze/environments/{EnvironmentId}/advance"),
     ("GET", "/_lambda-freeze/async"),
     ("GET", "/_lambda-freeze/functions"),
     ("GET", "/_lambda-freeze/openapi.json"),
@@ -80,6 +81,7 @@ def test_every_route_is_documented(served):
     assert documented() == ROUTES
     for method, template in sorted(ROUTES):
         path = template.replace("{FunctionName}", served.name).replace("{UUID}", "nope").replace("{Name}", "nope")
+        path = path.replace("{EnvironmentId}", "nope")
         status, headers, body = http_call(served.port, method, path, b"{}" if method in ("POST", "PUT") else None)
         assert headers.get("x-amzn-ErrorType") != "UnknownOperationException", (method, path, status, body)
         assert status < 400 or headers.get("x-amzn-ErrorType") in NO_SUCH_RESOURCE, (method, path, status, body)

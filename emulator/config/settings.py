@@ -255,6 +255,7 @@ FILE_KEYS: dict[str, tuple[str, Any]] = {
     "detect_leaks": ("detect_leaks", _bool),
     "lambda_paths": ("lambda_paths", _bool),
     "build": ("build", _bool),
+    "virtual_time": ("virtual_time", _bool),
 }
 
 

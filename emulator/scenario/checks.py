@@ -225,6 +225,7 @@ FUNCTION_KEYS: dict[str, Check] = {
     "routes": _anything,  # checked by the engine (http_routes), as in a config file
     "url": _anything,
     "build": _boolean,
+    "virtual_time": _boolean,  # also on when a step freezes virtually
     "sqs": _anything,  # its SQS event source mappings, checked by queue_checks
 }
 DATABASE_KEYS: dict[str, dict[str, Check]] = {

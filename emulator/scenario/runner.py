@@ -181,8 +181,10 @@ class _Run:
                 env.update(self.logins[login_name].env(prefix))
             env.update({key: fill(text, self._value) for key, text in spec.env.items()})  # what the file says wins
             upstreams = {u: self._upstream(t) for u, t in spec.upstreams.items()}
+            # A virtual step puts every function on a virtual clock; a function's own virtual_time = true, too.
+            virtual = freezes_virtually(self.scenario) or bool(spec.settings.get("virtual_time"))
             config = FunctionConfig(name=spec.name, code_dir=spec.code_dir, env=env, upstreams=upstreams,
-                                    virtual_time=freezes_virtually(self.scenario), **spec.settings)
+                                    **{**spec.settings, "virtual_time": virtual})
             thread, sink = self._emulator(self.freezer or spec.freezer or self.scenario.freezer or "auto")
 
             async def add(emulator: Any, config: FunctionConfig = config) -> None:
