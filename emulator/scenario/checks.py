@@ -195,6 +195,7 @@ TOP_KEYS: dict[str, Check] = {
     "faults": _anything,
     "services": _anything,
     "queues": _anything,  # checked by queue_checks
+    "buckets": _anything,  # checked by bucket_checks
     "steps": _anything,
 }
 FUNCTION_KEYS: dict[str, Check] = {
@@ -226,6 +227,7 @@ FUNCTION_KEYS: dict[str, Check] = {
     "url": _anything,
     "build": _boolean,
     "sqs": _anything,  # its SQS event source mappings, checked by queue_checks
+    "schedules": _anything,  # its schedules, checked by bucket_checks
 }
 DATABASE_KEYS: dict[str, dict[str, Check]] = {
     "postgresql": {
