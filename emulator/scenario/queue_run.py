@@ -1,5 +1,6 @@
-"""Running a scenario's SQS parts: the queues on the embedded endpoint, the functions' mappings, the
-``send_message`` and ``await_queue`` steps and the counts ``expect = { queue = ... }`` checks."""
+"""Running a scenario's SQS and S3 parts: the queues and buckets on the embedded endpoint, the functions' mappings
+and schedules, the ``send_message``, ``await_queue``, ``put_object`` and ``trigger`` steps and the counts
+``expect = { queue = ... }`` checks."""
 
 from __future__ import annotations
 
