@@ -18,11 +18,12 @@ from conftest import require
 from emulator import scenario as sc
 from emulator.cli import main
 from emulator.config import FILE_KEYS, RUNTIMES
-from emulator.config.events import _QUEUE_KEYS, _SQS_KEYS
+from emulator.config.events import _QUEUE_KEYS, _SCHEDULE_KEYS, _SQS_KEYS
 from emulator.engine.freezer import CHOICES
 from emulator.engine.timeline import TimelineEvent
 from emulator.engine.trace import chrome_trace, text_timeline
 from emulator.proxy import TOXICS
+from emulator.scenario.bucket_checks import PUT_KEYS
 from emulator.scenario.queue_checks import AWAIT_QUEUE_KEYS, QUEUE_EXPECT_KEYS, SEND_KEYS
 
 ROOT = Path(__file__).parent.parent
@@ -54,7 +55,8 @@ def test_scenarios_are_shipped() -> None:
         "asyncpg_pool_broken", "asyncpg_pool_fixed", "aiomysql_pool_broken", "aiomysql_pool_fixed",
         "asyncpg_thread_loop_broken", "asyncpg_thread_loop_fixed", "aurora_wakeup_broken", "aurora_wakeup_fixed",
         "nat_idle_drop_broken", "nat_idle_drop_fixed", "init_side_effect_broken", "init_side_effect_fixed",
-        "warm_state_leak_leaky", "warm_state_leak_fixed", "relay_consumer")}
+        "warm_state_leak_leaky", "warm_state_leak_fixed", "relay_consumer", "s3_relay_consumer_broken",
+        "s3_relay_consumer_fixed")}
     node = {f"node/sequelize_{name}.toml" for name in (
         "counter", "stale_pool_fin", "stale_pool_rst", "never_empty", "acquire_timeout", "unhandled_rejection",
         "connect_etimedout", "recommended")}
@@ -63,12 +65,7 @@ def test_scenarios_are_shipped() -> None:
                if p.name in ("app.py", "index.js") and "node_modules" not in p.parts}
     used = {sc.load(path).functions[name].code_dir.relative_to(ROOT / "samples").as_posix()
             for path in SHIPPED for name in sc.load(path).functions}
-    # Every sample but the greeting has a scenario. Seed 003's S3 relay consumer waits for scenario steps that put
-    # objects and fire schedules (not there yet); its test is tests/test_samples_sqs.py.
-    awaiting_queue_steps = {
-        "python/s3_relay_consumer/broken", "python/s3_relay_consumer/fixed",
-    }
-    assert samples - used == {"python/hello"} | awaiting_queue_steps
+    assert samples - used == {"python/hello"}  # every sample but the greeting has a scenario
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.relative_to(SCENARIOS).as_posix())
@@ -479,6 +476,7 @@ def example(**changes: Any) -> dict[str, Any]:
 
 QUEUES = {"dlq": {}, "in": {"visibility_timeout": 5, "dead_letter_queue": "dlq", "max_receive_count": 2},
           "in.fifo": {"fifo": True}}
+BUCKETS = {"files": {"queue_notifications": [{"queue": "in", "events": ["s3:ObjectCreated:*"]}]}, "plain": {}}
 
 
 def steps(*middle: dict[str, Any]) -> list[dict[str, Any]]:
@@ -533,9 +531,20 @@ VALID = [
                         {"await_queue": {"queue": "in", "drained": True, "processed": 2, "in_dlq": 1, "timeout": 5}},
                         {"expect": {"queue": "in", "processed": 2, "duplicated": 0, "in_queue": 0, "in_dlq": 1}},
                         {"expect": {"queue": "in", "duplicated": {"at_least": 1}}})),
+    example(queues=QUEUES, buckets=BUCKETS,
+            fn={"schedules": [{"name": "Tick", "expression": "rate(5 minutes)", "enabled": False},
+                              {"expression": "cron(0 12 * * ? *)", "input": "{}"}]},
+            steps=steps({"put_object": {"bucket": "files", "key": "in/{n}.txt", "body": "x", "count": 3}},
+                        {"put_object": {"bucket": "plain", "key": "k"}}, {"trigger": "app.Tick"},
+                        {"trigger": "app.Schedule2"}, {"expect": {"ok": True}})),
 ]
 
 INVALID = [
+    example(buckets={"Bad_Name": {}}), example(buckets={"files": {"x": 1}}),
+    example(queues=QUEUES, buckets={"files": {"queue_notifications": [{"events": ["s3:ObjectCreated:*"]}]}}),
+    example(fn={"schedules": [{"name": "x"}]}), example(fn={"schedules": [{"expression": "rate(1 minute)", "y": 1}]}),
+    example(queues=QUEUES, buckets=BUCKETS, steps=steps({"put_object": {"bucket": "files"}})),
+    example(steps=steps({"trigger": 1})),
     example(queues={"a b": {}}), example(queues={"q": {"visibility_timeout": -1}}), example(queues={"q": {"x": 1}}),
     example(queues=QUEUES, fn={"sqs": [{"batch_size": 1}]}),
     example(queues=QUEUES, fn={"sqs": [{"queue": "in", "batch_size": 0}]}),
@@ -645,6 +654,12 @@ SEMANTIC = [
     example(queues=QUEUES, steps=steps({"await_queue": {"queue": "dlq", "in_dlq": 1}})),
     example(queues=QUEUES, steps=steps({"expect": {"queue": "in"}})),
     example(queues=QUEUES, steps=steps({"expect": {"queue": "nope", "processed": 1}})),
+    # buckets and schedules: what they and the steps name
+    example(queues=QUEUES, buckets={"files": {"queue_notifications": [{"queue": "nope"}]}}),
+    example(queues=QUEUES, buckets=BUCKETS, steps=steps({"put_object": {"bucket": "nope", "key": "k"}})),
+    example(queues=QUEUES, buckets=BUCKETS, steps=steps({"put_object": {"bucket": "files", "key": "k", "count": 2}})),
+    example(fn={"schedules": [{"name": "Tick", "expression": "rate(5 minutes)"}]}, steps=steps({"trigger": "Tick"})),
+    example(steps=steps({"trigger": "app.Tick"})),
 ]
 
 
@@ -704,6 +719,8 @@ def test_schema_names_the_same_keys_as_the_checker_and_the_engine() -> None:
     assert set(defs["expect_queue"]["properties"]) == set(QUEUE_EXPECT_KEYS)
     assert set(defs["sqs_mapping"]["properties"]) == set(_SQS_KEYS)
     assert set(defs["queue"]["properties"]) == set(_QUEUE_KEYS)
+    assert set(defs["schedule"]["properties"]) == set(_SCHEDULE_KEYS)
+    assert set(defs["step"]["properties"]["put_object"]["properties"]) == set(PUT_KEYS)
 
 
 def test_the_readme_documents_every_key() -> None:
@@ -715,6 +732,8 @@ def test_the_readme_documents_every_key() -> None:
             *defs["fault"]["properties"], "add", "remove", *TOXICS, *defs["queue"]["properties"],
             *defs["sqs_mapping"]["properties"], *defs["step"]["properties"]["send_message"]["properties"],
             *defs["step"]["properties"]["await_queue"]["properties"], *defs["expect_queue"]["properties"],
+            *defs["bucket"]["properties"], *defs["schedule"]["properties"],
+            *defs["step"]["properties"]["put_object"]["properties"],
             *(key for branch in defs["database"]["oneOf"] for key in branch["properties"]),
             *(key for rule in defs["toxic_settings"]["allOf"]
               for key in rule["then"]["properties"]["settings"]["properties"])}
@@ -796,4 +815,18 @@ def test_queue_problems_name_the_line_and_the_field(tmp_path: Path) -> None:
         "21: step 2 (send_message): give body (one message) or bodies (an array), one of them",
         "24: step 3 (await_queue): says nothing to wait for: give drained = true, processed = N or in_dlq = N",
         "27: step 4 (expect).lost: unknown key; known: queue, processed, duplicated, in_queue, in_dlq",
+    ]
+
+
+def test_bucket_and_schedule_problems_name_the_line_and_the_field(tmp_path: Path) -> None:
+    """The buckets, a function's schedules and the put_object and trigger steps: each problem at its line."""
+    text = GOOD.replace("[functions.app]", '[queues.in]\n\n[buckets.files]\nqueue_notifications = [{ queue = "out" }]'
+                        '\n\n[functions.app]\nschedules = [{ name = "Tick" }]').replace(
+        '[[steps]]\nexpect', '[[steps]]\nput_object = { bucket = "gone", key = "k" }\n\n[[steps]]\n'
+        'trigger = "app.Tock"\n\n[[steps]]\nexpect')
+    assert problems(tmp_path, text) == [
+        "10: buckets.files.queue_notifications[0].queue: no queue 'out' is declared; known: in",
+        "13: functions.app.schedules[0]: 'expression' (rate(...) or cron(...)) is required",
+        "21: step 2 (put_object).bucket: no bucket 'gone' is declared; known: files",
+        "24: step 3 (trigger): a declared schedule's name (FUNCTION.NAME); known: none, not 'app.Tock'",
     ]

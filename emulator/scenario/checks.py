@@ -195,6 +195,7 @@ TOP_KEYS: dict[str, Check] = {
     "faults": _anything,
     "services": _anything,
     "queues": _anything,  # checked by queue_checks
+    "buckets": _anything,  # checked by bucket_checks
     "steps": _anything,
 }
 FUNCTION_KEYS: dict[str, Check] = {
@@ -227,6 +228,7 @@ FUNCTION_KEYS: dict[str, Check] = {
     "build": _boolean,
     "virtual_time": _boolean,  # also on when a step freezes virtually
     "sqs": _anything,  # its SQS event source mappings, checked by queue_checks
+    "schedules": _anything,  # its schedules, checked by bucket_checks
 }
 DATABASE_KEYS: dict[str, dict[str, Check]] = {
     "postgresql": {

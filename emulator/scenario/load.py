@@ -7,13 +7,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..config.events import QueueConfig
+from ..config.events import BucketConfig, QueueConfig, ScheduleConfig
 from ..config.http_routes import routes_from_toml, url_from_toml
 from ..config.settings import FILE_KEYS, FunctionConfig
 from ..errors import ConfigError
 from ..proxy import make_toxic
 from ..proxy.errors import ProxyError
-from . import queue_checks
+from . import bucket_checks, queue_checks
 from .checks import (
     _BAD,
     DATABASE_KEYS,
@@ -79,6 +79,8 @@ class _Builder:
         self.database_names: list[str] = []
         self.function_names: list[str] = []
         self.queues: dict[str, QueueConfig] = {}
+        self.buckets: dict[str, BucketConfig] = {}
+        self.schedules: dict[str, ScheduleConfig] = {}
         self.service_ports: dict[str, bool] = {}  # service -> it has a port (a faulty one: assumed so)
 
     def fail(self, where: Path_, message: str) -> None:
@@ -94,6 +96,7 @@ class _Builder:
         self.database_names = list(top.get("databases", {})) if isinstance(top.get("databases"), dict) else []
         self.function_names = list(top["functions"]) if isinstance(top["functions"], dict) else []
         self.queues = queue_checks.queues(ck, top.get("queues"), ck.path)
+        self.buckets = bucket_checks.buckets(ck, top.get("buckets"), self.queues, ck.path)
         for name, spec in _items(ck, top.get("databases", {}), ("databases",), IDENTIFIER, "a database name"):
             self.database(name, spec)
         for name, spec in _items(ck, top.get("services", {}), ("services",), IDENTIFIER, "a service name"):
@@ -122,6 +125,7 @@ class _Builder:
             steps=tuple(steps),
             services=self.services,
             queues=self.queues,
+            buckets=self.buckets,
         )
 
     def database(self, name: str, spec: Any) -> None:
@@ -229,6 +233,8 @@ class _Builder:
         except ConfigError as exc:
             ck.error((*where, _key_named(exc.message, checked)), exc.message.removeprefix(f"function {name}: "))
             return
+        schedules = bucket_checks.schedules(ck, name, checked["schedules"], ck.path) if "schedules" in checked else ()
+        self.schedules.update((schedule.name, schedule) for schedule in schedules)
         self.functions[name] = FunctionSpec(
             name=name,
             code_dir=(self.base / checked["code_dir"]).resolve(),
@@ -238,6 +244,7 @@ class _Builder:
             upstreams=checked.get("upstreams", {}),
             settings=settings,
             sqs=queue_checks.mappings(ck, name, checked["sqs"], self.queues, ck.path) if "sqs" in checked else (),
+            schedules=schedules,
         )
 
     def fault(self, name: str, spec: Any, where: Path_) -> FaultSpec | None:

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config.events import QueueConfig, SqsMappingConfig
+from ..config.events import BucketConfig, QueueConfig, ScheduleConfig, SqsMappingConfig
 from ..errors import LambdaFreezeError
 
 ACTIONS = (
     "invoke", "invoke_async", "stay_frozen", "fault", "kill_db_connections", "sql", "await_async", "expect", "http",
-    "send_message", "await_queue",
+    "send_message", "await_queue", "put_object", "trigger",
 )
 CONDITIONS = ("ok", "error_type", "message", "log", "payload", "not_log", "not_payload")  # on an invocation
 IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_-]{0,63}"
@@ -69,6 +69,7 @@ class FunctionSpec:
     upstreams: Mapping[str, str]  # upstream -> database, service or host:port, optionally " close=fin|rst|mirror"
     settings: Mapping[str, Any]  # FunctionConfig fields: handler, runtime, timeout_s, ...
     sqs: tuple[SqsMappingConfig, ...] = ()  # its SQS event source mappings, created once it is served
+    schedules: tuple[ScheduleConfig, ...] = ()  # its schedules (FUNCTION.NAME), added once it is served
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,9 @@ class Step:
     queue: str | None = None  # send_message, await_queue: a declared queue
     messages: tuple[Mapping[str, Any], ...] = ()  # send_message: SendMessage's fields, one per message
     counts: Mapping[str, int] | None = None  # await_queue: what it waits for (processed, in_dlq, in_queue)
+    bucket: str | None = None  # put_object: a declared bucket
+    objects: tuple[tuple[str, str], ...] = ()  # put_object: (key, body) of each object
+    schedule: str | None = None  # trigger: a declared schedule, FUNCTION.NAME
 
 
 @dataclass(frozen=True)
@@ -140,3 +144,4 @@ class Scenario:
     steps: tuple[Step, ...]
     services: Mapping[str, ServiceSpec] = field(default_factory=dict)
     queues: Mapping[str, QueueConfig] = field(default_factory=dict)  # created on the embedded SQS endpoint
+    buckets: Mapping[str, BucketConfig] = field(default_factory=dict)  # created on the embedded S3 endpoint

@@ -1,5 +1,6 @@
-"""Running a scenario's SQS parts: the queues on the embedded endpoint, the functions' mappings, the
-``send_message`` and ``await_queue`` steps and the counts ``expect = { queue = ... }`` checks."""
+"""Running a scenario's SQS and S3 parts: the queues and buckets on the embedded endpoint, the functions' mappings
+and schedules, the ``send_message``, ``await_queue``, ``put_object`` and ``trigger`` steps and the counts
+``expect = { queue = ... }`` checks."""
 
 from __future__ import annotations
 
@@ -18,14 +19,15 @@ class QueueRun:
     def __init__(self, scenario: Scenario):
         self.scenario = scenario
         self.thread: Any = None  # the EmulatorThread whose endpoint holds the queues the steps use
+        self.triggers: dict[str, Any] = {}  # schedule -> the EmulatorThread that serves its function
 
     def events(self) -> EventsConfig:
-        return EventsConfig(queues=tuple(self.scenario.queues.values()))
+        return EventsConfig(queues=tuple(self.scenario.queues.values()), buckets=tuple(self.scenario.buckets.values()))
 
     def add_mappings(self, function: str, thread: Any) -> None:
         """Once the function is served: its event source mappings start polling."""
         spec = self.scenario.functions[function]
-        if self.thread is None and (spec.sqs or self.scenario.queues):
+        if self.thread is None and (spec.sqs or self.scenario.queues or self.scenario.buckets):
             self.thread = thread
         for config in spec.sqs:
 
@@ -33,6 +35,13 @@ class QueueRun:
                 await emulator.events.mappings.create(config)
 
             thread.call(create)
+        for schedule in spec.schedules:
+
+            async def add(emulator: Any, schedule: Any = schedule) -> None:
+                emulator.events.schedules.add(schedule)
+
+            thread.call(add)
+            self.triggers[schedule.name] = thread
 
     def _sqs(self) -> Any:
         return self.thread.emulator.events.endpoint.client("sqs")
@@ -50,6 +59,22 @@ class QueueRun:
             if answer.get("Failed"):
                 raise RuntimeError(f"SendMessageBatch to {step.queue} failed: {answer['Failed'][0]}")
         return f"sent {len(messages)}"
+
+    def put(self, step: Step) -> str:
+        """PutObject for each object: the bucket's notifications reach its queues as S3 sends them."""
+        assert step.bucket is not None
+        s3 = self.thread.emulator.events.endpoint.client("s3")
+        for key, body in step.objects:
+            s3.put_object(Bucket=step.bucket, Key=key, Body=body.encode())
+        return f"put {len(step.objects)}"
+
+    def trigger(self, name: str) -> str:
+        """Fires the schedule now; the request id of its asynchronous invocation."""
+
+        async def fire(emulator: Any) -> str:
+            return str(emulator.events.trigger(name))
+
+        return str(self.triggers[name].call(fire))
 
     def counts(self, queue: str) -> dict[str, int]:
         """processed (deleted after the function succeeded), duplicated (handed to the function again), in_queue

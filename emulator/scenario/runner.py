@@ -338,6 +338,16 @@ class _Run:
     def _send_message(self, step: Step) -> StepResult:
         return StepResult(step.label, step.action, self.queues.send(step))
 
+    def _put_object(self, step: Step) -> StepResult:
+        return StepResult(step.label, step.action, self.queues.put(step))
+
+    def _trigger(self, step: Step) -> StepResult:
+        assert step.schedule is not None
+        request_id = self.queues.trigger(step.schedule)
+        assert step.key is not None and step.function is not None
+        self.invoked[step.key] = _Invoked(step.function, request_id, None)
+        return StepResult(step.label, step.action, "fired", request_id=request_id)
+
     def _await_queue(self, step: Step) -> StepResult:
         return StepResult(step.label, step.action, "reached", detail=self.queues.wait(step))
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ..config.events import QueueConfig
+from ..config.events import BucketConfig, QueueConfig, ScheduleConfig
+from .bucket_checks import put_object, trigger
 from .checks import (
     _BAD,
     AWAIT_KEYS,
@@ -33,6 +34,8 @@ class Declarations(Protocol):
     database_names: list[str]
     function_names: list[str]
     queues: dict[str, QueueConfig]
+    buckets: dict[str, BucketConfig]
+    schedules: dict[str, ScheduleConfig]
 
     def fault(self, name: str, spec: Any, where: Path_) -> FaultSpec | None: ...
 
@@ -231,6 +234,26 @@ class StepBuilder:
         queue, counts, timeout = awaited
         what = ", ".join("drained" if key == "in_queue" else f"{key} {n}" for key, n in counts.items())
         return Step(**base, label=f"{label} ({queue}: {what})", queue=queue, counts=counts, seconds=timeout)
+
+    def _put_object(self, value: Any, here: Path_, base: dict[str, Any], label: str) -> Step | None:
+        """Objects put into a declared bucket (its notifications send their events to its queues)."""
+        put = put_object(self.ck, value, here, self.b.buckets)
+        if put is None:
+            return None
+        bucket, objects = put
+        return Step(**base, label=f"{label} ({len(objects)} → {bucket})", bucket=bucket, objects=objects)
+
+    def _trigger(self, value: Any, here: Path_, base: dict[str, Any], label: str) -> Step | None:
+        """A declared schedule fired now, as ``lambda-freeze trigger NAME`` does."""
+        name = trigger(self.ck, value, here, self.b.schedules)
+        if name is None:
+            return None
+        # The asynchronous invocation it makes is an invocation like invoke_async's: an expect step may name it by
+        # its label (trigger#1) and look at its first attempt's outcome.
+        step = Step(**base, label=f"{label} ({name})", schedule=name, key=label,
+                    function=self.b.schedules[name].function)
+        self.invokes[label] = self.last_invoke = step
+        return step
 
     def _expect(self, value: Any, here: Path_, base: dict[str, Any], label: str) -> Step | None:
         if isinstance(value, dict) and "queue" in value:
