@@ -95,8 +95,8 @@ class DapClient:
             except ConnectionRefusedError:
                 if time.monotonic() > end:
                     raise
-                # wait-ok: nothing announces when the runtime's debugpy starts listening; connecting is retried
-                time.sleep(0.05)
+                # nothing announces when the runtime's debugpy starts listening; connecting is retried
+                time.sleep(0.05)  # wait-ok: a retry of connect, bounded by the deadline
         self.stream = self.sock.makefile("rwb")
         self.seq = 0
 
