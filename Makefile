@@ -10,6 +10,7 @@ PORT ?= 8080
 $(VENV)/.installed: pyproject.toml constraints.txt docker/install.sh docker/system-packages.sh emulator/nodejs/package-lock.json \
 		emulator/python/requirements.txt \
 		samples/node/install.sh samples/node/sequelize/package-lock.json samples/node/sqs_consumer/package-lock.json \
+		samples/node/node_postgres/package-lock.json \
 		tests/node/package-lock.json
 	PYTHON=$(PYTHON) VENV=$(VENV) EXTRAS=test,dev,aws docker/install.sh
 	touch $@
