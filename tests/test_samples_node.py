@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from pathlib import Path
 
 import pytest
 
 from conftest import require
-from emulator.engine import node_ric
-from emulator.errors import ConfigError
+from emulator.engine import clock, node_ric
+from emulator.errors import ConfigError, LambdaFreezeError
 from emulator.proxy import Latency, Timeout
 
 pytestmark = pytest.mark.timeout(300)
@@ -100,6 +101,83 @@ def test_counter_slow_timer_fires_in_the_next_invocation(lambda_freeze, sequeliz
             ((slow_at, elapsed),) = [(i, int(m[1])) for i, line in enumerate(lines) if (m := slow.search(line))]
             assert slow_at < fast_at
             assert elapsed >= 3000
+
+
+SLOW_TIMER_MS = 600_000  # a production-like timer: a cache refresh, a metrics flush
+VIRTUAL_GAP_S = 900.0  # 15 minutes frozen, virtually
+WALL_BUDGET_S = 5.0  # the issue's bound for a virtual freeze: INIT, two invocations and the gap
+
+
+def _virtual_clock() -> None:
+    try:
+        clock.preload_library()
+    except LambdaFreezeError as exc:
+        require(False, exc.message)
+
+
+def test_counter_with_a_ten_minute_timer_fires_in_the_next_invocation_after_a_virtual_freeze(
+    lambda_freeze, sequelize_sample
+):
+    """The same race with production's timer: a 10-minute slow timer and a 15-minute freeze, in virtual time. On
+    thaw the timer has expired and fires first, in the second invocation, with the first one's request id."""
+    _virtual_clock()
+    for _ in range(RUNS):
+        started = time.monotonic()
+        fn = lambda_freeze.function(
+            sequelize_sample / "counter",
+            "index.handler",
+            runtime=RUNTIME,
+            virtual_time=True,
+            env={"SLOW_TIMEOUT_MS": str(SLOW_TIMER_MS)},
+        )
+        first = fn.invoke({})
+        assert first.payload == 1
+        fn.stay_frozen(VIRTUAL_GAP_S, virtual=True)
+        second = fn.invoke({})
+        elapsed_s = time.monotonic() - started
+        assert second.payload == 3  # the slow timer of the first counted in the second, as in the real-time run
+        slow = re.compile(
+            rf"\t{first.request_id}\tINFO\tSlow timeout invoked\. Request id: {first.request_id} "
+            r"\| Elapsed ms: (\d+)$"
+        )
+        lines = second.log.splitlines()
+        ((slow_at, elapsed_ms),) = [(i, int(m[1])) for i, line in enumerate(lines) if (m := slow.search(line))]
+        fast = f"Fast timeout invoked. Request id: {second.request_id}"
+        (fast_at,) = [i for i, line in enumerate(lines) if fast in line]
+        assert slow_at < fast_at
+        # It fired on thaw, 15 minutes after it was set (the gap plus the real time of a loaded machine).
+        assert VIRTUAL_GAP_S * 1000 <= elapsed_ms < (VIRTUAL_GAP_S + WALL_BUDGET_S) * 1000
+        assert sum(bool(slow.search(line)) for line in fn.logs) == 1  # there only: not between the invocations
+        assert elapsed_s < WALL_BUDGET_S, elapsed_s
+
+
+@pytest.mark.parametrize("virtual", [False, True], ids=["real-time", "virtual"])
+def test_counter_fixed_leaves_nothing_for_the_next_invocation(lambda_freeze, sequelize_sample, virtual):
+    """The fix cancels the pending timer when the handler answers: after the guide's 3 s wait, and after a 15-minute
+    virtual freeze of the 10-minute timer, the second invocation counts only itself and logs only its own id."""
+    if virtual:
+        _virtual_clock()
+    for _ in range(RUNS):
+        started = time.monotonic()
+        fn = lambda_freeze.function(
+            sequelize_sample / "counter_fixed",
+            "index.handler",
+            runtime=RUNTIME,
+            virtual_time=virtual,
+            env={"SLOW_TIMEOUT_MS": str(SLOW_TIMER_MS)} if virtual else {},
+        )
+        first = fn.invoke({})
+        assert first.payload == 1
+        if virtual:
+            fn.stay_frozen(VIRTUAL_GAP_S, virtual=True)
+        else:
+            fn.stay_frozen(3.0)  # wait-ok: the guide's "wait 3 seconds and invoke the Lambda again"
+        second = fn.invoke({})
+        assert second.payload == 2
+        assert first.request_id not in second.log
+        assert not any("Slow timeout invoked" in line for line in fn.logs)
+        if virtual:
+            assert time.monotonic() - started < WALL_BUDGET_S
 
 
 # ------------------------------------------------------------- 2. pool {min: 1, max: 1}, the server closes meanwhile
