@@ -59,7 +59,9 @@ def test_scenarios_are_shipped() -> None:
         "s3_relay_consumer_fixed")}
     node = {f"node/sequelize_{name}.toml" for name in (
         "counter", "stale_pool_fin", "stale_pool_rst", "never_empty", "acquire_timeout", "unhandled_rejection",
-        "connect_etimedout", "recommended")}
+        "connect_etimedout", "recommended", "counter_fixed", "counter_virtual", "counter_virtual_fixed")}
+    node |= {f"node/pg_{case}_{variant}.toml" for case in ("idle_pool", "nat_idle_drop")
+             for variant in ("broken", "fixed", "virtual_broken", "virtual_fixed")}
     assert python | node <= names
     samples = {p.parent.relative_to(ROOT / "samples").as_posix() for p in (ROOT / "samples").rglob("*")
                if p.name in ("app.py", "index.js") and "node_modules" not in p.parts}

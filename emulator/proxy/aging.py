@@ -8,6 +8,9 @@ that server closes an idle session, as measured from the real servers:
 - PostgreSQL (``idle_session_timeout``): an ErrorResponse ``FATAL 57P05`` to the client, then a FIN.
 - MariaDB (``wait_timeout``): a RST, and nothing else.
 
+MySQL 8.0.24 and later send an error packet (``ER_CLIENT_INTERACTION_TIMEOUT``, 4031) before closing; it is not
+emulated (a ``mysql`` upstream is closed as MariaDB closes), since only MariaDB could be measured here.
+
 The proxy's own connection to the real server is closed as well, so the server's session ends with it.
 """
 
