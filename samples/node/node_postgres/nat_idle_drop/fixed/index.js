@@ -1,7 +1,7 @@
 // The fix: a pool whose connections are checked before use. A ping with a short query_timeout finds a connection
 // whose flow the network dropped (no answer comes), the client is released with the error, which destroys it,
 // and the pool connects anew. The pool's idleTimeoutMillis (10 s) helps too, on a thaw after a long freeze: its
-// expired timer fires before the next event is handled and closes the idle connection first.
+// expired timer usually fires before the next event is handled and closes the idle connection first.
 
 const { Pool } = require('pg');
 const { settings } = require('../../db');
