@@ -43,7 +43,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import FUNCTIONS, HttpError, RawClient, Server, percentile
+from _harness import (
+    FUNCTIONS,
+    ROOT,
+    HttpError,
+    RawClient,
+    Server,
+    await_frozen,
+    cpu_ns,
+    lambda_freeze_command,
+    percentile,
+)
 
 TARGET_RATIO = 1.3
 FUNCTION = "web"
@@ -75,7 +85,7 @@ def event_for(api_port: int) -> bytes:
     ).encode()
 
 
-def start(config_dir: Path, clients: int, freezer: str) -> tuple[Server, int]:
+def start(config_dir: Path, clients: int, freezer: str, src: Path | None = None) -> tuple[Server, int]:
     config = config_dir / "front_door.toml"
     config.write_text(
         f"""
@@ -93,21 +103,24 @@ prewarm = {clients}
 timeout = 10
 """
     )
-    from _harness import lambda_freeze_command
-
-    command, env = lambda_freeze_command()
-    server = Server([*command, "serve", "--config", str(config)], env=env).start()
+    command, env = lambda_freeze_command(src)
+    # ``python -m`` puts the working directory first on sys.path: run from the tree being measured.
+    server = Server([*command, "serve", "--config", str(config)], env=env, cwd=src or ROOT).start()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # the front door line follows the serving line
         for line in server.stderr_lines:
             if "HTTP front door on " in line:
+                # every prewarmed environment initialised and frozen: no request meets an INIT
+                await_frozen(server, clients, timeout_s=max(60.0, clients * 1.0))
                 return server, int(line.rsplit(":", 1)[1])
         time.sleep(0.01)  # a benchmark waiting on a child's output
     server.stop()
     raise RuntimeError(f"no front door line: {''.join(server.stderr_lines)}")
 
 
-def sequential(targets: dict[str, RawClient | None], requests: dict[str, bytes], n: int, rounds: int) -> dict:
+def sequential(
+    targets: dict[str, RawClient | None], requests: dict[str, bytes], n: int, rounds: int, cpu_pids: dict[str, int]
+) -> dict:
     """Each target's warm latency, one request at a time on its own keep-alive connection, in ``rounds`` rounds of
     ``n // rounds`` requests each; within a round the targets take turns in blocks, in an order that rotates from
     round to round. A figure is the median of the rounds' p50s (a ratio: the median of the rounds' ratios), so
@@ -117,6 +130,7 @@ def sequential(targets: dict[str, RawClient | None], requests: dict[str, bytes],
     round_p50: dict[str, list[float]] = {name: [] for name in names}
     pooled: dict[str, list[float]] = {name: [] for name in names}
     errors = dict.fromkeys(names, 0)
+    cpu_used = dict.fromkeys(cpu_pids, 0)  # ns of CPU the serving process spent on the target's requests
     clock = time.perf_counter_ns
     for name in names:  # warm every path, and check that each answers what the handler returns
         client = targets[name]
@@ -132,16 +146,21 @@ def sequential(targets: dict[str, RawClient | None], requests: dict[str, bytes],
             for name in order:
                 client, request, values = targets[name], requests[name], samples[name]
                 assert client is not None
+                cpu_before = cpu_ns(cpu_pids[name]) if name in cpu_pids else None
                 for _ in range(per_round // 2 if block == 0 else per_round - per_round // 2):
                     t0 = clock()
                     status, _ = client.send(request)
                     values.append((clock() - t0) / 1e6)
                     errors[name] += status != 200
+                if cpu_before is not None:
+                    cpu_used[name] += (cpu_ns(cpu_pids[name]) or 0) - cpu_before
         for name, values in samples.items():
             pooled[name] += values
             values.sort()
             round_p50[name].append(percentile(values, 50))
     out: dict = {"rounds": rounds, "requests_per_round": per_round, "errors": errors}
+    for name, used in cpu_used.items():
+        out[f"{name}_server_cpu_us"] = used / 1e3 / (per_round * rounds)
     for name in names:
         out[f"{name}_p50_ms"] = statistics.median(round_p50[name])
         out[f"{name}_round_p50s_ms"] = [round(v, 3) for v in round_p50[name]]
@@ -281,6 +300,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--sls", help="the serverless v3 command (default: serverless or sls on PATH)")
     parser.add_argument("--no-offline", action="store_true", help="do not measure serverless-offline")
+    parser.add_argument(
+        "--src", type=Path, help="run the emulator from this source tree (python -m emulator.cli), to compare versions"
+    )
     args = parser.parse_args()
     n = args.requests or (300 if args.quick else 2000)
     rounds = args.rounds or (5 if args.quick else 10)
@@ -289,7 +311,7 @@ def main() -> int:
     sls = None if args.no_offline else find_sls(args.sls)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
-        server, api_port = start(Path(tmp), clients, args.freezer)
+        server, api_port = start(Path(tmp), clients, args.freezer, args.src)
         try:
             with serverless_offline(sls) as offline_port:
                 front = RawClient(server.host, api_port)
@@ -304,7 +326,7 @@ def main() -> int:
                 if offline is not None:
                     requests["serverless_offline"] = offline.request_bytes("GET", "/hello")
                 try:
-                    seq = sequential(targets, requests, n, rounds)
+                    seq = sequential(targets, requests, n, rounds, {"front_door": server.pid, "invoke_api": server.pid})
                 finally:
                     for client in targets.values():
                         if client is not None:
@@ -337,6 +359,10 @@ def main() -> int:
         f"front door {seq['front_door_p50_ms']:.3f} ms, Invoke API {seq['invoke_api_p50_ms']:.3f} ms "
         f"-> {seq['ratio_p50']:.2f}x (rounds {seq['ratio_p50_range'][0]:.2f}-{seq['ratio_p50_range'][1]:.2f}; "
         f"target <= {TARGET_RATIO}x); p99 {seq['front_door_p99_ms']:.3f} / {seq['invoke_api_p99_ms']:.3f} ms"
+    )
+    print(
+        f"emulator CPU per request: front door {seq['front_door_server_cpu_us']:.0f} us, "
+        f"Invoke API {seq['invoke_api_server_cpu_us']:.0f} us"
     )
     if offline_measured:
         print(

@@ -19,10 +19,11 @@ timeouts are ``integration_timeout_s`` (REST, 29) and ``http_integration_timeout
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
+
+import orjson
 
 from runtime_api import MAX_SYNC_PAYLOAD_BYTES
 from runtime_api.front_door import HttpAnswer, HttpRequest
@@ -192,7 +193,7 @@ class FrontDoorSource:
         event = function_url_event(
             request, function_name=pool.config.name, request_id=invocation.request_id, iam_caller=caller
         )
-        invocation.payload = json.dumps(event).encode()
+        invocation.payload = orjson.dumps(event)
         if len(invocation.payload) > MAX_SYNC_PAYLOAD_BYTES:
             return responses.message(413, "Request Entity Too Large", key="Message")
         answer = await self._url_answer(pool, invocation)
@@ -215,7 +216,7 @@ class FrontDoorSource:
     # ------------------------------------------------------------------------------------------- the pool
     async def _invoke(self, pool: FunctionPool, event: dict[str, Any], timeout_s: float) -> Outcome | str:
         """The function's outcome, or why there is none: ``TOO_LARGE``, ``THROTTLED``, ``TIMED_OUT``."""
-        payload = json.dumps(event).encode()
+        payload = orjson.dumps(event)
         if len(payload) > MAX_SYNC_PAYLOAD_BYTES:
             return TOO_LARGE
         invocation = Invocation(payload, pool.config.arn)
@@ -223,11 +224,14 @@ class FrontDoorSource:
             pool.place(invocation)
         except TooManyRequests:
             return THROTTLED
-        try:
-            # The invocation runs on when the integration gives up: Lambda does not cancel it either.
-            outcome = await asyncio.wait_for(asyncio.shield(invocation.result), timeout_s)
-        except TimeoutError:
-            return TIMED_OUT
+        result = invocation.result
+        if not result.done():
+            # The invocation runs on when the integration gives up (asyncio.wait never cancels what it waits for,
+            # nor does the request's own cancellation reach it): Lambda does not cancel it either.
+            done, _ = await asyncio.wait((result,), timeout=timeout_s)
+            if not done:
+                return TIMED_OUT
+        outcome = result.result()
         self._record(pool, invocation, outcome)
         return outcome
 
