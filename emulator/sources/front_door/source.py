@@ -225,18 +225,35 @@ class FrontDoorSource:
         except TooManyRequests:
             return THROTTLED
         result = invocation.result
-        if not result.done():
-            # The invocation runs on when the integration gives up (asyncio.wait never cancels what it waits for,
-            # nor does the request's own cancellation reach it): Lambda does not cancel it either.
-            done, _ = await asyncio.wait((result,), timeout=timeout_s)
-            if not done:
-                return TIMED_OUT
+        if not result.done() and not await _settled_within(result, timeout_s):
+            return TIMED_OUT
         outcome = result.result()
         self._record(pool, invocation, outcome)
         return outcome
 
     def _record(self, pool: FunctionPool, invocation: Invocation, outcome: Outcome) -> None:
         record_outcome(self._timeline, invocation, outcome, pool.config.name, source="front_door")
+
+
+async def _settled_within(result: asyncio.Future[Outcome], timeout_s: float) -> bool:
+    """Whether ``result`` is settled within ``timeout_s``. It is never cancelled, neither when the time is up nor when
+    the request's own task is (its client went away): the invocation runs on when the integration gives up, as
+    Lambda does not cancel it either. What ``wait_for(shield(...))`` does, with one future and one loop turn."""
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+
+    def release(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    timer = loop.call_later(timeout_s, release)
+    result.add_done_callback(release)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        result.remove_done_callback(release)
+    return result.done()
 
 
 def _mapped(outcome: Outcome, mapping: Any, status: int, text: str, ids: Mapping[str, str]) -> HttpAnswer:
