@@ -19,7 +19,6 @@ timeouts are ``integration_timeout_s`` (REST, 29) and ``http_integration_timeout
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -30,7 +29,7 @@ from runtime_api.front_door import HttpAnswer, HttpRequest
 
 from ...config.http_routes import Route
 from ...config.settings import FunctionConfig
-from ...engine.invocation import Invocation, Outcome
+from ...engine.invocation import Invocation, Outcome, new_request_id
 from ...engine.pool import FunctionPool, TooManyRequests
 from ...engine.timeline import Timeline, record_outcome
 from ..events.apigateway import rest_event
@@ -117,7 +116,7 @@ class FrontDoorSource:
 
     async def _rest(self, match: Match, request: HttpRequest) -> HttpAnswer:
         pool = self._functions[match.function]
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         event = rest_event(
             request,
             resource=match.route.path,
@@ -140,7 +139,7 @@ class FrontDoorSource:
 
     async def _http_api(self, match: Match, request: HttpRequest) -> HttpAnswer:
         pool = self._functions[match.function]
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         route = match.route
         if route.payload_version == "1.0":
             resource = "$default" if route.path == "$default" else route.path
