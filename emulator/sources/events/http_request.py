@@ -41,7 +41,7 @@ def header_lines(request: HttpRequest) -> list[tuple[str, str]]:
 
 def query_pairs(query_string: str) -> list[tuple[str, str]]:
     """The query's name/value pairs in order, decoded, blank values kept."""
-    return parse_qsl(query_string, keep_blank_values=True)
+    return parse_qsl(query_string, keep_blank_values=True) if query_string else []
 
 
 def is_text(content_type: str | None, body: bytes) -> bool:
