@@ -1,17 +1,18 @@
 """The HTTP front door against a direct Invoke API call of the same function, and against serverless-offline, in the
 same run.
 
-    python benchmarks/front_door.py            # 2,000 sequential requests per target in 10 rounds, 64 clients for 20 s
+    python benchmarks/front_door.py            # 2,000 sequential requests per target in 20 rounds, 64 clients for 20 s
     python benchmarks/front_door.py --quick    # 300 requests per target in 5 rounds, 16 clients for 5 s
     python benchmarks/front_door.py --sls /tmp/sls/node_modules/.bin/sls --json
 
 1. Warm p50 over one keep-alive connection per target, one request at a time: ``GET /hello`` through an HTTP API
    route (payload 2.0; the trivial handler's ``{"ok": true}`` is answered as 2.0's inferred 200 response) against
    ``POST`` of the same 2.0 event to the Invoke API, and ``GET /hello`` on serverless-offline serving the same
-   handler when it is installed. Interleaved rounds: in each, the targets take turns in blocks, in an order that
-   rotates from round to round; each figure is the median of the rounds' p50s, each ratio the median of the rounds'
-   ratios, so load on the shared machine falls on all alike. Targets: front door p50 <= 1.3x Invoke API p50, and
-   lower than serverless-offline's (with freezing on: the front door's environments freeze after every request).
+   handler when it is installed. Interleaved rounds: in each, the targets take turns in blocks of 10 requests, in
+   an order that rotates from round to round; each figure is the median of the rounds' p50s, each ratio the median
+   of the rounds' ratios, so load on the shared machine falls on all alike. Targets: front door p50 <= 1.3x Invoke
+   API p50, and lower than serverless-offline's (with freezing on: the front door's environments freeze after every
+   request).
 2. ``--clients`` keep-alive clients (threads) for ``--seconds`` against the front door, reserved concurrency equal
    to the clients (every environment initialised first): errors (anything but 200), requests/s, p50/p99.
    Target: 0 errors.
@@ -119,12 +120,17 @@ timeout = 10
 
 
 def sequential(
-    targets: dict[str, RawClient | None], requests: dict[str, bytes], n: int, rounds: int, cpu_pids: dict[str, int]
+    targets: dict[str, RawClient | None],
+    requests: dict[str, bytes],
+    n: int,
+    rounds: int,
+    cpu_pids: dict[str, int],
+    block: int = 10,
 ) -> dict:
     """Each target's warm latency, one request at a time on its own keep-alive connection, in ``rounds`` rounds of
-    ``n // rounds`` requests each; within a round the targets take turns in blocks, in an order that rotates from
-    round to round. A figure is the median of the rounds' p50s (a ratio: the median of the rounds' ratios), so
-    that a burst of load on the shared machine moves one round, not the result."""
+    ``n // rounds`` requests each; within a round the targets take turns in blocks of ``block`` requests, in an
+    order that rotates from round to round. A figure is the median of the rounds' p50s (a ratio: the median of the
+    rounds' ratios), so that a burst of load on the shared machine moves one round, not the result."""
     names = [name for name, client in targets.items() if client is not None]
     per_round = max(1, n // rounds)
     round_p50: dict[str, list[float]] = {name: [] for name in names}
@@ -142,18 +148,21 @@ def sequential(
     for index in range(rounds):
         order = names[index % len(names) :] + names[: index % len(names)]
         samples: dict[str, list[float]] = {name: [] for name in names}
-        for block in range(2):  # two blocks each per round: A B C A B C
+        done = 0
+        while done < per_round:  # the targets take turns, ``block`` requests each: A B C A B C ...
+            count = min(block, per_round - done)
             for name in order:
                 client, request, values = targets[name], requests[name], samples[name]
                 assert client is not None
                 cpu_before = cpu_ns(cpu_pids[name]) if name in cpu_pids else None
-                for _ in range(per_round // 2 if block == 0 else per_round - per_round // 2):
+                for _ in range(count):
                     t0 = clock()
                     status, _ = client.send(request)
                     values.append((clock() - t0) / 1e6)
                     errors[name] += status != 200
                 if cpu_before is not None:
                     cpu_used[name] += (cpu_ns(cpu_pids[name]) or 0) - cpu_before
+            done += count
         for name, values in samples.items():
             pooled[name] += values
             values.sort()
@@ -295,7 +304,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--freezer", default="auto")
     parser.add_argument("--requests", type=int, help="sequential requests per target (2000; --quick 300)")
-    parser.add_argument("--rounds", type=int, help="rounds they are split into (10; --quick 5)")
+    parser.add_argument("--rounds", type=int, help="rounds they are split into (20; --quick 5)")
     parser.add_argument("--clients", type=int)
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--sls", help="the serverless v3 command (default: serverless or sls on PATH)")
@@ -305,7 +314,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     n = args.requests or (300 if args.quick else 2000)
-    rounds = args.rounds or (5 if args.quick else 10)
+    rounds = args.rounds or (5 if args.quick else 20)
     clients = args.clients or (16 if args.quick else 64)
     seconds = args.seconds or (5.0 if args.quick else 20.0)
     sls = None if args.no_offline else find_sls(args.sls)
