@@ -398,13 +398,14 @@ def environments(server: Server) -> list[dict[str, object]]:
     return list(json.loads(body))
 
 
-def await_frozen(server: Server, count: int, timeout_s: float) -> float:
-    """Until ``count`` environments are frozen (read through the inspection API); returns the time it took."""
+def await_frozen(server: Server, count: int, timeout_s: float, states: tuple[str, ...] = ("frozen",)) -> float:
+    """Until ``count`` environments are frozen, or in one of ``states`` (read through the inspection API); returns
+    the time it took."""
     started = time.perf_counter()
     delay_s = 0.05
     while time.perf_counter() - started < timeout_s:
         envs = environments(server)
-        if sum(env["state"] == "frozen" for env in envs) >= count:
+        if sum(env["state"] in states for env in envs) >= count:
             return time.perf_counter() - started
         time.sleep(delay_s)  # a benchmark waiting on a child process's progress, not a test
         delay_s = min(delay_s * 1.5, 1.0)

@@ -111,8 +111,9 @@ timeout = 10
     while time.monotonic() < deadline:  # the front door line follows the serving line
         for line in server.stderr_lines:
             if "HTTP front door on " in line:
-                # every prewarmed environment initialised and frozen: no request meets an INIT
-                await_frozen(server, clients, timeout_s=max(60.0, clients * 1.0))
+                # every prewarmed environment initialised and frozen (ready, with freezer "none"): no request meets
+                # an INIT
+                await_frozen(server, clients, timeout_s=max(60.0, clients * 1.0), states=("frozen", "ready"))
                 return server, int(line.rsplit(":", 1)[1])
         time.sleep(0.01)  # a benchmark waiting on a child's output
     server.stop()
@@ -126,6 +127,7 @@ def sequential(
     rounds: int,
     cpu_pids: dict[str, int],
     block: int = 10,
+    gap_s: float = 0.0,
 ) -> dict:
     """Each target's warm latency, one request at a time on its own keep-alive connection, in ``rounds`` rounds of
     ``n // rounds`` requests each; within a round the targets take turns in blocks of ``block`` requests, in an
@@ -160,6 +162,8 @@ def sequential(
                     status, _ = client.send(request)
                     values.append((clock() - t0) / 1e6)
                     errors[name] += status != 200
+                    if gap_s:
+                        time.sleep(gap_s)  # a pause between requests, as a user's clicks have (not timed)
                 if cpu_before is not None:
                     cpu_used[name] += (cpu_ns(cpu_pids[name]) or 0) - cpu_before
             done += count
@@ -307,6 +311,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, help="rounds they are split into (20; --quick 5)")
     parser.add_argument("--clients", type=int)
     parser.add_argument("--seconds", type=float)
+    parser.add_argument(
+        "--gap-ms", type=float, default=0.0, help="pause after each sequential request (default 0: back to back)"
+    )
     parser.add_argument("--sls", help="the serverless v3 command (default: serverless or sls on PATH)")
     parser.add_argument("--no-offline", action="store_true", help="do not measure serverless-offline")
     parser.add_argument(
@@ -335,7 +342,14 @@ def main() -> int:
                 if offline is not None:
                     requests["serverless_offline"] = offline.request_bytes("GET", "/hello")
                 try:
-                    seq = sequential(targets, requests, n, rounds, {"front_door": server.pid, "invoke_api": server.pid})
+                    seq = sequential(
+                        targets,
+                        requests,
+                        n,
+                        rounds,
+                        {"front_door": server.pid, "invoke_api": server.pid},
+                        gap_s=args.gap_ms / 1000,
+                    )
                 finally:
                     for client in targets.values():
                         if client is not None:
