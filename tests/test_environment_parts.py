@@ -4,6 +4,7 @@ freeze control, and the bound owner. Unit tests: no process and no socket."""
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import time
 import uuid
@@ -103,6 +104,15 @@ def test_request_ids_are_version_4_uuids_and_trace_ids_have_x_ray_shape():
         parsed = uuid.UUID(text)
         assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
     assert re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0", new_trace_id())
+    # a test that seeds the global generator (pytest-randomly does, before each test) cannot make them repeat
+    state = random.getstate()
+    try:
+        random.seed(13)
+        first = new_request_id(), new_trace_id()
+        random.seed(13)
+        assert (new_request_id(), new_trace_id()) != first
+    finally:
+        random.setstate(state)
 
 
 def test_freeze_control_tells_its_listeners_and_counts_the_time_frozen():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import random
 import time
 from collections import deque
@@ -206,9 +207,12 @@ class CallerStream:
             self._outcome.stream.abandon()
 
 
-# Ids need to be unique, not secret: Python's generator (seeded from os.urandom, reseeded in a forked child) makes
-# them without a system call each, in a quarter of uuid4's time, on every invocation's path.
-_random_bits = random.getrandbits
+# Ids need to be unique, not secret: a generator of the module's own (seeded from os.urandom; a test that seeds the
+# global one, as pytest-randomly does, cannot make them repeat; reseeded in a forked child) makes them without a
+# system call each, in a quarter of uuid4's time, on every invocation's path.
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)
+_random_bits = _ids.getrandbits
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
 
