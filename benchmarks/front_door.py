@@ -4,6 +4,8 @@ same run.
     python benchmarks/front_door.py            # 2,000 sequential requests per target in 20 rounds, 64 clients for 20 s
     python benchmarks/front_door.py --quick    # 300 requests per target in 5 rounds, 16 clients for 5 s
     python benchmarks/front_door.py --sls /tmp/sls/node_modules/.bin/sls --json
+    python benchmarks/front_door.py --gap-ms 10 --requests 600   # a pause after each request, as a user's clicks
+    python benchmarks/front_door.py --src /path/to/other/checkout # that tree's emulator, to compare versions
 
 1. Warm p50 over one keep-alive connection per target, one request at a time: ``GET /hello`` through an HTTP API
    route (payload 2.0; the trivial handler's ``{"ok": true}`` is answered as 2.0's inferred 200 response) against
