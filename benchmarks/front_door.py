@@ -109,17 +109,20 @@ timeout = 10
     command, env = lambda_freeze_command(src)
     # ``python -m`` puts the working directory first on sys.path: run from the tree being measured.
     server = Server([*command, "serve", "--config", str(config)], env=env, cwd=src or ROOT).start()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # the front door line follows the serving line
-        for line in server.stderr_lines:
-            if "HTTP front door on " in line:
-                # every prewarmed environment initialised and frozen (ready, with freezer "none"): no request meets
-                # an INIT
-                await_frozen(server, clients, timeout_s=max(60.0, clients * 1.0), states=("frozen", "ready"))
-                return server, int(line.rsplit(":", 1)[1])
-        time.sleep(0.01)  # a benchmark waiting on a child's output
-    server.stop()
-    raise RuntimeError(f"no front door line: {''.join(server.stderr_lines)}")
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the front door line follows the serving line
+            for line in server.stderr_lines:
+                if "HTTP front door on " in line:
+                    # every prewarmed environment initialised and frozen (ready, with freezer "none"): no request
+                    # meets an INIT
+                    await_frozen(server, clients, timeout_s=max(60.0, clients * 1.0), states=("frozen", "ready"))
+                    return server, int(line.rsplit(":", 1)[1])
+            time.sleep(0.01)  # a benchmark waiting on a child's output
+        raise RuntimeError(f"no front door line: {''.join(server.stderr_lines)}")
+    except BaseException:
+        server.stop()  # the server and its environments end with a failed start, never left behind
+        raise
 
 
 def sequential(
