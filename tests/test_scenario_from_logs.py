@@ -70,13 +70,23 @@ def test_filter_log_events_json_gives_one_environment_per_stream_and_the_frozen_
     status, data, err = _convert(tmp_path, "filter_log_events.json", "--max-gap", "2", capsys=capsys)
     assert status == 0
     assert set(data["functions"]) == {"function-1", "function-2"}  # each stream its own environment
-    steps = data["steps"]
-    assert steps[1] == {"stay_frozen": 2.0}
-    assert steps[2]["invoke"]["function"] == "function-1"
-    assert steps[2]["invoke"]["production"]["outcome"] == "Error"
-    assert steps[3]["invoke"]["function"] == "function-2"
-    assert "two environments at once" in err and "--max-gap 2 shortened 1 gap(s): before r2 600.0 s → 2.0 s" in err
-    sc.load(tmp_path / "scenario.toml")
+    # function-2's cold start overlaps function-1's second invocation: every invocation at its offset (INIT
+    # included: when it was asked for), the idle stretch between them capped at 2 s, none of them waited for.
+    steps = [step["invoke"] for step in data["steps"] if "invoke" in step]
+    assert not any("stay_frozen" in step for step in data["steps"])
+    assert [(s["as"], s["function"], s.get("after")) for s in steps] == [
+        ("r1", "function-1", None), ("r2", "function-2", None), ("r3", "function-1", "r1")]
+    requested = [0.300 - 0.29011, 600.360 - 0.3015, 600.352]  # START less Init Duration
+    r1_end = 0.300 + 0.0512
+    assert steps[0]["at"] == 0.0
+    assert steps[1]["at"] == pytest.approx(r1_end - requested[0] + 2.0, abs=0.002)  # the idle stretch: 2 s
+    assert steps[2]["at"] == pytest.approx(steps[1]["at"] + requested[2] - requested[1], abs=0.002)
+    assert steps[2]["production"]["outcome"] == "Error"
+    assert steps[2]["production"]["at_s"] == pytest.approx(requested[2] - requested[0], abs=0.001)
+    assert "was running on another environment" in err
+    assert "--max-gap 2 shortened 1 gap(s): before r3 600.0 s → 2.3 s" in err
+    loaded = sc.load(tmp_path / "scenario.toml")
+    assert [step.at for step in loaded.steps if step.action == "invoke"] == [s["at"] for s in steps]
 
 
 def test_the_json_log_format_through_aws_logs_tail_and_a_garbage_line_counted(tmp_path: Path,
@@ -169,3 +179,20 @@ def test_a_python_error_record_is_its_type_and_first_line() -> None:
                                           " named 'pg8000'\rTraceback (most recent call last):"))
     assert (record.kind, record.error_type) == ("error", "Runtime.ImportModuleError")
     assert record.message == "Unable to import module 'app': No module named 'pg8000'"
+
+
+def test_at_and_after_are_checked_by_the_loader(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(f'[functions.f]\ncode_dir = "{HELLO}"\n'
+                    '[[steps]]\ninvoke = { as = "one", at = -1 }\n'
+                    '[[steps]]\ninvoke = { as = "two", after = "one" }\n'
+                    '[[steps]]\ninvoke = { as = "three", at = 1, after = "four" }\n'
+                    '[[steps]]\ninvoke_async = { as = "five", at = 2 }\n'
+                    '[[steps]]\nexpect = { ok = true }\n')
+    with pytest.raises(sc.ScenarioError) as caught:
+        sc.load(path)
+    text = "\n".join(caught.value.problems)
+    assert "bad.toml:4: step 1 (invoke).at: must be >= 0" in text
+    assert "bad.toml:6: step 2 (invoke).after: only with at" in text
+    assert "bad.toml:8: step 3 (invoke).after: no earlier invoke step is named 'four' (named: one, two)" in text
+    assert "bad.toml:10: step 4 (invoke_async).at: only on invoke" in text

@@ -167,3 +167,73 @@ def test_the_stale_pool_failure_recorded_in_logs_comes_back_and_the_fix_does_not
     loaded = sc.load(scenario)
     report = Report(loaded, run_scenario(loaded))
     assert report.reproduced == 2, report.render()  # every invocation ok, as in production
+
+
+# Two invocations that both succeed only when they run at the same time (the basic function's "meet"), and a third
+# that its environment serves after the first: what production logs of two environments at once look like.
+CONCURRENT = """
+runs = 1
+[functions.basic]
+code_dir = "{code}"
+handler = "app.handler"
+timeout = 25
+env = {{ MEET_DIR = "${{run.dir}}" }}
+[[steps]]
+invoke = {{ as = "a", at = 0, payload = {{ action = "meet", name = "a", other = "b" }} }}
+[[steps]]
+invoke = {{ as = "b", at = 0, payload = {{ action = "meet", name = "b", other = "a" }} }}
+[[steps]]
+invoke = {{ as = "c", at = 0.5, after = "a", payload = {{ action = "echo" }} }}
+[[steps]]
+expect = {{ invoke = "a", ok = true }}
+[[steps]]
+expect = {{ invoke = "b", ok = true }}
+[[steps]]
+expect = {{ invoke = "c", ok = true }}
+"""
+
+
+def test_invocations_started_at_an_offset_run_at_the_same_time(tmp_path: Path) -> None:
+    source = tmp_path / "concurrent.toml"
+    source.write_text(CONCURRENT.format(code=BASIC))
+    loaded = sc.load(source)
+    [result] = run_scenario(loaded)
+    assert result.aborted is None, result.aborted
+    a, b, c = result.steps[:3]
+    assert (a.outcome, b.outcome, c.outcome) == ("ok", "ok", "ok"), [s.detail for s in result.steps[:3]]
+    assert result.reproduced
+    spawned = {e.subject for e in result.events if e.kind == "spawn"}
+    assert len(spawned) == 2  # one environment each: they overlapped, as the meeting shows
+    assert a.at_s is not None and c.at_s is not None
+    assert c.at_s >= a.at_s + a.duration_ms / 1000 - 0.001  # after = "a": not before a had returned
+
+
+def test_overlapping_invocations_in_recorded_logs_replay_at_the_same_time(tmp_path: Path) -> None:
+    source = tmp_path / "concurrent.toml"
+    source.write_text(CONCURRENT.format(code=BASIC))
+    results, text = _recorded(source)
+    assert results[0].reproduced, results[0].failure
+    recorded = tmp_path / "recorded.log"
+    recorded.write_text(text)
+    lines, _, _ = read_logs([recorded])
+    assert len(rebuild(lines).environments) == 2
+    # The payloads, in the order the invocations were asked for, and what the logs cannot tell: the meeting place.
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"action": "meet", "name": "a", "other": "b"}\n{"action": "meet", "name": "b", "other": "a"}\n'
+                      '{"action": "echo"}\n')
+    (tmp_path / "with.toml").write_text('[function]\ntimeout = 25\nenv = { MEET_DIR = "${run.dir}" }\n')
+    scenario = tmp_path / "replay.toml"
+    assert main(["scenario", "from-logs", str(recorded), "--function", str(BASIC), "--handler", "app.handler",
+                 "--events", str(events), "--with", str(tmp_path / "with.toml"), "--runs", "2",
+                 "-o", str(scenario)]) == 0
+    written = scenario.read_text()
+    assert "at = 0.0" in written and 'after = "r' in written and "stay_frozen" not in written
+    loaded = sc.load(scenario)
+    replayed = run_scenario(loaded)
+    report = Report(loaded, replayed)
+    # Run in turn, the first meeting would wait for ever (Sandbox.Timedout): both back means both ran at once.
+    assert report.reproduced == 2, report.render()
+    text_report = report.render()
+    for label in ("r1", "r2", "r3"):
+        assert any(line.startswith("invoke#") and f"({label}, at " in line and "ok 2/2 at +" in line
+                   for line in text_report.splitlines()), text_report
