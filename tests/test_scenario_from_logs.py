@@ -196,3 +196,107 @@ def test_at_and_after_are_checked_by_the_loader(tmp_path: Path) -> None:
     assert "bad.toml:6: step 2 (invoke).after: only with at" in text
     assert "bad.toml:8: step 3 (invoke).after: no earlier invoke step is named 'four' (named: one, two)" in text
     assert "bad.toml:10: step 4 (invoke_async).at: only on invoke" in text
+
+
+# ------------------------------------------------------------------------ excerpts users posted publicly
+# Each copied as posted (tests/cloudwatch_logs/README.md names where): what each format looks like in the wild, and
+# what the converter makes of it, or the message that says what is missing.
+@pytest.mark.parametrize(("name", "timeout_s", "duration_ms"), [
+    ("plain_python_timeout.log", 300, 300099.78),  # Python, with Init Duration
+    ("plain_node_timeout_console.log", 3, 3071.27),  # the Lambda console's "Function logs", Node.js
+    ("plain_spaced_timeout.log", 120, 120000.64),  # tabs turned into spaces, trailing blanks
+])
+def test_posted_pasted_lines_with_a_timeout_convert(tmp_path: Path, name: str, timeout_s: int,
+                                                    duration_ms: float) -> None:
+    rebuilt, ignored, kinds = _rebuilt(name)
+    assert list(kinds.values()) == ["plain log lines"] and ignored == []
+    [invocation] = rebuilt.invocations
+    assert (invocation.outcome, invocation.duration_ms, invocation.memory_mb) == ("Sandbox.Timedout", duration_ms, 128)
+    assert rebuilt.timeout_s == timeout_s
+    status, data, _ = _convert(tmp_path, name)
+    assert status == 0
+    assert data["functions"]["function"]["timeout"] == timeout_s
+    assert data["steps"][-1] == {"expect": {"invoke": "r1", "error_type": "Sandbox.Timedout"}}
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    # aws logs tail of a published version's stream ([72]), Java lines continued on lines of their own, cut before
+    # the REPORT
+    ("tail_versioned_stream_cut.log", "tail_versioned_stream_cut.log:1: 0a449b7c-54a8-4d6f-a6fc-89facdbdf9fd has no "
+                                      "REPORT line: the logs are cut"),
+    # a REPORT line alone, posted to say what failed
+    ("plain_report_only_status_error.log", "plain_report_only_status_error.log:1: REPORT belongs to no invocation: "
+                                           "request 83269395-33ee-45a8-8a99-38f67b6faf72 has no START line"),
+    # a Logs Insights JSON export that begins after the START
+    ("insights_cut_excerpt.json", "insights_cut_excerpt.json:4: END belongs to no invocation"),
+])
+def test_posted_excerpts_that_are_cut_are_refused_by_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                  name: str, message: str) -> None:
+    status, _, err = _convert(tmp_path, name, capsys=capsys)
+    assert status == 2
+    assert message in err
+
+
+def test_what_the_posted_excerpts_hold_is_read_as_it_was_written() -> None:
+    lines, _, kinds = read_logs([FIXTURES / "tail_versioned_stream_cut.log"])
+    assert list(kinds.values()) == ["aws logs tail text"]
+    assert {line.stream for line in lines} == {"2023/12/13/[72]0303138f718143848a4ff258c8e2d9c7"}
+    assert [line.line for line in lines] == [1, 2, 4]  # a line without the time prefix continues the one before
+    assert lines[1].message.endswith("\n - customId=")
+    from emulator.scenario.logs.records import classify
+
+    [report] = read_logs([FIXTURES / "plain_report_only_status_error.log"])[0]
+    record = classify(report)
+    assert (record.kind, record.status, record.error_type) == ("report", "error", "Runtime.InvalidEntrypoint")
+    assert record.metrics["durationMs"] == 11.48 and record.metrics["memorySizeMB"] == 128
+
+
+# ------------------------------------------------------------------------------ choosing, and bad input
+def test_one_log_stream_is_picked_and_an_unknown_one_is_named(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    stream = "2024/03/05/[$LATEST]4f1c0ad1a2b54b0e9a3b8b6a0e7c9d11"
+    status, data, err = _convert(tmp_path, "filter_log_events.json", "--log-stream", stream, "--speed", "100",
+                                 capsys=capsys)
+    assert status == 0
+    assert set(data["functions"]) == {"function"}  # one environment: one function, its invocations in turn
+    assert [s.get("stay_frozen") for s in data["steps"][:3]] == [None, pytest.approx(6.0, abs=0.01), None]
+    assert "--speed 100 shortened 1 gap(s): before r2 600.0 s → 6.0 s" in err
+    status, _, err = _convert(tmp_path, "filter_log_events.json", "--log-stream", "2024/03/05/[$LATEST]nope",
+                              capsys=capsys)
+    assert status == 2
+    assert "--log-stream 2024/03/05/[$LATEST]nope: not in the logs; streams: " + stream in err
+
+
+def test_streams_of_different_memory_sizes_are_two_functions_and_refused(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    log = tmp_path / "mixed.log"
+    log.write_text(
+        "2024-06-01T10:00:00.000000+00:00 2024/06/01/[$LATEST]aaaa START RequestId: 11111111-2222-4333-8444-"
+        "555555555555 Version: $LATEST\n"
+        "2024-06-01T10:00:00.010000+00:00 2024/06/01/[$LATEST]aaaa REPORT RequestId: 11111111-2222-4333-8444-"
+        "555555555555\tDuration: 10.00 ms\tBilled Duration: 10 ms\tMemory Size: 128 MB\tMax Memory Used: 50 MB\n"
+        "2024-06-01T10:00:01.000000+00:00 2024/06/01/[$LATEST]bbbb START RequestId: 66666666-7777-4888-9999-"
+        "000000000000 Version: $LATEST\n"
+        "2024-06-01T10:00:01.010000+00:00 2024/06/01/[$LATEST]bbbb REPORT RequestId: 66666666-7777-4888-9999-"
+        "000000000000\tDuration: 10.00 ms\tBilled Duration: 10 ms\tMemory Size: 512 MB\tMax Memory Used: 50 MB\n")
+    status = main(["scenario", "from-logs", str(log), "--function", str(HELLO), "--handler", "app.handler",
+                   "-o", str(tmp_path / "out.toml")])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "mix functions (or configurations): 128 MB in stream 2024/06/01/[$LATEST]aaaa; 512 MB in stream " \
+           "2024/06/01/[$LATEST]bbbb" in err and "--log-stream" in err
+
+
+def test_json_of_another_shape_and_bad_events_lines_are_named_with_their_file_and_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other = tmp_path / "other.json"
+    other.write_text('[{"time": 1, "text": "START RequestId: 11111111-2222-4333-8444-555555555555"}]\n')
+    status = main(["scenario", "from-logs", str(other), "--function", str(HELLO), "--handler", "app.handler",
+                   "-o", str(tmp_path / "out.toml")])
+    assert status == 2
+    assert f"{other}:1: unknown format: JSON that is neither" in capsys.readouterr().err
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"n": 1}\n{"n": \n')
+    status, _, err = _convert(tmp_path, "tail_json_format.log", "--events", str(events), capsys=capsys)
+    assert status == 2
+    assert f"{events}:2: not JSON" in err
