@@ -234,6 +234,9 @@ def test_overlapping_invocations_in_recorded_logs_replay_at_the_same_time(tmp_pa
     # Run in turn, the first meeting would wait for ever (Sandbox.Timedout): both back means both ran at once.
     assert report.reproduced == 2, report.render()
     text_report = report.render()
-    for label in ("r1", "r2", "r3"):
+    for label in ("r1", "r2", "r3"):  # the table: production's outcome and start beside the local ones
         assert any(line.startswith("invoke#") and f"({label}, at " in line and "ok 2/2 at +" in line
                    for line in text_report.splitlines()), text_report
+    timeline = text_report.split("timeline of run", 1)[1]  # and the timeline, each on its step's line
+    assert all(f"({label}, at " in timeline for label in ("r1", "r2", "r3"))
+    assert timeline.count("→ ok (production: ok)") == 3, timeline
