@@ -240,3 +240,29 @@ def test_overlapping_invocations_in_recorded_logs_replay_at_the_same_time(tmp_pa
     timeline = text_report.split("timeline of run", 1)[1]  # and the timeline, each on its step's line
     assert all(f"({label}, at " in timeline for label in ("r1", "r2", "r3"))
     assert timeline.count("→ ok (production: ok)") == 3, timeline
+
+
+def test_a_run_that_stops_early_does_not_start_an_invocation_whose_time_has_not_come(tmp_path: Path) -> None:
+    source = tmp_path / "stops.toml"
+    source.write_text(textwrap.dedent(f"""
+        runs = 1
+        [queues.q]
+        [functions.basic]
+        code_dir = "{BASIC}"
+        handler = "app.handler"
+        [[steps]]
+        invoke = {{ as = "soon", at = 0 }}
+        [[steps]]
+        invoke = {{ as = "late", at = 600 }}
+        [[steps]]
+        send_message = {{ queue = "q", body = "nobody reads it" }}
+        [[steps]]
+        await_queue = {{ queue = "q", drained = true, timeout = 0.5 }}
+        [[steps]]
+        expect = {{ invoke = "late", ok = true }}
+    """))
+    [result] = run_scenario(sc.load(source))
+    # await_queue stops the run (no consumer drains the queue); what had started ends, what had not never starts.
+    assert result.aborted is not None and result.aborted.startswith("await_queue#1"), result.aborted
+    assert [s.outcome for s in result.steps[:2]] == ["ok", "not started"]
+    assert not result.reproduced
