@@ -7,7 +7,6 @@ import re
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from ..engine.logs import LogSink
 from ..engine.timeline import TimelineEvent
 from ..proxy import make_toxic
 from . import sql
+from .later import Later
 from .load import upstream_target
 from .model import Expectation, Scenario, Step
 from .placeholders import fill, payload_value
@@ -96,9 +96,7 @@ class _Run:
         self.log_sink = log_sink  # also gets every function log line (function, environment, line)
         self.queues = QueueRun(scenario)
         self.run_dir: str | None = None  # ${run.dir}: made when a value first names it
-        self.origin = time.monotonic()  # when the first step started: what an invoke step's ``at`` counts from
-        self.later: dict[str, threading.Thread] = {}  # invoke steps with ``at``, by key: each on its own thread
-        self.stopping = threading.Event()  # set when the run stops early: an ``at`` not reached yet does not start
+        self.later = Later()  # invoke steps with ``at``, each on a thread of its own
 
     def execute(self) -> RunResult:
         results: list[StepResult] = []
@@ -106,7 +104,7 @@ class _Run:
         began = time.monotonic()
         try:
             self._setup()
-            self.origin = time.monotonic()
+            self.later.begin()
             for step in self.scenario.steps:
                 if step.at is not None:  # started on its own thread at its time; the next step goes on now
                     results.append(self._start_later(step))
@@ -119,9 +117,8 @@ class _Run:
             aborted = f"setup: {type(exc).__name__}: {_short(str(exc))}"
         finally:
             if aborted is not None or any(r.outcome.startswith("aborted") for r in results):
-                self.stopping.set()  # the run is over: an invocation whose time has not come does not start
-            for thread in self.later.values():
-                thread.join()
+                self.later.stop()  # the run is over: an invocation whose time has not come does not start
+            self.later.join()
             aborted = aborted or next((f"{r.label}: {r.outcome[len('aborted ('):-1]}: {_short(r.detail or '')}"
                                        for r in results if r.outcome.startswith("aborted")), None)
             self._mark("run", began, run=self.number)
@@ -136,38 +133,24 @@ class _Run:
         except Exception as exc:  # a boundary: this run is over, and the report says why
             result = StepResult(step.label, step.action, f"aborted ({type(exc).__name__})", detail=str(exc))
         result.duration_ms = (time.monotonic() - started) * 1000
-        result.at_s = started - self.origin
+        result.at_s = started - self.later.origin
         self._mark("step", started, label=step.label, outcome=result.outcome, request_id=result.request_id,
                    production=step.production.get("outcome") if step.production else None)
         return result
 
     def _start_later(self, step: Step) -> StepResult:
-        """An invoke step with ``at``: its thread waits for the invocation named by ``after`` to return and for its
-        time, then invokes; its result is filled in when it is done (an ``expect`` on it waits for that)."""
+        """An invoke step with ``at``: its result is filled in once it is done (an ``expect`` on it waits for that);
+        it stays "not started" when the run stops before its time."""
         assert step.at is not None and step.key is not None
         placeholder = StepResult(step.label, step.action, "not started")
-        waits_for = self.later.get(step.after) if step.after else None
 
-        def run() -> None:
-            if waits_for is not None:
-                waits_for.join()
-            delay = self.origin + float(step.at or 0.0) - time.monotonic()
-            if self.stopping.wait(delay) if delay > 0 else self.stopping.is_set():
-                return  # the run stopped before its time: "not started"
+        def work() -> None:
             done = self._step(step)
             for name in ("outcome", "request_id", "detail", "duration_ms", "at_s"):
                 setattr(placeholder, name, getattr(done, name))
 
-        thread = threading.Thread(target=run, name=f"lambda-freeze {step.label}", daemon=True)
-        self.later[step.key] = thread
-        thread.start()
+        self.later.start(step.key, step.at, step.after, work)
         return placeholder
-
-    def _join(self, keys: list[str]) -> None:
-        """Until the invocations started with ``at`` under these keys have returned."""
-        for key in keys:
-            if key in self.later:
-                self.later[key].join()
 
     def _mark(self, kind: str, started: float, **detail: Any) -> None:
         self.marks.append(TimelineEvent(time.time(), time.monotonic(), kind, "scenario", {"started_s": started,
@@ -330,11 +313,11 @@ class _Run:
 
     def _stay_frozen(self, step: Step) -> StepResult:
         if step.virtual:
-            self._join(list(self.later))
+            self.later.join()
             for function, _ in self.functions.values():
                 function.stay_frozen(step.seconds, virtual=True)
             return StepResult(step.label, step.action, f"frozen, clocks moved {step.seconds:g} s")
-        self._join(list(self.later))  # every environment frozen: the invocations started with ``at`` are over
+        self.later.join()  # every environment frozen: the invocations started with ``at`` have returned
         for function, _ in self.functions.values():
             function.wait_frozen()
         time.sleep(step.seconds)  # the scenario itself: time passes while every environment is frozen
@@ -410,7 +393,7 @@ class _Run:
         if expect.query is not None:
             return self._expect_query(step, expect)
         assert expect.invoke is not None
-        self._join([expect.invoke])
+        self.later.join([expect.invoke])
         if expect.invoke not in self.invoked:  # started with ``at``, and it never ran: the run is over
             raise RuntimeError(f"the invocation {expect.invoke} did not run: the run stopped before its time")
         invoked = self.invoked[expect.invoke]

@@ -16,9 +16,9 @@ from ..load import validate
 from ..model import ScenarioError
 from .lines import LogsError
 from .rebuild import Invocation, Rebuilt
+from .timing import concurrent_steps, overlapping, requested, sequential_steps
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-MIN_GAP_S = 0.001  # shorter gaps are back-to-back invocations: no stay_frozen step
 # The idle timeouts a compressed gap may slip under, by database kind: (setting, what the server does).
 _IDLE_SETTINGS = {"postgresql": ("idle_session_timeout_s", "idle_in_transaction_session_timeout_s"),
                   "mysql": ("wait_timeout_s",)}
@@ -67,18 +67,18 @@ def scenario(rebuilt: Rebuilt, options: Options, out: Path, sources: list[str]) 
         notes.append(f"the logs begin after the cold start of {', '.join(warm)} (its first invocation has no Init "
                      f"Duration): the replay starts it cold")
     data["functions"] = {name: dict(function) for name in names.values()}
-    timed = _overlapping(rebuilt)
+    timed = overlapping(rebuilt)
     # In the order they started; invocations that overlapped, in the order they were asked for (START less INIT).
-    invocations = sorted(rebuilt.invocations, key=_requested) if timed else rebuilt.invocations
-    first = min((_requested(i) for i in invocations if i.start_s is not None), default=None)
+    invocations = sorted(rebuilt.invocations, key=requested) if timed else rebuilt.invocations
+    first = min((requested(i) for i in invocations if i.start_s is not None), default=None)
     labels = {id(invocation): f"r{n}" for n, invocation in enumerate(invocations, 1)}
     payloads = _payloads(invocations, options, notes)
     if timed:
-        steps, comments, gaps = _concurrent_steps(rebuilt, options, labels)
+        steps, comments, gaps = concurrent_steps(rebuilt, options.speed, options.max_gap_s, labels)
         notes.append(f"{timed}: the replay starts every invocation at its production offset (an invoke step's "
                      f"`at`), each environment's after the one it served before (`after`)")
     else:
-        steps, comments, gaps = _sequential_steps(rebuilt, options, labels)
+        steps, comments, gaps = sequential_steps(rebuilt, options.speed, options.max_gap_s, labels)
     by_label = {labels[id(i)]: (n, i) for n, i in enumerate(invocations)}
     for step in steps:
         if "invoke" in step:
@@ -103,95 +103,6 @@ def _description(rebuilt: Rebuilt, sources: list[str], several: bool) -> str:
             f"goes to the environment that served it)" if several else "one execution environment"
     return (f"Replay of {count} invocation(s), {failed} failed in production, on {where}, from the logs "
             f"{', '.join(Path(s).name for s in sources)}: the production outcomes are expected back.")
-
-
-def _requested(invocation: Invocation) -> float:
-    """When the invocation was asked for: its START, less the Init Duration of a cold start (INIT comes first)."""
-    assert invocation.start_s is not None
-    return invocation.start_s - (invocation.init_ms or 0.0) / 1000
-
-
-def _replayed_gap(gap_s: float, options: Options) -> float:
-    replayed = gap_s / options.speed
-    return replayed if options.max_gap_s is None else min(replayed, options.max_gap_s)
-
-
-def _overlapping(rebuilt: Rebuilt) -> str | None:
-    """What shows that invocations ran at once (on several environments), or None when they ran one at a time."""
-    if any(i.start_s is None or i.end_s is None for i in rebuilt.invocations):
-        return None  # no times: the order is all there is
-    busy: Invocation | None = None
-    for invocation in sorted(rebuilt.invocations, key=_requested):
-        if busy is not None and busy.end_s is not None and _requested(invocation) < busy.end_s - MIN_GAP_S:
-            return (f"{invocation.request_id} ({invocation.start.where}) started while {busy.request_id} "
-                    f"({busy.start.where}) was running on another environment")
-        if busy is None or (invocation.end_s or 0.0) > (busy.end_s or 0.0):
-            busy = invocation
-    return None
-
-
-def _sequential_steps(rebuilt: Rebuilt, options: Options, labels: dict[int, str]
-                      ) -> tuple[list[dict[str, Any]], dict[int, str], list[tuple[str, float, float]]]:
-    """One invocation after the other, the frozen time between one's end and the next one's start a ``stay_frozen``:
-    the gaps come back whatever the local durations."""
-    steps: list[dict[str, Any]] = []
-    comments: dict[int, str] = {}  # step index -> comment
-    gaps: list[tuple[str, float, float]] = []  # (step name, production s, replayed s)
-    previous_end: float | None = None
-    for invocation in rebuilt.invocations:
-        label = labels[id(invocation)]
-        if invocation.start_s is not None and previous_end is not None:
-            gap = invocation.start_s - previous_end
-            if gap >= MIN_GAP_S:
-                replayed = _replayed_gap(gap, options)
-                gaps.append((label, gap, replayed))
-                comments[len(steps)] = f"production: {gap:.3f} s between invocations"
-                steps.append({"stay_frozen": round(max(replayed, MIN_GAP_S), 3)})
-        if invocation.end_s is not None:
-            previous_end = invocation.end_s if previous_end is None else max(previous_end, invocation.end_s)
-        steps.append({"invoke": {"as": label}})
-    return steps, comments, gaps
-
-
-def _concurrent_steps(rebuilt: Rebuilt, options: Options, labels: dict[int, str]
-                      ) -> tuple[list[dict[str, Any]], dict[int, str], list[tuple[str, float, float]]]:
-    """Invocations that overlapped: each started at its offset (``at``), the idle stretches in which no
-    environment was busy shortened by ``--speed``/``--max-gap``, and each after the invocation its environment
-    served before it (``after``), so that a slower local run never hands it to another environment."""
-    ordered = sorted(rebuilt.invocations, key=_requested)
-    origin = _requested(ordered[0])
-    shift = 0.0  # seconds taken out of the idle stretches so far
-    busy_until: float | None = None
-    offsets: dict[int, float] = {}
-    shifts: dict[int, float] = {}
-    for invocation in ordered:
-        requested = _requested(invocation)
-        if busy_until is not None and requested - busy_until >= MIN_GAP_S:
-            idle = requested - busy_until
-            shift += idle - _replayed_gap(idle, options)
-        offsets[id(invocation)] = round(max(0.0, requested - origin - shift), 3)
-        shifts[id(invocation)] = shift
-        end = invocation.end_s or requested
-        busy_until = end if busy_until is None else max(busy_until, end)
-    steps: list[dict[str, Any]] = []
-    comments: dict[int, str] = {}
-    gaps: list[tuple[str, float, float]] = []
-    before: dict[str, Invocation] = {}  # stream -> the invocation it served last
-    for invocation in ordered:
-        label = labels[id(invocation)]
-        invoke: dict[str, Any] = {"as": label, "at": offsets[id(invocation)]}
-        previous = before.get(invocation.stream)
-        comment = f"production: requested at +{_requested(invocation) - origin:.3f} s"
-        if previous is not None:
-            invoke["after"] = labels[id(previous)]
-            gap = max(0.0, (invocation.start_s or 0.0) - (previous.end_s or 0.0))
-            replayed = max(0.0, gap - (shifts[id(invocation)] - shifts[id(previous)]))
-            gaps.append((label, gap, replayed))
-            comment += f", {gap:.3f} s after {labels[id(previous)]} on its environment"
-        before[invocation.stream] = invocation
-        comments[len(steps)] = comment
-        steps.append({"invoke": invoke})
-    return steps, comments, gaps
 
 
 def _function(rebuilt: Rebuilt, options: Options, out: Path, notes: list[str]) -> dict[str, Any]:
@@ -240,7 +151,7 @@ def _production(invocation: Invocation, first: float | None) -> dict[str, Any]:
     out: dict[str, Any] = {"outcome": invocation.outcome, "request_id": invocation.request_id,
                            "environment": invocation.stream}
     if invocation.start_s is not None and first is not None:
-        out["at_s"] = round(_requested(invocation) - first, 3)
+        out["at_s"] = round(requested(invocation) - first, 3)
     if invocation.duration_ms is not None:
         out["duration_ms"] = invocation.duration_ms
     if invocation.init_ms is not None:
