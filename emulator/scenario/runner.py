@@ -394,8 +394,8 @@ class _Run:
             return self._expect_query(step, expect)
         assert expect.invoke is not None
         self.later.join([expect.invoke])
-        if expect.invoke not in self.invoked:  # started with ``at``, and it never ran: the run is over
-            raise RuntimeError(f"the invocation {expect.invoke} did not run: the run stopped before its time")
+        if expect.invoke not in self.invoked:  # started with ``at``: it raised (its step says why), or never ran
+            raise RuntimeError(f"the invocation {expect.invoke} has no outcome: see its step")
         invoked = self.invoked[expect.invoke]
         if invoked.ok is None:
             self._await_delivery(invoked)
