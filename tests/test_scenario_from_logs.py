@@ -300,3 +300,27 @@ def test_json_of_another_shape_and_bad_events_lines_are_named_with_their_file_an
     status, _, err = _convert(tmp_path, "tail_json_format.log", "--events", str(events), capsys=capsys)
     assert status == 2
     assert f"{events}:2: not JSON" in err
+
+
+def test_environments_that_never_overlapped_replay_in_turn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two streams, the second's cold start (INIT included) after the first's invocation ended: no at, a gap."""
+    log = tmp_path / "two.log"
+    report = "\tDuration: 10.00 ms\tBilled Duration: 10 ms\tMemory Size: 128 MB\tMax Memory Used: 50 MB"
+    log.write_text(
+        "2024-06-01T10:00:00.000000+00:00 2024/06/01/[$LATEST]aaaa START RequestId: 11111111-2222-4333-8444-"
+        "555555555555 Version: $LATEST\n"
+        f"2024-06-01T10:00:00.010000+00:00 2024/06/01/[$LATEST]aaaa REPORT RequestId: 11111111-2222-4333-8444-"
+        f"555555555555{report}\n"
+        "2024-06-01T10:00:01.000000+00:00 2024/06/01/[$LATEST]bbbb START RequestId: 66666666-7777-4888-9999-"
+        "000000000000 Version: $LATEST\n"
+        f"2024-06-01T10:00:01.010000+00:00 2024/06/01/[$LATEST]bbbb REPORT RequestId: 66666666-7777-4888-9999-"
+        f"000000000000{report}\tInit Duration: 500.00 ms\n")
+    out = tmp_path / "out.toml"
+    assert main(["scenario", "from-logs", str(log), "--function", str(HELLO), "--handler", "app.handler",
+                 "-o", str(out)]) == 0
+    assert "running on another environment" not in capsys.readouterr().err
+    steps = tomllib.loads(out.read_text())["steps"]
+    assert steps[1] == {"stay_frozen": 0.49}  # the second START 0.99 s after the first ended, its INIT 0.5 s before
+    assert [(s["invoke"]["function"], "at" in s["invoke"]) for s in steps if "invoke" in s] == [
+        ("function-1", False), ("function-2", False)]
+    assert steps[2]["invoke"]["production"]["at_s"] == 0.5  # asked for 0.5 s in: its START less its INIT

@@ -41,7 +41,8 @@ def overlapping(rebuilt: Rebuilt) -> str | None:
 def sequential_steps(rebuilt: Rebuilt, speed: float, max_gap_s: float | None, labels: dict[int, str]
                      ) -> Steps:
     """One invocation after the other, the frozen time between one's end and the next one's start a ``stay_frozen``:
-    the gaps come back whatever the local durations."""
+    the gaps come back whatever the local durations. A cold start on an environment of its own counts from when it
+    was asked for (its INIT came first), so that its INIT here begins when production's did."""
     steps: list[dict[str, Any]] = []
     comments: dict[int, str] = {}  # step index -> comment
     gaps: list[tuple[str, float, float]] = []  # (step name, production s, replayed s)
@@ -49,11 +50,12 @@ def sequential_steps(rebuilt: Rebuilt, speed: float, max_gap_s: float | None, la
     for invocation in rebuilt.invocations:
         label = labels[id(invocation)]
         if invocation.start_s is not None and previous_end is not None:
-            gap = invocation.start_s - previous_end
+            gap = requested(invocation) - previous_end
             if gap >= MIN_GAP_S:
                 replayed = replayed_gap(gap, speed, max_gap_s)
                 gaps.append((label, gap, replayed))
-                comments[len(steps)] = f"production: {gap:.3f} s between invocations"
+                began = "INIT" if invocation.init_ms else "START"
+                comments[len(steps)] = f"production: {gap:.3f} s from the last invocation's end to this one's {began}"
                 steps.append({"stay_frozen": round(max(replayed, MIN_GAP_S), 3)})
         if invocation.end_s is not None:
             previous_end = invocation.end_s if previous_end is None else max(previous_end, invocation.end_s)
