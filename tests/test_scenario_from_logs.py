@@ -324,3 +324,14 @@ def test_environments_that_never_overlapped_replay_in_turn(tmp_path: Path, capsy
     assert [(s["invoke"]["function"], "at" in s["invoke"]) for s in steps if "invoke" in s] == [
         ("function-1", False), ("function-2", False)]
     assert steps[2]["invoke"]["production"]["at_s"] == 0.5  # asked for 0.5 s in: its START less its INIT
+
+
+def test_a_yaml_scenario_of_several_environments_spells_each_function_out(tmp_path: Path) -> None:
+    out = tmp_path / "scenario.yaml"
+    assert main(["scenario", "from-logs", str(FIXTURES / "filter_log_events.json"), "--function", str(HELLO),
+                 "--handler", "app.handler", "--env", "TABLE=orders", "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "&id" not in text and "*id" not in text  # no YAML anchors: each function's env written out
+    loaded = sc.load(out)
+    assert [dict(f.env) for f in loaded.functions.values()] == [{"TABLE": "orders"}] * 2
+    assert next(s.at for s in loaded.steps if s.action == "invoke") == 0.0

@@ -4,6 +4,7 @@ expectations; TOML (or YAML), checked by the scenario loader before it is writte
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -66,7 +67,7 @@ def scenario(rebuilt: Rebuilt, options: Options, out: Path, sources: list[str]) 
     if warm:
         notes.append(f"the logs begin after the cold start of {', '.join(warm)} (its first invocation has no Init "
                      f"Duration): the replay starts it cold")
-    data["functions"] = {name: dict(function) for name in names.values()}
+    data["functions"] = {name: copy.deepcopy(function) for name in names.values()}  # YAML: no shared anchors
     timed = overlapping(rebuilt)
     # In the order they started; invocations that overlapped, in the order they were asked for (START less INIT).
     invocations = sorted(rebuilt.invocations, key=requested) if timed else rebuilt.invocations
