@@ -112,8 +112,15 @@ def _table_start(lines: list[str]) -> tuple[dict[str, int], int] | None:
 
 
 def looks_like(content: str) -> bool:
-    """A table the console copied (see ``_table_start``)."""
-    return _table_start([_clean(line) for line in content.split("\n")]) is not None
+    """A table the console copied (see ``_table_start``) whose rows are most of the lines from its start on (a
+    function that printed a Markdown table into ``aws logs tail`` output is still tail output)."""
+    lines = [_clean(line) for line in content.split("\n")]
+    start = _table_start(lines)
+    if start is None:
+        return False
+    filled = [line for line in lines[start[1]:] if line.strip() and not _CHROME.match(line)]
+    rows = sum(1 for line in filled if _cells(line) is not None)
+    return rows * 2 >= len(filled)
 
 
 def read(name: str, content: str) -> tuple[list[LogLine], list[str]]:
