@@ -182,3 +182,20 @@ def test_a_markdown_table_a_function_logged_leaves_tail_output_tail_output(tmp_p
     [invocation] = rebuild(lines).invocations
     assert invocation.outcome == "ok" and invocation.stream == stream
 
+
+
+def test_a_stream_column_of_any_name_and_an_escaped_pipe_are_read_from_their_cells(tmp_path: Path) -> None:
+    request = "a1b2c3d4-1111-4aaa-8bbb-000000000001"
+    log = tmp_path / "table.md"
+    log.write_text(
+        "| @logStream | @timestamp | @message |\n|---|---|---|\n"
+        f"| edge-replica-1 | 2024-06-01 10:00:00.300 | START RequestId: {request} Version: $LATEST |\n"
+        f"| edge-replica-1 | 2024-06-01 10:00:00.310 | a \\| b |\n"
+        f"| edge-replica-1 | 2024-06-01 10:00:00.350 | REPORT RequestId: {request} Duration: 50.00 ms Billed "
+        "Duration: 50 ms Memory Size: 128 MB Max Memory Used: 60 MB |\n")
+    lines, _, _ = read_logs([log])
+    assert [(line.stream, line.line) for line in lines] == [("edge-replica-1", 3), ("edge-replica-1", 4),
+                                                            ("edge-replica-1", 5)]
+    assert lines[1].message == "a | b"
+    [invocation] = rebuild(lines).invocations
+    assert (invocation.stream, invocation.duration_ms) == ("edge-replica-1", 50.0)

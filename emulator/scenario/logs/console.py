@@ -1,7 +1,8 @@
 """Reader of logs copied from the CloudWatch console: a Logs Insights result table (``| @timestamp | @message |``
 rows, newest or oldest first, with its query header above), a log stream's "Log events" table pasted with tabs,
 and either one with ``&nbsp;`` or non-breaking spaces. Each row becomes a line of ``aws logs tail`` text (time,
-stream, message) that the text reader parses, so one parser reads both."""
+message) that the text reader parses, so one parser reads both; the stream and log group come from their columns.
+"""
 
 from __future__ import annotations
 
@@ -129,6 +130,7 @@ def read(name: str, content: str) -> tuple[list[LogLine], list[str]]:
     other lines between rows go to the text reader as they are (a stack trace continues the event before it)."""
     lines = [_clean(line) for line in content.split("\n")]
     columns, first = _table_start(lines) or ({}, len(lines))
+    streams: dict[int, str] = {}
     groups: dict[int, str] = {}
     as_text = [""] * len(lines)
     for index in range(first, len(lines)):
@@ -140,14 +142,15 @@ def read(name: str, content: str) -> tuple[list[LogLine], list[str]]:
             as_text[index] = line
             continue
         stamp, stream, group, message = _row(cells, columns, _joiner(line))
+        if stream:
+            streams[index + 1] = stream
         if group:
             groups[index + 1] = group
-        if stamp is None or parse_time(stamp) is None:
-            as_text[index] = message
-        else:  # a line of aws logs tail: the time (ISO), the stream when the table has one, the message
-            as_text[index] = " ".join(part for part in (stamp.replace(" ", "T", 1), stream, message) if part)
+        # a line of aws logs tail --format short (time, message); the stream and group are set on the event after
+        as_text[index] = message if stamp is None or parse_time(stamp) is None else f"{stamp} {message}"
     events, ignored = text.read(name, "\n".join(as_text))
-    events = [replace(e, group=_group(groups[e.line])) if e.line in groups else e for e in events]
+    events = [replace(e, stream=streams.get(e.line, e.stream), group=_group(groups.get(e.line)) or e.group)
+              for e in events]
     times = [e.time_s for e in events]
     if len(events) > 1 and None not in times and (times[0] or 0.0) > (times[-1] or 0.0):
         events.reverse()  # newest first; reversed, the rows of one millisecond are back in their own order
