@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import signal
 from pathlib import Path
 
 import pytest
 from test_cli import Serve
 
-from conftest import lambda_client
+from conftest import lambda_client, require
 from emulator import FunctionConfig, ServerConfig
 from emulator.engine import lambda_paths, preparation
 from emulator.engine.lambda_paths import Mounts
@@ -103,6 +105,27 @@ def test_without_layers_opt_is_empty(project):
         assert seen["task_file"] == "the code's own file"
     else:
         assert seen["root"] == str((project / "code").resolve())
+
+
+def test_where_the_kernel_refuses_one_line_says_so_and_the_real_paths_serve(project):
+    """An unprivileged container's lot, made here: root without CAP_SYS_ADMIN (setpriv drops it), so unshare(2) is
+    refused. One log line says so, and the code and layers run from their own directories under the same variables."""
+    require(os.geteuid() == 0 and shutil.which("setpriv") is not None, "needs root and setpriv(1) to drop a capability")
+    serve = Serve("--code-dir", str(project / "code"), "--handler", "app.handler", "--name", "paths",
+                  "--layer", str(project / "first"), "--freezer", "sigstop",
+                  prefix=["setpriv", "--bounding-set=-sys_admin", "--inh-caps=-sys_admin"])
+    try:
+        seen = invoke(serve)
+    finally:
+        assert serve.stop(signal.SIGTERM) == 0
+    said = "".join(serve.stderr)
+    assert said.count("no private mount namespace here") == 1, said
+    assert "Operation not permitted" in said
+    assert "functions see their code at /var/task" not in said
+    assert seen["task_file"] == seen["opt_first"] == "FileNotFoundError"
+    assert seen["root"] == seen["cwd"] == str((project / "code").resolve())
+    assert seen["by_variable"] == "the code's own file"
+    assert str((project / "first/python").resolve()) in seen["sys_path"]
 
 
 def test_opting_out_runs_the_real_directories(project):

@@ -136,24 +136,46 @@ def _say_hidden(function: str, hidden: tuple[str, ...]) -> None:  # once per fun
 @functools.cache
 def available() -> bool:
     """Whether a child can have Lambda's paths: tried once, on a throwaway process, with every kind of mount used
-    (bind, overlay, tmpfs). Where it cannot, one log line says so."""
+    (bind, overlay, tmpfs). Where it cannot, one log line says so, with the kernel's reason."""
     try:
         os.makedirs(TASK_ROOT, exist_ok=True)  # a mount point, empty on the host
         with tempfile.TemporaryDirectory(prefix="lambda-freeze-mounts-") as tmp:
             parts = [Path(tmp, name) for name in ("code", "a", "b")]
             for part in parts:
                 part.mkdir()
-
-            def probe() -> None:  # one process (a serve's start waits for it): the mounts stack on /opt
-                Mounts(parts[0], (parts[1], parts[2])).child_setup()
-                _check(_libc.mount(os.fsencode(parts[1]), OPT.encode(), None, _MS_BIND | _MS_REC, None), "bind")
-                _check(_libc.mount(b"tmpfs", OPT.encode(), b"tmpfs", _MS_RDONLY, b"size=0"), "tmpfs")
-
-            subprocess.run(["true"], preexec_fn=probe, check=True, stdin=subprocess.DEVNULL,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            _probe(parts)
     except (OSError, subprocess.SubprocessError) as exc:
         log.warning("no private mount namespace here (%s): functions see their code and layers at their real "
                     "paths, not at /var/task and /opt (LAMBDA_TASK_ROOT and the search paths say where)", exc)
         return False
     log.info("functions see their code at /var/task and their layers at /opt (a private mount namespace each)")
     return True
+
+
+def _probe(parts: list[Path]) -> None:
+    """The mounts in one throwaway process (a serve's start waits for it), stacked on /opt. Raises OSError with the
+    failing step and the kernel's reason, which the child writes to a pipe (subprocess would only say that its
+    preexec_fn failed)."""
+    read_fd, write_fd = os.pipe()
+
+    def probe() -> None:
+        try:
+            Mounts(parts[0], (parts[1], parts[2])).child_setup()
+            _check(_libc.mount(os.fsencode(parts[1]), OPT.encode(), None, _MS_BIND | _MS_REC, None), "bind")
+            _check(_libc.mount(b"tmpfs", OPT.encode(), b"tmpfs", _MS_RDONLY, b"size=0"), "tmpfs")
+        except OSError as exc:
+            os.write(write_fd, str(exc.strerror).encode())
+            raise
+
+    try:
+        try:
+            subprocess.run(["true"], preexec_fn=probe, check=True, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        finally:
+            os.close(write_fd)
+    except subprocess.SubprocessError as exc:
+        reason = os.read(read_fd, 4096).decode(errors="replace")
+        raise OSError(reason or str(exc)) from None
+    finally:
+        os.close(read_fd)
+
