@@ -178,4 +178,3 @@ def _probe(parts: list[Path]) -> None:
         raise OSError(reason or str(exc)) from None
     finally:
         os.close(read_fd)
-
