@@ -37,7 +37,7 @@ kind = "mysql"
 wait_timeout_s = 1
 [functions.app]
 code_dir = "{code}"
-handler = "index.handler"
+handler = "{folder}/index.handler"
 runtime = "nodejs20.x"
 timeout = 5
 env = {{ FUNCTION_TIMEOUT_MS = 5000 }}
@@ -177,14 +177,14 @@ def main_(argv: list[str] | None = None) -> None:
               f"{args.runs} times: both meetings (possible only at the same time) and the third invocation back on "
               f"{back}/{args.runs}; requests (START less Init Duration) largest difference {worst * 1000:.1f} ms")
 
-        (tmp / "stale.toml").write_text(SEQUELIZE_RUN.format(code=SEQUELIZE / "stale_pool"))
+        (tmp / "stale.toml").write_text(SEQUELIZE_RUN.format(code=SEQUELIZE, folder="stale_pool"))
         tries = 0
         while record(tmp / "stale.toml", tmp / "stale.log").steps[2].outcome != "SequelizeDatabaseError":
             tries += 1  # the failure is a race: the recording must show it to be worth replaying
             if tries == 10:
                 sys.exit("the stale pool did not fail in 10 recorded runs")
         tries += 1
-        convert(tmp / "stale.log", SEQUELIZE / "stale_pool", "index.handler", "nodejs20.x", tmp / "stale_replay.toml",
+        convert(tmp / "stale.log", SEQUELIZE, "stale_pool/index.handler", "nodejs20.x", tmp / "stale_replay.toml",
                 "--with", str(tmp / "with.toml"))
         replays = run_scenario(sc.load(tmp / "stale_replay.toml"), runs=args.runs)
         outcomes = [r.steps[2].outcome for r in replays]
@@ -192,9 +192,9 @@ def main_(argv: list[str] | None = None) -> None:
               f"{sum(r.reproduced for r in replays)}/{args.runs} (second invocation: "
               f"{', '.join(f'{o} {outcomes.count(o)}' for o in sorted(set(outcomes)))})")
 
-        (tmp / "fixed.toml").write_text(SEQUELIZE_RUN.format(code=SEQUELIZE / "recommended"))
+        (tmp / "fixed.toml").write_text(SEQUELIZE_RUN.format(code=SEQUELIZE, folder="recommended"))
         record(tmp / "fixed.toml", tmp / "fixed.log")
-        convert(tmp / "fixed.log", SEQUELIZE / "recommended", "index.handler", "nodejs20.x", tmp / "fixed_replay.toml",
+        convert(tmp / "fixed.log", SEQUELIZE, "recommended/index.handler", "nodejs20.x", tmp / "fixed_replay.toml",
                 "--with", str(tmp / "with.toml"))
         replays = run_scenario(sc.load(tmp / "fixed_replay.toml"), runs=args.runs)
         print(f"recommended configuration: replayed {args.runs} times: no failure on "

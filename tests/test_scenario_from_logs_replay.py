@@ -88,7 +88,7 @@ kind = "mysql"
 wait_timeout_s = 1
 [functions.stale]
 code_dir = "{code}"
-handler = "index.handler"
+handler = "{folder}/index.handler"
 runtime = "nodejs20.x"
 timeout = 5
 env = {{ FUNCTION_TIMEOUT_MS = 5000 }}
@@ -115,7 +115,7 @@ upstreams = { DB = "mysql close=fin" }
 
 
 def _prerequisites() -> None:
-    require(node_modules_problem(SEQUELIZE / "stale_pool") is None, "the Sequelize samples' node_modules "
+    require(node_modules_problem(SEQUELIZE) is None, "the Sequelize samples' node_modules "
             "(make .venv/.installed)")
     try:
         MySQLUsers(mysql_dsn()).check()
@@ -123,21 +123,21 @@ def _prerequisites() -> None:
         require(False, f"MariaDB at {mysql_dsn()}: {exc}")
 
 
-def _convert(tmp_path: Path, text: str, name: str, code: Path, *extra: str) -> Path:
+def _convert(tmp_path: Path, text: str, name: str, folder: str, *extra: str) -> Path:
     recorded = tmp_path / f"{name}.log"
     recorded.write_text(text)
     (tmp_path / "with.toml").write_text(WITH)
     scenario = tmp_path / f"{name}.toml"
-    assert main(["scenario", "from-logs", str(recorded), "--function", str(code), "--handler", "index.handler",
-                 "--runtime", "nodejs20.x", "--with", str(tmp_path / "with.toml"), "-o", str(scenario),
-                 *extra]) == 0
+    assert main(["scenario", "from-logs", str(recorded), "--function", str(SEQUELIZE), "--handler",
+                 f"{folder}/index.handler", "--runtime", "nodejs20.x", "--with", str(tmp_path / "with.toml"), "-o",
+                 str(scenario), *extra]) == 0
     return scenario
 
 
 def test_the_stale_pool_failure_recorded_in_logs_comes_back_and_the_fix_does_not_fail(tmp_path: Path) -> None:
     _prerequisites()
     source = tmp_path / "stale.toml"
-    source.write_text(STALE.format(code=SEQUELIZE / "stale_pool"))
+    source.write_text(STALE.format(code=SEQUELIZE, folder="stale_pool"))
     # The failure is a race (scenarios/node/sequelize_stale_pool_fin.toml): record until a run shows it.
     for _ in range(5):
         results, text = _recorded(source)
@@ -146,7 +146,7 @@ def test_the_stale_pool_failure_recorded_in_logs_comes_back_and_the_fix_does_not
             break
     else:
         pytest.fail("no recorded run of the stale pool failed in 5: the recording shows no bug to replay")
-    scenario = _convert(tmp_path, text, "stale_logs", SEQUELIZE / "stale_pool", "--runs", "3")
+    scenario = _convert(tmp_path, text, "stale_logs", "stale_pool", "--runs", "3")
     written = scenario.read_text()
     assert 'production = { outcome = "SequelizeDatabaseError"' in written
     assert 'expect = { invoke = "r2", error_type = "SequelizeDatabaseError" }' in written
@@ -160,10 +160,10 @@ def test_the_stale_pool_failure_recorded_in_logs_comes_back_and_the_fix_does_not
     assert "production" in text_report and "SequelizeDatabaseError" in text_report
 
     fixed = tmp_path / "fixed.toml"
-    fixed.write_text(STALE.format(code=SEQUELIZE / "recommended"))
+    fixed.write_text(STALE.format(code=SEQUELIZE, folder="recommended"))
     results, text = _recorded(fixed)
     assert results[0].aborted is None and [s.outcome for s in results[0].steps[:3:2]] == ["ok", "ok"]
-    scenario = _convert(tmp_path, text, "fixed_logs", SEQUELIZE / "recommended", "--runs", "2")
+    scenario = _convert(tmp_path, text, "fixed_logs", "recommended", "--runs", "2")
     loaded = sc.load(scenario)
     report = Report(loaded, run_scenario(loaded))
     assert report.reproduced == 2, report.render()  # every invocation ok, as in production
