@@ -191,10 +191,9 @@ class Environment:
                 initialization_type=self.initialization_type,
                 extra=extra,
             )
-            if self.config.lambda_paths:
-                self.processes.mounts = lambda_paths.for_function(self.config.code_dir, self.config.layers)
+            self.processes.mounts = lambda_paths.for_function(self.config, argv, env)
             if self.processes.mounts is not None:
-                env = self.processes.mounts.environment(env)
+                argv, env = self.processes.mounts.command(argv), self.processes.mounts.environment(env)
         except OSError as exc:
             self.endings.fail_init(
                 Outcome.error("Runtime.InvalidEntrypoint", f"cannot start the runtime: {exc}"), "error"
