@@ -32,6 +32,9 @@ def main() -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request would drown the functions' logs
     from moto.server import ThreadedMotoServer
 
+    from .moto_sqs import apply
+
+    apply()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     port = server._server.server_port  # type: ignore[union-attr]  # moto names no accessor for a port of 0
