@@ -5,14 +5,15 @@ moto 5.2.5's SQS walks every message of a queue where one message, or none, woul
 the visible, in-flight and delayed messages (three walks) and is read once per message sent and three times per
 message received (for ``ContentBasedDeduplication`` and ``MessageRetentionPeriod``), so a receive with 1,000 messages
 waiting took 1.4 s; a delete walks the queue twice per receipt handle; a long poll wakes on every message sent and
-rebuilds the list of visible messages; every timestamp goes through ``datetime``. Receives are not serialised, so
-two concurrent long polls can take the same message (duplicates that SQS's own at-least-once delivery would not
-produce so readily), and a delete that rebuilds the message list while a send appends to it can drop the new
-message. The replacements below read the one attribute they need, walk a queue once and stop at what they need,
-hold the queue's lock (moto's own ``Queue._messages_lock``) while they take or remove messages, and keep the rest:
-visibility timeouts, receive counts, the redrive to the dead-letter queue at ``maxReceiveCount``, FIFO message
-groups (a group with a message in flight is not delivered from), delays, retention, deduplication, and
-``ReceiptHandleIsInvalid`` for a handle the queue never gave.
+rebuilds the list of visible messages; every timestamp goes through ``datetime``; a receipt handle takes 185 calls
+to the random generator. Receives are not serialised, so two concurrent long polls can take the same message
+(duplicates that SQS's own at-least-once delivery would not produce so readily), and a delete that rebuilds the
+message list while a send appends to it can drop the new message. The replacements below read the one attribute
+they need, walk a queue once and stop at what they need, hold the queue's lock (moto's own
+``Queue._messages_lock``) while they take or remove messages, and keep the rest: visibility timeouts, receive
+counts, the redrive to the dead-letter queue at ``maxReceiveCount``, FIFO message groups (a group with a message in
+flight is not delivered from), delays, retention, deduplication, and ``ReceiptHandleIsInvalid`` for a handle the
+queue never gave.
 
 The bodies of ``receive_message``, ``send_message`` and ``_validate_message`` follow moto 5.2.5's (Apache-2.0) line
 for line where they are not changed, so that a reader can compare them.
@@ -353,6 +354,13 @@ def get_queue_attributes(self: Any, queue_name: str, attribute_names: list[str])
     return {name: every[name] for name in attribute_names if every.get(name) is not None}
 
 
+def generate_receipt_handle() -> str:
+    """moto's 185 random lower-case letters, drawn in one call rather than one call per letter."""
+    from moto.moto_api._internal import mock_random as random
+
+    return "".join(random.choices(string.ascii_lowercase, k=185))
+
+
 def _memoised_backend_for_host(original: Any) -> Any:
     """``DomainDispatcherApplication.get_backend_for_host``, which lists moto's package directory on every request,
     remembered per host (its answer depends on the host alone)."""
@@ -384,6 +392,7 @@ def apply() -> bool:
     _original_unix_time = sqs_models.unix_time
     sqs_models.unix_time = _unix_time
     sqs_models.unix_time_millis = _unix_time_millis
+    sqs_models.generate_receipt_handle = generate_receipt_handle
     backend: Any = sqs_models.SQSBackend
     backend.receive_message = receive_message
     backend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
