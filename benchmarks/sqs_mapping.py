@@ -38,6 +38,9 @@ import json, sys, time, boto3
 url, endpoint, first, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x",
                    aws_secret_access_key="x")
+sqs.get_queue_url(QueueName=url.rsplit("/", 1)[1])  # imported, connected: ready
+print("ready", flush=True)
+sys.stdin.readline()  # every sender starts at once
 started = time.time()
 end = first + count
 for start in range(first, end, 10):
@@ -64,7 +67,7 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=10)
-    parser.add_argument("--senders", type=int, default=4, help="sender processes, each sending its share")
+    parser.add_argument("--senders", type=int, default=2, help="sender processes, each sending its share")
     parser.add_argument("--json", action="store_true", help="one JSON document")
     args = parser.parse_args()
     out_dir = Path(tempfile.mkdtemp(prefix="sqs-bench-"))
@@ -109,12 +112,19 @@ def main() -> int:
         senders = [
             subprocess.Popen(
                 [sys.executable, "-c", SENDER, url, endpoint, str(first), str(share)],
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
             )
             for first, share in zip(firsts, shares, strict=True)
             if share
         ]
+        for sender in senders:
+            assert sender.stdout is not None and sender.stdout.readline() == "ready\n"
+        for sender in senders:
+            assert sender.stdin is not None
+            sender.stdin.write("go\n")
+            sender.stdin.flush()
         times = [json.loads(sender.communicate()[0]) for sender in senders]
         assert all(sender.returncode == 0 for sender in senders), "a sender failed"
         sent = {"started": min(t["started"] for t in times), "ended": max(t["ended"] for t in times)}
