@@ -68,8 +68,13 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--senders", type=int, default=2, help="sender processes, each sending its share")
+    parser.add_argument(
+        "--moto-as-is", action="store_true", help="the embedded moto without lambda-freeze's faster SQS paths"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON document")
     args = parser.parse_args()
+    if args.moto_as_is:
+        os.environ["LAMBDA_FREEZE_MOTO_AS_IS"] = "1"  # the moto child inherits it
     out_dir = Path(tempfile.mkdtemp(prefix="sqs-bench-"))
     function = FunctionConfig(
         name="sink",
@@ -145,6 +150,7 @@ def main() -> int:
         "batch_size": args.batch_size,
         "concurrency": args.concurrency,
         "senders": args.senders,
+        "moto": "as released" if args.moto_as_is else "faster SQS paths",
         "processed": len(ids),
         "lost": args.messages - len(unique),
         "duplicates": len(ids) - len(unique),

@@ -34,7 +34,9 @@ def main() -> int:
 
     from .moto_sqs import apply
 
-    apply()
+    # LAMBDA_FREEZE_MOTO_AS_IS=1: moto exactly as released, to compare, or to rule the faster paths out.
+    if os.environ.get("LAMBDA_FREEZE_MOTO_AS_IS") != "1":
+        apply()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     port = server._server.server_port  # type: ignore[union-attr]  # moto names no accessor for a port of 0
