@@ -52,7 +52,8 @@ def _receivable(message: Any, now_ms: float) -> bool:
 
 
 def _pending_groups(queue: Any) -> set[str]:
-    return {m.group_id for m in queue._pending_messages if m.group_id is not None}
+    # A snapshot first: moto's ChangeMessageVisibility edits the set without the queue's lock.
+    return {m.group_id for m in tuple(queue._pending_messages) if m.group_id is not None}
 
 
 def _has_receivable(queue: Any) -> bool:
@@ -63,7 +64,9 @@ def _has_receivable(queue: Any) -> bool:
     in_flight_groups: set[str] = set()
     if queue.fifo_queue:
         in_flight_groups = {
-            m.group_id for m in queue._pending_messages if m.group_id is not None and not _receivable(m, now_ms)
+            m.group_id
+            for m in tuple(queue._pending_messages)
+            if m.group_id is not None and not _receivable(m, now_ms)
         }
     return any(
         _receivable(m, now_ms) and (m.group_id is None or m.group_id not in in_flight_groups) for m in queue._messages
@@ -111,7 +114,7 @@ def receive_message(
                 if message in queue.pending_messages:
                     # The message is pending but is visible again, so the
                     # consumer must have timed out.
-                    queue.pending_messages.remove(message)
+                    queue.pending_messages.discard(message)
                     currently_pending_groups = _pending_groups(queue) if queue.fifo_queue else set()
 
                 if message.group_id and queue.fifo_queue:
@@ -354,6 +357,20 @@ def get_queue_attributes(self: Any, queue_name: str, attribute_names: list[str])
     return {name: every[name] for name in attribute_names if every.get(name) is not None}
 
 
+def _locked_visibility_change(original: Any) -> Any:
+    """``SQSBackend.change_message_visibility`` under the queue's lock (it edits the in-flight set), waking the long
+    polls: a message made visible (``VisibilityTimeout`` 0) is delivered at once, as SQS does, not on the next
+    one-second check."""
+
+    def change_message_visibility(self: Any, queue_name: str, receipt_handle: str, visibility_timeout: int) -> None:
+        queue = self.get_queue(queue_name)
+        with queue._messages_lock:
+            original(self, queue_name, receipt_handle, visibility_timeout)
+            queue._messages_lock.notify_all()
+
+    return change_message_visibility
+
+
 def generate_receipt_handle() -> str:
     """moto's 185 random lower-case letters, drawn in one call rather than one call per letter."""
     from moto.moto_api._internal import mock_random as random
@@ -400,6 +417,7 @@ def apply() -> bool:
     backend.send_message = send_message
     backend.delete_message_batch = delete_message_batch
     backend.get_queue_attributes = get_queue_attributes
+    backend.change_message_visibility = _locked_visibility_change(backend.change_message_visibility)
     queue: Any = sqs_models.Queue
     queue.delete_message = queue_delete_message
     queue.wait_for_messages = _wait_for_messages
