@@ -45,6 +45,19 @@ def test_the_installed_moto_is_the_one_the_faster_paths_follow():
     assert version("moto") == moto_sqs.MOTO_VERSION, "moto was bumped: re-read moto_sqs.py against the new version"
 
 
+def test_another_moto_version_runs_as_released(monkeypatch, capsys):
+    require(moto_installed(), "moto[server] (pip install 'lambda-freeze[aws]') for the embedded SQS endpoint")
+    import moto
+    from moto.sqs.models import SQSBackend
+
+    receive = SQSBackend.receive_message
+    monkeypatch.setattr(moto, "__version__", "99.0.0")
+    assert moto_sqs.apply() is False
+    assert SQSBackend.receive_message is receive  # nothing replaced
+    expected = f"moto 99.0.0: the SQS speed-ups follow moto {moto_sqs.MOTO_VERSION} and are not applied"
+    assert expected in capsys.readouterr().err
+
+
 def test_visibility_timeout_receive_count_and_redrive(sqs):
     dlq = new_queue(sqs, "redrive-dlq")
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
