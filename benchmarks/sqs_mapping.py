@@ -69,7 +69,7 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--senders", type=int, default=2, help="sender processes, each sending its share")
     parser.add_argument(
-        "--moto-as-is", action="store_true", help="the embedded moto without lambda-freeze's faster SQS paths"
+        "--moto-as-is", action="store_true", help="the embedded moto as released: its own server, its own SQS paths"
     )
     parser.add_argument("--json", action="store_true", help="one JSON document")
     args = parser.parse_args()
@@ -150,7 +150,7 @@ def main() -> int:
         "batch_size": args.batch_size,
         "concurrency": args.concurrency,
         "senders": args.senders,
-        "moto": "as released" if args.moto_as_is else "faster SQS paths",
+        "moto": "as released" if args.moto_as_is else "moto_sqs + moto_http",
         "processed": len(ids),
         "lost": args.messages - len(unique),
         "duplicates": len(ids) - len(unique),
