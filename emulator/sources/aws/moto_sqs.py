@@ -304,7 +304,8 @@ def _delete(queue: Any, handles: Iterable[str]) -> set[str]:
                 queue.deleted_messages.update(handles_of)
             if len(keep) != len(queue._messages):
                 queue._messages = keep
-                queue._messages_lock.notify_all()  # a FIFO group may be free again
+                if queue.fifo_queue:
+                    queue._messages_lock.notify_all()  # the deleted message's group may be free again
     return valid
 
 
