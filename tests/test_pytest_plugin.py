@@ -111,6 +111,7 @@ def test_missing_database_fails_under_ci(pytester, monkeypatch):
 
 def test_function_http_front_door(pytester):
     code = Path(__file__).parent / "functions/python/http"
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")  # as a project using it sets
     pytester.makepyfile(
         f"""
         import requests
