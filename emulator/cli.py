@@ -120,6 +120,13 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
         help="run every function on a virtual clock: POST /_lambda-freeze/environments/{id}/advance moves a frozen one",
     )
     serve.add_argument(
+        "--no-standby",
+        dest="standby",
+        action="store_false",
+        help="make no process ahead of need: each new environment forks its runtime then (by default one process per "
+        "function waits, in its cgroups, before its exec)",
+    )
+    serve.add_argument(
         "--no-reload",
         dest="reload",
         action="store_false",
@@ -275,6 +282,8 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
         config = with_debugger(config, args.debug_port, args.debug_function)
     if args.no_build:  # every function, whichever file or option defined it
         config = config.replace(functions=tuple(dataclasses.replace(f, build=False) for f in config.functions))
+    if not args.standby:  # every function, whichever file or option defined it
+        config = config.replace(functions=tuple(dataclasses.replace(f, standby=False) for f in config.functions))
     if args.virtual_time:  # a provided runtime is refused here: its clocks cannot be moved
         config = config.replace(functions=tuple(dataclasses.replace(f, virtual_time=True) for f in config.functions))
     if args.template is not None:

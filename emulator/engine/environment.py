@@ -38,6 +38,7 @@ from .reports import Reports
 from .runtime_side import RuntimeSide
 from .shutdown import Shutdown
 from .slot import InvocationSlot
+from .standby import Standby
 
 __all__ = ["Environment", "InitFailure", "Owner"]
 
@@ -149,8 +150,11 @@ class Environment:
         self.freeze.remove_listener(listener)
 
     # ------------------------------------------------------------------------------------------------ start
-    async def start(self) -> None:
-        """Open the Runtime API endpoint and launch the runtime; INIT then runs (``init_done`` tells its end)."""
+    async def start(self, standby: Standby | None = None) -> bool:
+        """Open the Runtime API endpoint and launch the runtime; INIT then runs (``init_done`` tells its end).
+
+        With a ``standby``, its cgroups and parked process become this environment's, and its process execs the
+        runtime; returns whether it was adopted (if not, the caller still owns it)."""
         endpoint = await self._ctx.runtime_server.open_endpoint(
             RuntimeSide(
                 self.next_invocation,
@@ -176,14 +180,24 @@ class Environment:
         problem = runtimes.bootstrap_problem(self.config)
         if problem is not None:
             self.endings.fail_init(Outcome.error("Runtime.InvalidEntrypoint", problem), "error")
-            return
+            return False
         extra = await self._owner.open_upstreams(self)
         if self._ctx.endpoint_url:
             extra["AWS_ENDPOINT_URL_LAMBDA"] = self._ctx.endpoint_url
+        if self.shutdown.begun:  # stopped while the upstreams opened: the standby stays its keeper's
+            return False
+        adopted = standby is not None
         try:
-            group = self.freeze.open()
-            if self._ctx.memory is not None:
-                self.processes.memory = self._ctx.memory.group(self.id, self.config.memory_mb * 1024 * 1024)
+            if standby is not None:
+                group = self.freeze.adopt(standby.group)
+                self.processes.memory = standby.memory
+                self.processes.parked = standby.parked
+                self._ctx.timeline.record("standby", self.id, function=self.config.name, process=standby.name,
+                                          pid=standby.parked.pid)
+            else:
+                group = self.freeze.open()
+                if self._ctx.memory is not None:
+                    self.processes.memory = self._ctx.memory.group(self.id, self.config.memory_mb * 1024 * 1024)
             argv = runtimes.command(self.config)
             env = runtimes.environment(
                 self.config,
@@ -191,7 +205,9 @@ class Environment:
                 initialization_type=self.initialization_type,
                 extra=extra,
             )
-            if self.config.lambda_paths:
+            if standby is not None:
+                self.processes.mounts = standby.mounts  # the namespace it joined before parking
+            elif self.config.lambda_paths:
                 self.processes.mounts = lambda_paths.for_function(self.config.code_dir, self.config.layers)
             if self.processes.mounts is not None:
                 env = self.processes.mounts.environment(env)
@@ -199,21 +215,22 @@ class Environment:
             self.endings.fail_init(
                 Outcome.error("Runtime.InvalidEntrypoint", f"cannot start the runtime: {exc}"), "error"
             )
-            return
+            return adopted
         except LambdaFreezeError as exc:  # e.g. no interpreter for the runtime: the message says how to get one
             self.endings.fail_init(Outcome.error("Runtime.InvalidEntrypoint", exc.message), "error")
-            return
+            return adopted
         env.update(self.virtual.variables(env))
         if not await self.extension_side.start(env, group):
-            return
+            return adopted
         try:
             pid = await self.processes.start_runtime(argv, env, group, on_exit=self.endings.on_exit)
         except OSError as exc:
             self.endings.fail_init(
                 Outcome.error("Runtime.InvalidEntrypoint", f"cannot start the runtime: {exc}"), "error"
             )
-            return
+            return adopted
         self.shutdown.attached(pid)
+        return adopted
 
     def _on_extension_ready(self) -> None:
         """An extension is back in ``event/next``: INIT or the invocation may be over."""

@@ -1,0 +1,168 @@
+"""A function's standby: the next environment's process, made ahead of need so that a cold start does not wait for
+the fork, the cgroups' creation and the kernel's first ``cgroup.procs`` write.
+
+A standby is a process forked on a spawner thread, joined to cgroups of its own (the freezer's and the memory
+limit's) and, with ``lambda_paths``, to its private mount namespace, then parked in ``/bin/sh`` reading its stdin
+before the runtime client's exec (``process.park``). Nothing of the function runs in it: INIT and its side effects
+happen only when an environment adopts it and releases it, as Lambda would run them. An environment's ``Init
+Duration`` counts from the environment's creation, so the time a standby spent parked is never part of it.
+
+The keeper holds at most one standby per function, made once serving has begun and again after each adoption once
+the adopting environment's INIT is over (off the invocation's critical path); a standby made for settings that no
+longer hold is let go. Closing the keeper kills its standby and removes its cgroups.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from ..config.settings import FunctionConfig
+from . import lambda_paths
+from .context import EngineContext
+from .freezer import FreezerGroup
+from .lambda_paths import Mounts
+from .memory_limit import MemoryGroup
+from .process import _SPAWNER, Parked, park
+
+log = logging.getLogger("lambda_freeze.function")
+
+_numbers = itertools.count(1)
+
+
+@dataclass
+class Standby:
+    """A parked process and the cgroups it joined; an environment adopts all of it at once."""
+
+    name: str
+    made_for: tuple[object, ...]  # the settings its cgroups and mounts were made with (``_settings``)
+    group: FreezerGroup
+    memory: MemoryGroup | None
+    mounts: Mounts | None
+    parked: Parked
+
+    async def discard(self) -> None:
+        """Kill the parked process and remove its cgroups."""
+        await asyncio.get_running_loop().run_in_executor(None, self.parked.discard)
+        self.group.kill()
+        await self.group.remove()
+        if self.memory is not None:
+            await self.memory.remove()
+
+
+def _settings(config: FunctionConfig) -> tuple[object, ...]:
+    return (config.code_dir, config.layers, config.lambda_paths, config.memory_mb)
+
+
+class StandbyKeeper:
+    """At most one standby for a function: made in the background, taken by the next new environment."""
+
+    def __init__(self, config: FunctionConfig, ctx: EngineContext):
+        self._config = config
+        self._ctx = ctx
+        self._ready: Standby | None = None
+        self._making: asyncio.Task[Standby | None] | None = None
+        self._closing = False
+        self._letting_go: set[asyncio.Task[None]] = set()
+        self.enabled = config.standby
+        self.made = 0  # standbys made so far (the inspection route and the tests read it)
+
+    @property
+    def pid(self) -> int | None:
+        """The parked process's, when a standby is ready."""
+        return self._ready.parked.pid if self._ready is not None else None
+
+    def want(self) -> None:
+        """Make a standby in the background unless one is ready or being made."""
+        if not self.enabled or self._closing or self._ready is not None or self._making is not None:
+            return
+        self._making = asyncio.get_running_loop().create_task(self._make(), name=f"standby {self._config.name}")
+        self._making.add_done_callback(self._made)
+
+    def _made(self, task: asyncio.Task[Standby | None]) -> None:
+        self._making = None
+        standby = None if task.cancelled() else task.result()
+        if standby is not None:
+            self.put_back(standby)
+
+    def _let_go(self, standby: Standby) -> None:
+        task = asyncio.get_running_loop().create_task(standby.discard(), name=f"let go {standby.name}")
+        self._letting_go.add(task)
+        task.add_done_callback(self._letting_go.discard)
+
+    async def _make(self) -> Standby | None:
+        config = self._config
+        memory_limiter = self._ctx.memory
+        name = f"{config.name}-standby{next(_numbers)}"
+        mounts = lambda_paths.for_function(config.code_dir, config.layers) if config.lambda_paths else None
+
+        def make() -> Standby:  # off the loop: cgroup directories, the fork, the kernel's first cgroup.procs writes
+            group = self._ctx.freezer.group(name)
+            memory = None
+            try:
+                if memory_limiter is not None:
+                    memory = memory_limiter.group(name, config.memory_mb * 1024 * 1024)
+                paths = (*group.attach_paths, *((memory.attach_path,) if memory is not None else ()))
+                parked = park(config.code_dir, paths, mounts.child_setup if mounts is not None else None)
+            except BaseException:
+                _remove_now(group, memory)
+                raise
+            return Standby(name, _settings(config), group, memory, mounts, parked)
+
+        try:
+            standby = await asyncio.get_running_loop().run_in_executor(_SPAWNER, make)
+        except OSError as exc:  # e.g. out of processes: cold starts go on the ordinary way
+            log.warning("%s: no standby process (%s); new environments start their own", config.name, exc)
+            return None
+        self.made += 1
+        return standby
+
+    async def take(self, config: FunctionConfig) -> Standby | None:
+        """The standby, for a new environment of ``config``; one being made is waited for (it is further along than
+        a start from nothing). None when there is none, or it was made for other settings (then it is let go)."""
+        if self._making is not None:
+            await asyncio.shield(self._making)
+        standby, self._ready = self._ready, None
+        if standby is not None and standby.made_for != _settings(config):
+            await standby.discard()
+            return None
+        return standby
+
+    def put_back(self, standby: Standby) -> None:
+        """Made, or taken but not adopted (the environment ended first): kept for the next, or let go."""
+        if self._closing or self._ready is not None:
+            self._let_go(standby)
+        else:
+            self._ready = standby
+
+    def after(self, done: asyncio.Future[Any]) -> None:
+        """Make the next standby once ``done`` (the adopting environment's INIT) is over."""
+        done.add_done_callback(lambda _: self.want())
+
+    def stop_making(self) -> None:
+        """No standby is made from now on (the function is closing)."""
+        self._closing = True
+
+    async def close(self) -> None:
+        """Kill the standby and remove its cgroups (one being made too)."""
+        self._closing = True
+        if self._making is not None:
+            await asyncio.wait([self._making])  # its callback lets it go
+        standby, self._ready = self._ready, None
+        if standby is not None:
+            self._let_go(standby)
+        while self._letting_go:
+            await asyncio.wait(list(self._letting_go))
+
+
+def _remove_now(group: FreezerGroup, memory: MemoryGroup | None) -> None:
+    """The cgroups of a standby whose process could not be made: empty, removed at once."""
+    for path in (getattr(group, "path", None), memory.path if memory is not None else None):
+        if path is not None:
+            try:
+                path.rmdir()
+            except OSError:
+                pass
