@@ -192,8 +192,8 @@ class Environment:
                 group = self.freeze.adopt(standby.group)
                 self.processes.memory = standby.memory
                 self.processes.parked = standby.parked
-                self._ctx.timeline.record("standby", self.id, function=self.config.name, process=standby.name,
-                                          pid=standby.parked.pid)
+                self._ctx.timeline.record("standby", standby.name, function=self.config.name, event="adopted",
+                                          env_id=self.id, pid=standby.parked.pid)
             else:
                 group = self.freeze.open()
                 if self._ctx.memory is not None:

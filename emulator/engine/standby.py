@@ -28,7 +28,7 @@ from .lambda_paths import Mounts
 from .memory_limit import MemoryGroup
 from .process import _SPAWNER, Parked, park
 
-log = logging.getLogger("lambda_freeze.function")
+log = logging.getLogger("lambda_freeze.standby")
 
 _numbers = itertools.count(1)
 
@@ -87,8 +87,13 @@ class StandbyKeeper:
         standby = None if task.cancelled() else task.result()
         if standby is not None:
             self.put_back(standby)
+            if self._ready is standby:  # told once it can be taken
+                self._ctx.timeline.record(
+                    "standby", standby.name, function=self._config.name, event="parked", pid=standby.parked.pid
+                )
 
     def _let_go(self, standby: Standby) -> None:
+        self._ctx.timeline.record("standby", standby.name, function=self._config.name, event="let go")
         task = asyncio.get_running_loop().create_task(standby.discard(), name=f"let go {standby.name}")
         self._letting_go.add(task)
         task.add_done_callback(self._letting_go.discard)
@@ -118,6 +123,7 @@ class StandbyKeeper:
             log.warning("%s: no standby process (%s); new environments start their own", config.name, exc)
             return None
         self.made += 1
+        log.info("%s: standby process %d parked in %s", config.name, standby.parked.pid, name)
         return standby
 
     async def take(self, config: FunctionConfig) -> Standby | None:

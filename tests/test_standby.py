@@ -1,0 +1,177 @@
+"""The standby: the next environment's process, parked in its cgroups before the runtime's exec. INIT runs only in
+environments that Lambda would initialise, Init Duration leaves out the time parked, --no-standby makes none, and
+nothing is left once the emulator stops or is killed."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import FREEZERS, FUNCTIONS, freezer_problem, require
+from test_cli import Serve, command, wait_gone
+
+pytestmark = pytest.mark.timeout(60)
+
+TRAMPOLINE = b"/bin/sh\0-c\0. /dev/stdin\0"
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _parked_pid(fn) -> int:
+    """Await the function's standby; its parked process's pid."""
+    fn.wait_for(lambda emu: emu.functions[fn.name].standby.pid is not None)
+    return fn.emulator.emulator.functions[fn.name].standby.pid
+
+
+def _cgroup_dirs(pid: int) -> list[Path]:
+    """The lambda-freeze cgroup directories that ``pid`` is in (freezer and memory)."""
+    dirs = []
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if "lambda-freeze" not in path:
+            continue
+        for mount in Path("/sys/fs/cgroup").iterdir():
+            candidate = mount / path.lstrip("/")
+            if (candidate / "cgroup.procs").exists() and str(pid) in (candidate / "cgroup.procs").read_text().split():
+                dirs.append(candidate)
+    return dirs
+
+
+def test_init_runs_only_in_environments_that_are_invoked(serve, tmp_path):
+    init_log = tmp_path / "init.log"
+    fn = serve("python/init_marker", env={"INIT_LOG": str(init_log)})
+    parked = _parked_pid(fn)
+    assert _cmdline(parked) == TRAMPOLINE  # the runtime client has not been exec'd: no INIT ran
+    assert not init_log.exists()
+    assert fn.environments() == []
+    result = fn.invoke({})
+    assert "Init Duration" in result.log
+    assert result.payload["pid"] == parked  # the new environment is the parked process, exec'd now
+    assert init_log.read_text().splitlines() == [f"init {parked}"]
+    following = _parked_pid(fn)  # the next one, made once that INIT was over
+    assert following != parked and _cmdline(following) == TRAMPOLINE
+    assert init_log.read_text().splitlines() == [f"init {parked}"]  # still one INIT: the parked one ran none
+
+
+def test_init_duration_leaves_out_the_time_parked(serve):
+    fn = serve("python/basic")
+    parked = _parked_pid(fn)
+    time.sleep(1.5)  # wait-ok: time spent parked is what must stay out of Init Duration
+    sent = time.monotonic()
+    result = fn.invoke({"action": "echo"})
+    answered_ms = (time.monotonic() - sent) * 1000
+    assert fn.environments()[0]["pid"] == parked
+    init_ms = float(result.log.split("Init Duration: ")[1].split(" ms")[0])
+    # INIT happened between the request and its answer; counted from the park, it would exceed the whole request.
+    assert 0 < init_ms <= answered_ms
+
+
+def test_a_standby_made_for_other_settings_is_let_go(serve):
+    fn = serve("python/basic")
+    pool = fn.emulator.emulator.functions[fn.name]
+    parked = _parked_pid(fn)
+    # The function's memory size changes (as a hot reload of its settings would): the standby's memory cgroup no
+    # longer fits, so the new environment starts its own process and the standby is killed.
+    pool.config = dataclasses.replace(pool.config, memory_mb=256)
+    result = fn.invoke({"action": "echo"})
+    assert "Memory Size: 256 MB" in result.log
+    assert fn.environments()[0]["pid"] != parked
+    assert wait_gone(parked, 5.0)
+
+
+def test_no_standby_makes_no_process_ahead(serve):
+    fn = serve("python/basic", standby=False)
+    assert fn.invoke({"action": "echo"}).payload == {"action": "echo"}
+    pool = fn.emulator.emulator.functions[fn.name]
+    assert pool.standby.made == 0 and pool.standby.pid is None
+    assert not any(e.kind == "standby" for e in fn.emulator.emulator.timeline.events)
+
+
+def _trampolines_of(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            if _cmdline(int(child)) == TRAMPOLINE:
+                found.append(int(child))
+    return found
+
+
+class VerboseServe(Serve):
+    """``lambda-freeze -v serve ...``: its log says when the standby is parked."""
+
+    def __init__(self, *args: str):
+        self.proc = subprocess.Popen(
+            [*command(), "-v", "serve", "--port", "0", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.stderr: list[str] = []
+        for line in self.proc.stderr:  # type: ignore[union-attr]
+            self.stderr.append(line)
+            if "serving" in line:
+                self.url = line.split(" on ")[1].split()[0]
+                break
+        else:
+            raise AssertionError(f"serve exited early: {''.join(self.stderr)}")
+
+
+def _await_parked(serve: Serve) -> int:
+    """Read serve's log (-v) up to its standby's line; the parked pid."""
+    for line in serve.proc.stderr:  # type: ignore[union-attr]
+        serve.stderr.append(line)
+        if "standby process" in line:
+            return int(line.split("standby process ")[1].split()[0])
+    raise AssertionError(f"no standby was parked: {''.join(serve.stderr)}")
+
+
+@pytest.mark.parametrize("freezer", FREEZERS)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_nothing_parked_is_left_after_serve_stops(freezer, sig):
+    require(freezer_problem(freezer) is None, f"freezer {freezer}: {freezer_problem(freezer)}")
+    serve = VerboseServe("--code-dir", str(FUNCTIONS / "python/basic"), "--handler", "app.handler",
+                  "--freezer", freezer, "--no-reload")
+    parked = _await_parked(serve)
+    assert _trampolines_of(serve.proc.pid) == [parked]
+    cgroups = _cgroup_dirs(parked)
+    if freezer != "sigstop":
+        assert cgroups, "the parked process is in no cgroup of its own"
+    status = serve.stop(sig)
+    if sig != signal.SIGKILL:
+        assert status == 0
+    assert wait_gone(parked, 2.0), f"parked process {parked} outlived the emulator ({freezer}, {sig.name})"
+    if sig == signal.SIGKILL:  # the watchdog destroys the instance's cgroups: await its end
+        for line in subprocess.run(["pgrep", "-f", "emulator.watchdog"], capture_output=True, text=True).stdout.split():
+            if any(str(d.parent) in _cmdline(int(line)).decode(errors="replace") for d in cgroups):
+                assert wait_gone(int(line), 5.0)
+    for directory in cgroups:
+        if "memory" in directory.parts and sig == signal.SIGKILL:
+            continue  # removed by the next emulator's start, as an environment's memory cgroup is
+        assert not directory.exists(), f"cgroup {directory} left behind"
+
+
+def test_serve_no_standby_parks_nothing():
+    serve = VerboseServe("--code-dir", str(FUNCTIONS / "python/basic"), "--handler", "app.handler", "--no-standby",
+                  "--no-reload")
+    try:
+        url = serve.url
+        out = subprocess.run(
+            ["curl", "-sS", "-d", '{"action": "echo"}', f"{url}/2015-03-31/functions/function/invocations"],
+            capture_output=True, check=True,
+        ).stdout
+        assert json.loads(out) == {"action": "echo"}
+        assert _trampolines_of(serve.proc.pid) == []
+    finally:
+        assert serve.stop(signal.SIGTERM) == 0
+    assert "standby process" not in "".join(serve.stderr)
