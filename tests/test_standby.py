@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from test_cli import Serve, command, wait_gone
 
 from conftest import FREEZERS, FUNCTIONS, freezer_problem, require
-from test_cli import Serve, command, wait_gone
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -38,7 +38,7 @@ def _cgroup_dirs(pid: int) -> list[Path]:
     """The lambda-freeze cgroup directories that ``pid`` is in (freezer and memory)."""
     dirs = []
     for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
-        _, controllers, path = line.split(":", 2)
+        path = line.split(":", 2)[2]
         if "lambda-freeze" not in path:
             continue
         for mount in Path("/sys/fs/cgroup").iterdir():

@@ -33,7 +33,7 @@ from .context import EngineContext
 from .environment import Environment
 from .invocation import Invocation, Outcome
 from .owner import InitFailure
-from .standby import StandbyKeeper
+from .standby import Standby, StandbyKeeper
 
 if TYPE_CHECKING:
     from ..proxy import Proxy, ProxyEvent
@@ -64,7 +64,8 @@ class FunctionPool:
         self._tasks: set[asyncio.Task[None]] = set()
         self._preparation: asyncio.Task[None] | None = None  # the runtime's install and the build, once
         self._closing = False
-        self.standby = StandbyKeeper(config, ctx)  # the next environment's process, parked before its exec
+        # The next environment's process, parked before its exec, under that environment's id.
+        self.standby = StandbyKeeper(config, ctx, lambda: f"{self.config.name}-{next(_env_numbers)}")
         self._random = random.Random()
         self.capacity_freed = asyncio.Event()  # set when an environment becomes free or goes away
         self.listeners: list[Callable[[Environment], None]] = []  # told of every new environment
@@ -164,9 +165,9 @@ class FunctionPool:
         retry_of: Invocation | None = None,
         reason: str = "invoke",
     ) -> Environment:
-        env = Environment(
-            self.config, f"{self.config.name}-{next(_env_numbers)}", owner=self, ctx=self._ctx, retry_of=retry_of
-        )
+        claimed = self.standby.claim()  # the standby's id, when there is one to take
+        env_id = claimed or f"{self.config.name}-{next(_env_numbers)}"
+        env = Environment(self.config, env_id, owner=self, ctx=self._ctx, retry_of=retry_of)
         self.environments[env.id] = env
         self._ctx.timeline.record("spawn", env.id, function=self.config.name, reason=reason)
         if pending is not None:
@@ -177,7 +178,7 @@ class FunctionPool:
             )
         for listener in self.listeners:
             listener(env)
-        self._track(self._start(env))
+        self._track(self._start(env, with_standby=claimed is not None))
         return env
 
     def make_standby(self) -> None:
@@ -218,7 +219,19 @@ class FunctionPool:
             self._preparation = asyncio.get_running_loop().create_task(preparation.prepare_async(self.config))
         await asyncio.shield(self._preparation)
 
-    async def _start(self, env: Environment) -> None:
+    async def _start(self, env: Environment, *, with_standby: bool = False) -> None:
+        standby = await self.standby.take(self.config) if with_standby else None
+        adopted = False
+        try:
+            adopted = await self._start_environment(env, standby)
+        finally:
+            if standby is not None and not adopted:
+                self.standby.give_back(standby)
+        if adopted:
+            self.standby.after(env.init_done)  # the next standby, once this INIT no longer needs the cores
+
+    async def _start_environment(self, env: Environment, standby: Standby | None) -> bool:
+        """Start ``env`` (with ``standby`` when given); whether it adopted the standby."""
         try:
             await self.prepared()
         except LambdaFreezeError as exc:  # no runtime, or a failed build: the function cannot start at all
@@ -227,11 +240,9 @@ class FunctionPool:
                 if invocation is not None:
                     invocation.abandon(Outcome.error("Runtime.InvalidEntrypoint", exc.message))
             await env.stop("start failed")
-            return
-        standby = await self.standby.take(self.config) if self.standby.enabled and not self._closing else None
-        adopted = False
+            return False
         try:
-            adopted = await env.start(standby)
+            return await env.start(standby)
         except Exception as exc:  # a boundary: the environment is dead, and its invocation answered
             log.exception("%s: could not start", env.id)
             # Answered here, not routed to another environment, which would fail the same way.
@@ -239,11 +250,7 @@ class FunctionPool:
                 if invocation is not None:
                     invocation.abandon(Outcome.error("Runtime.InvalidEntrypoint", f"cannot start: {exc}"))
             await env.stop("start failed")
-        finally:
-            if standby is not None and not adopted:
-                self.standby.put_back(standby)
-        if adopted:
-            self.standby.after(env.init_done)
+            return env.freeze.group is not None and standby is not None and env.freeze.group is standby.group
 
     def _track(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

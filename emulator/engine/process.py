@@ -109,8 +109,23 @@ class Parked:
         return self.popen.pid
 
     def can_run(self, argv: Sequence[str], env: Mapping[str, str]) -> bool:
-        """Whether the shell will find ``argv[0]`` (else the ordinary start raises the OSError a caller expects)."""
-        return shutil.which(argv[0], path=env.get("PATH", os.defpath)) is not None
+        """Whether the kernel will exec ``argv[0]``: found, executable, an ELF binary or a script whose interpreter
+        exists. Else the ordinary start raises the OSError a caller expects (Runtime.InvalidEntrypoint), where the
+        shell would say it in a line of output or run a file of no executable format as a script itself."""
+        program = shutil.which(argv[0], path=env.get("PATH", os.defpath))
+        if program is None:
+            return False
+        try:
+            with open(program, "rb") as file:
+                head = file.read(256)
+        except OSError:
+            return False
+        if head.startswith(b"\x7fELF"):
+            return True
+        if not head.startswith(b"#!"):
+            return False
+        words = head[2:].split(b"\n", 1)[0].split()
+        return bool(words) and os.access(words[0], os.X_OK)
 
     def release(self, argv: Sequence[str], env: Mapping[str, str]) -> None:
         """Exec the runtime in the parked process, with exactly ``env`` (the shell's own PWD removed)."""

@@ -8,15 +8,17 @@ happen only when an environment adopts it and releases it, as Lambda would run t
 Duration`` counts from the environment's creation, so the time a standby spent parked is never part of it.
 
 The keeper holds at most one standby per function, made once serving has begun and again after each adoption once
-the adopting environment's INIT is over (off the invocation's critical path); a standby made for settings that no
-longer hold is let go. Closing the keeper kills its standby and removes its cgroups.
+the adopting environment's INIT is over (off the invocation's critical path). A standby is made under the id of
+the environment that will adopt it (cgroup v2 cannot rename a cgroup): a new environment ``claim``s that id at
+once, then ``take``s the standby, waiting for it if it is still being made. One made for settings that no longer
+hold, or not adopted, is let go. Closing the keeper kills its standby and removes its cgroups.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,14 +32,11 @@ from .process import _SPAWNER, Parked, park
 
 log = logging.getLogger("lambda_freeze.standby")
 
-_numbers = itertools.count(1)
-
-
 @dataclass
 class Standby:
     """A parked process and the cgroups it joined; an environment adopts all of it at once."""
 
-    name: str
+    name: str  # the id of the environment that will adopt it: its cgroups carry that name, as any environment's
     made_for: tuple[object, ...]  # the settings its cgroups and mounts were made with (``_settings``)
     group: FreezerGroup
     memory: MemoryGroup | None
@@ -58,17 +57,20 @@ def _settings(config: FunctionConfig) -> tuple[object, ...]:
 
 
 class StandbyKeeper:
-    """At most one standby for a function: made in the background, taken by the next new environment."""
+    """At most one standby for a function: made in the background, claimed and taken by the next new environment."""
 
-    def __init__(self, config: FunctionConfig, ctx: EngineContext):
+    def __init__(self, config: FunctionConfig, ctx: EngineContext, next_id: Callable[[], str]):
         self._config = config
         self._ctx = ctx
+        self._next_id = next_id  # the function's environment ids: a standby is made under the next one
         self._ready: Standby | None = None
         self._making: asyncio.Task[Standby | None] | None = None
+        self._reserved: str | None = None  # the id of the standby ready or being made
+        self._claimed = False
         self._closing = False
         self._letting_go: set[asyncio.Task[None]] = set()
         self.enabled = config.standby
-        self.made = 0  # standbys made so far (the inspection route and the tests read it)
+        self.made = 0  # standbys made so far (the tests read it)
 
     @property
     def pid(self) -> int | None:
@@ -77,20 +79,29 @@ class StandbyKeeper:
 
     def want(self) -> None:
         """Make a standby in the background unless one is ready or being made."""
-        if not self.enabled or self._closing or self._ready is not None or self._making is not None:
+        if not self.enabled or self._closing or self._reserved is not None:
             return
-        self._making = asyncio.get_running_loop().create_task(self._make(), name=f"standby {self._config.name}")
+        self._reserved = self._next_id()
+        self._claimed = False
+        self._making = asyncio.get_running_loop().create_task(
+            self._make(self._reserved), name=f"standby {self._reserved}"
+        )
         self._making.add_done_callback(self._made)
 
     def _made(self, task: asyncio.Task[Standby | None]) -> None:
         self._making = None
         standby = None if task.cancelled() else task.result()
-        if standby is not None:
-            self.put_back(standby)
-            if self._ready is standby:  # told once it can be taken
-                self._ctx.timeline.record(
-                    "standby", standby.name, function=self._config.name, event="parked", pid=standby.parked.pid
-                )
+        if standby is None:
+            if not self._claimed:
+                self._reserved = None
+            return
+        if self._closing:
+            self._let_go(standby)
+            return
+        self._ready = standby
+        self._ctx.timeline.record(
+            "standby", standby.name, function=self._config.name, event="parked", pid=standby.parked.pid
+        )
 
     def _let_go(self, standby: Standby) -> None:
         self._ctx.timeline.record("standby", standby.name, function=self._config.name, event="let go")
@@ -98,10 +109,9 @@ class StandbyKeeper:
         self._letting_go.add(task)
         task.add_done_callback(self._letting_go.discard)
 
-    async def _make(self) -> Standby | None:
+    async def _make(self, name: str) -> Standby | None:
         config = self._config
         memory_limiter = self._ctx.memory
-        name = f"{config.name}-standby{next(_numbers)}"
         mounts = lambda_paths.for_function(config.code_dir, config.layers) if config.lambda_paths else None
 
         def make() -> Standby:  # off the loop: cgroup directories, the fork, the kernel's first cgroup.procs writes
@@ -126,30 +136,38 @@ class StandbyKeeper:
         log.info("%s: standby process %d parked in %s", config.name, standby.parked.pid, name)
         return standby
 
+    def claim(self) -> str | None:
+        """For a new environment: the id of the standby ready or being made, which it then ``take``s; None when
+        there is none to claim."""
+        if self._closing or self._reserved is None or self._claimed:
+            return None
+        self._claimed = True
+        return self._reserved
+
     async def take(self, config: FunctionConfig) -> Standby | None:
-        """The standby, for a new environment of ``config``; one being made is waited for (it is further along than
-        a start from nothing). None when there is none, or it was made for other settings (then it is let go)."""
-        if self._making is not None:
-            await asyncio.shield(self._making)
+        """The claimed standby, for a new environment of ``config``; one being made is waited for (it is further
+        along than a start from nothing). None when its making failed, or it was made for other settings (then it
+        is let go)."""
+        making = self._making
+        if making is not None:
+            await asyncio.wait([making])  # its callback has run when this returns
         standby, self._ready = self._ready, None
-        if standby is not None and standby.made_for != _settings(config):
-            await standby.discard()
+        self._reserved, self._claimed = None, False
+        if standby is not None and (standby.made_for != _settings(config) or self._closing):
+            self._let_go(standby)
             return None
         return standby
 
-    def put_back(self, standby: Standby) -> None:
-        """Made, or taken but not adopted (the environment ended first): kept for the next, or let go."""
-        if self._closing or self._ready is not None:
-            self._let_go(standby)
-        else:
-            self._ready = standby
+    def give_back(self, standby: Standby) -> None:
+        """Taken but not adopted (the environment ended first): let go, its cgroups named after that environment."""
+        self._let_go(standby)
 
     def after(self, done: asyncio.Future[Any]) -> None:
         """Make the next standby once ``done`` (the adopting environment's INIT) is over."""
         done.add_done_callback(lambda _: self.want())
 
     def stop_making(self) -> None:
-        """No standby is made from now on (the function is closing)."""
+        """No standby is made or claimed from now on (the function is closing)."""
         self._closing = True
 
     async def close(self) -> None:
