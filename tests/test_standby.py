@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import signal
 import subprocess
 import time
@@ -175,3 +176,14 @@ def test_serve_no_standby_parks_nothing():
     finally:
         assert serve.stop(signal.SIGTERM) == 0
     assert "standby process" not in "".join(serve.stderr)
+
+
+def test_a_parked_process_killed_from_outside_costs_the_invocation_nothing(serve):
+    fn = serve("python/basic")
+    parked = _parked_pid(fn)
+    os.kill(parked, signal.SIGKILL)
+    assert wait_gone(parked, 5.0) or Path(f"/proc/{parked}/stat").read_text().split()[2] == "Z"
+    result = fn.invoke({"action": "echo"})
+    assert result.payload == {"action": "echo"} and "Init Duration" in result.log
+    (env,) = fn.environments()
+    assert env["pid"] != parked  # started the ordinary way, in the same cgroups

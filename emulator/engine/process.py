@@ -219,9 +219,13 @@ class RuntimeProcess:
         self._loop = asyncio.get_running_loop()
         parked, self._parked = self._parked, None
         if parked is not None:
-            parked.release(self._argv, self._env)
-            popen, read_fd = parked.popen, parked.read_fd
-        else:
+            try:
+                parked.release(self._argv, self._env)
+                popen, read_fd = parked.popen, parked.read_fd
+            except OSError:  # the parked shell is gone (killed from outside): started the ordinary way instead
+                parked.discard()
+                parked = None
+        if parked is None:
             spawn = self._loop.run_in_executor(_SPAWNER, self._spawn)
             try:
                 popen, read_fd = await asyncio.shield(spawn)
