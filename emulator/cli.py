@@ -51,7 +51,7 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
         description="A local AWS Lambda execution environment that freezes runtimes between invocations.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more emulator logging (-vv: debug)")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="serve functions behind the Lambda Invoke API", formatter_class=_Defaults)
@@ -187,6 +187,15 @@ class _Defaults(argparse.HelpFormatter):
         if isinstance(action, argparse._StoreFalseAction):
             return text
         return f"{text} (default: %(default)s)"
+
+
+class _Version(argparse.Action):
+    """``--version``: the installed distribution's version, looked up only when asked (importlib.metadata scans
+    every installed distribution, which no other command needs)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(f"{parser.prog} {_version()}")
+        parser.exit()
 
 
 def _version() -> str:
