@@ -60,7 +60,7 @@ def test_init_runs_only_in_environments_that_are_invoked(serve, tmp_path):
     assert "Init Duration" in result.log
     assert result.payload["pid"] == parked  # the new environment is the parked process, exec'd now
     assert init_log.read_text().splitlines() == [f"init {parked}"]
-    following = _parked_pid(fn)  # the next one, made once that INIT was over
+    following = _parked_pid(fn)  # the next one, made once that environment was idle
     assert following != parked and _cmdline(following) == TRAMPOLINE
     assert init_log.read_text().splitlines() == [f"init {parked}"]  # still one INIT: the parked one ran none
 

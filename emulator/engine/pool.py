@@ -10,7 +10,7 @@ One invocation per environment at a time.
 
 A new environment takes the function's standby when there is one (``standby``: its process, parked in its
 cgroups before the exec, skips the fork and the cgroups' first writes), and the next standby is made once that
-environment's INIT is over.
+environment is idle (its first answer given) or gone.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ class FunctionPool:
         self._closing = False
         # The next environment's process, parked before its exec, under that environment's id.
         self.standby = StandbyKeeper(config, ctx, lambda: f"{self.config.name}-{next(_env_numbers)}")
+        self._standby_owed: set[Environment] = set()  # adopted one: the next is made when they are idle or gone
         self._random = random.Random()
         self.capacity_freed = asyncio.Event()  # set when an environment becomes free or goes away
         self.listeners: list[Callable[[Environment], None]] = []  # told of every new environment
@@ -227,8 +228,8 @@ class FunctionPool:
         finally:
             if standby is not None and not adopted:
                 self.standby.give_back(standby)
-        if adopted:
-            self.standby.after(env.init_done)  # the next standby, once this INIT no longer needs the cores
+        if adopted:  # the next standby once this environment is idle (or gone): its first answer is not slowed by it
+            self._standby_owed.add(env)
 
     async def _start_environment(self, env: Environment, standby: Standby | None) -> bool:
         """Start ``env`` (with ``standby`` when given); whether it adopted the standby."""
@@ -308,9 +309,15 @@ class FunctionPool:
         await env.stop(reason)
 
     # ----------------------------------------------------------------------------------- environment events
+    def _replace_standby(self, env: Environment) -> None:
+        if env in self._standby_owed:
+            self._standby_owed.discard(env)
+            self.standby.want()
+
     def on_idle(self, env: Environment) -> None:
         if self._closing:
             return
+        self._replace_standby(env)
         reason = self._should_retire(env)
         if reason is not None:
             self._retire(env, reason)
@@ -350,6 +357,7 @@ class FunctionPool:
             )
 
     def on_stopped(self, env: Environment) -> None:
+        self._replace_standby(env)
         self.environments.pop(env.id, None)
         self._retire_reasons.pop(env, None)
         timer = self._idle.pop(env, None)

@@ -8,7 +8,7 @@ happen only when an environment adopts it and releases it, as Lambda would run t
 Duration`` counts from the environment's creation, so the time a standby spent parked is never part of it.
 
 The keeper holds at most one standby per function, made once serving has begun and again after each adoption once
-the adopting environment's INIT is over (off the invocation's critical path). A standby is made under the id of
+the adopting environment is idle or gone (off its first invocation's critical path). A standby is made under the id of
 the environment that will adopt it (cgroup v2 cannot rename a cgroup): a new environment ``claim``s that id at
 once, then ``take``s the standby, waiting for it if it is still being made. One made for settings that no longer
 hold, or not adopted, is let go. Closing the keeper kills its standby and removes its cgroups.
@@ -20,7 +20,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from ..config.settings import FunctionConfig
 from . import lambda_paths
@@ -161,10 +160,6 @@ class StandbyKeeper:
     def give_back(self, standby: Standby) -> None:
         """Taken but not adopted (the environment ended first): let go, its cgroups named after that environment."""
         self._let_go(standby)
-
-    def after(self, done: asyncio.Future[Any]) -> None:
-        """Make the next standby once ``done`` (the adopting environment's INIT) is over."""
-        done.add_done_callback(lambda _: self.want())
 
     def stop_making(self) -> None:
         """No standby is made or claimed from now on (the function is closing)."""
