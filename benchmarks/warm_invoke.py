@@ -227,7 +227,18 @@ def bench_new_env(kind: str, args: argparse.Namespace) -> dict[str, object]:
                 status, body = client.post(INVOKE_PATH, SMALL_EVENT)
                 samples.append(time.perf_counter_ns() - t0)
                 client.close()
-        return {"kind": kind, "runs": len(samples), "median_ms": _median_ms(samples), "init_ms": None}
+                if status != 200 or body != SMALL_RESPONSE:
+                    raise RuntimeError(f"RIE's first invoke answered {status}: {body[:300]!r}")
+                init = next(filter(None, map(RIE_INIT_DURATION.search, server.log_until("REPORT "))), None)
+                if init:
+                    inits.append(float(init.group(1)))
+        return {
+            "kind": kind,
+            "runs": len(samples),
+            "median_ms": _median_ms(samples),
+            "p90_ms": sorted(samples)[int(0.9 * (len(samples) - 1))] / 1e6,
+            "init_ms": statistics.median(inits) if inits else None,
+        }
     extra = ("--max-invocations", "1", "--no-reload", *(("--no-standby",) if kind == "no-standby" else ()))
     server = Server.lambda_freeze("app.handler", freezer="auto", stdout=subprocess.PIPE, src=args.src,
                                   extra_args=extra)
