@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,11 @@ def test_a_standby_made_for_other_settings_is_let_go(serve):
     assert "Memory Size: 256 MB" in result.log
     assert fn.environments()[0]["pid"] != parked
     assert wait_gone(parked, 5.0)
+    following = _parked_pid(fn)  # the next standby is made for the settings as they are now
+    with ThreadPoolExecutor(2) as callers:  # the first environment busy: the second adopts the new standby
+        results = list(callers.map(lambda _: fn.invoke({"action": "sleep", "seconds": 0.5}), range(2)))
+    assert all("Memory Size: 256 MB" in r.log for r in results)
+    assert following in {env["pid"] for env in fn.environments()}
 
 
 def test_no_standby_makes_no_process_ahead(serve):

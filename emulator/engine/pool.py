@@ -65,8 +65,8 @@ class FunctionPool:
         self._preparation: asyncio.Task[None] | None = None  # the runtime's install and the build, once
         self._closing = False
         # The next environment's process, parked before its exec, under that environment's id.
-        self.standby = StandbyKeeper(config, ctx, lambda: f"{self.config.name}-{next(_env_numbers)}")
-        self._standby_owed: set[Environment] = set()  # adopted one: the next is made when they are idle or gone
+        self.standby = StandbyKeeper(config.name, ctx, lambda: f"{self.config.name}-{next(_env_numbers)}")
+        self._standby_owed: set[Environment] = set()  # claimed one: the next is made when they are idle or gone
         self._random = random.Random()
         self.capacity_freed = asyncio.Event()  # set when an environment becomes free or goes away
         self.listeners: list[Callable[[Environment], None]] = []  # told of every new environment
@@ -184,7 +184,7 @@ class FunctionPool:
 
     def make_standby(self) -> None:
         """Park the next environment's process now (serving has begun: it costs no request anything)."""
-        self.standby.want()
+        self.standby.want(self.config)
 
     def check(self) -> None:
         """Warn at once about a function that cannot start (Lambda itself only fails at the first invoke)."""
@@ -228,7 +228,7 @@ class FunctionPool:
         finally:
             if standby is not None and not adopted:
                 self.standby.give_back(standby)
-        if adopted:  # the next standby once this environment is idle (or gone): its first answer is not slowed by it
+        if with_standby:  # the next standby once this environment is idle (or gone): its first answer is not slowed
             self._standby_owed.add(env)
 
     async def _start_environment(self, env: Environment, standby: Standby | None) -> bool:
@@ -312,7 +312,7 @@ class FunctionPool:
     def _replace_standby(self, env: Environment) -> None:
         if env in self._standby_owed:
             self._standby_owed.discard(env)
-            self.standby.want()
+            self.standby.want(self.config)
 
     def on_idle(self, env: Environment) -> None:
         if self._closing:

@@ -31,6 +31,7 @@ from .process import _SPAWNER, Parked, park
 
 log = logging.getLogger("lambda_freeze.standby")
 
+
 @dataclass
 class Standby:
     """A parked process and the cgroups it joined; an environment adopts all of it at once."""
@@ -58,8 +59,8 @@ def _settings(config: FunctionConfig) -> tuple[object, ...]:
 class StandbyKeeper:
     """At most one standby for a function: made in the background, claimed and taken by the next new environment."""
 
-    def __init__(self, config: FunctionConfig, ctx: EngineContext, next_id: Callable[[], str]):
-        self._config = config
+    def __init__(self, function: str, ctx: EngineContext, next_id: Callable[[], str]):
+        self._function = function
         self._ctx = ctx
         self._next_id = next_id  # the function's environment ids: a standby is made under the next one
         self._ready: Standby | None = None
@@ -68,7 +69,6 @@ class StandbyKeeper:
         self._claimed = False
         self._closing = False
         self._letting_go: set[asyncio.Task[None]] = set()
-        self.enabled = config.standby
         self.made = 0  # standbys made so far (the tests read it)
 
     @property
@@ -76,14 +76,15 @@ class StandbyKeeper:
         """The parked process's, when a standby is ready."""
         return self._ready.parked.pid if self._ready is not None else None
 
-    def want(self) -> None:
-        """Make a standby in the background unless one is ready or being made."""
-        if not self.enabled or self._closing or self._reserved is not None:
+    def want(self, config: FunctionConfig) -> None:
+        """Make a standby for ``config`` (the function's settings now) in the background, unless one is ready or
+        being made, or ``config`` says no standby."""
+        if not config.standby or self._closing or self._reserved is not None:
             return
         self._reserved = self._next_id()
         self._claimed = False
         self._making = asyncio.get_running_loop().create_task(
-            self._make(self._reserved), name=f"standby {self._reserved}"
+            self._make(self._reserved, config), name=f"standby {self._reserved}"
         )
         self._making.add_done_callback(self._made)
 
@@ -99,17 +100,16 @@ class StandbyKeeper:
             return
         self._ready = standby
         self._ctx.timeline.record(
-            "standby", standby.name, function=self._config.name, event="parked", pid=standby.parked.pid
+            "standby", standby.name, function=self._function, event="parked", pid=standby.parked.pid
         )
 
     def _let_go(self, standby: Standby) -> None:
-        self._ctx.timeline.record("standby", standby.name, function=self._config.name, event="let go")
+        self._ctx.timeline.record("standby", standby.name, function=self._function, event="let go")
         task = asyncio.get_running_loop().create_task(standby.discard(), name=f"let go {standby.name}")
         self._letting_go.add(task)
         task.add_done_callback(self._letting_go.discard)
 
-    async def _make(self, name: str) -> Standby | None:
-        config = self._config
+    async def _make(self, name: str, config: FunctionConfig) -> Standby | None:
         memory_limiter = self._ctx.memory
         mounts = lambda_paths.for_function(config.code_dir, config.layers) if config.lambda_paths else None
 
