@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -193,3 +194,47 @@ def test_a_parked_process_killed_from_outside_costs_the_invocation_nothing(serve
     assert result.payload == {"action": "echo"} and "Init Duration" in result.log
     (env,) = fn.environments()
     assert env["pid"] != parked  # started the ordinary way, in the same cgroups
+
+
+ENV_PROBE = """import os
+
+
+def handler(event, context):
+    with open("marker.txt") as marker:  # relative: the working directory is the code directory, as /var/task
+        text = marker.read()
+    return {"env": sorted(os.environ), "cwd": os.getcwd(), "marker": text, "pid": os.getpid()}
+"""
+
+
+def _probe_code(directory: Path, marker: str) -> Path:
+    directory.mkdir(parents=True)
+    (directory / "app.py").write_text(ENV_PROBE)
+    (directory / "marker.txt").write_text(marker)
+    return directory
+
+
+def test_a_runtime_from_the_standby_sees_what_an_ordinary_start_gives(serve, tmp_path):
+    code = _probe_code(tmp_path / "code", "one")
+    parked_fn = serve(str(code), name="parked")
+    parked = _parked_pid(parked_fn)
+    from_standby = parked_fn.invoke({}).payload
+    assert from_standby["pid"] == parked
+    ordinary = serve(str(code), name="ordinary", standby=False).invoke({}).payload
+    assert from_standby["env"] == ordinary["env"]  # the same variables: none of the parked shell's (PWD, OLDPWD)
+    assert from_standby["cwd"] == ordinary["cwd"] == str(code)
+
+
+def test_a_code_directory_replaced_since_the_park_is_the_one_the_runtime_sees(serve, tmp_path):
+    code = _probe_code(tmp_path / "code", "old")
+    fn = serve(str(code))
+    stale = _parked_pid(fn)
+    shutil.rmtree(code)  # as a build tool recreates its output directory
+    _probe_code(code, "new")
+
+    async def code_changed(emulator) -> None:  # what hot reload does on a change
+        emulator.functions[fn.name].retire_all("code changed")
+
+    fn.emulator.call(code_changed)
+    assert wait_gone(stale, 5.0)  # made from the old directory: let go
+    result = fn.invoke({}).payload
+    assert result["marker"] == "new" and result["cwd"] == str(code)

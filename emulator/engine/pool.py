@@ -272,6 +272,7 @@ class FunctionPool:
     def retire_all(self, reason: str) -> int:
         """Retire every environment: an idle one now, a busy one when its invocation ends (none is cut short), so
         that the next invocation cold-starts (e.g. on changed code). Returns how many were told."""
+        self.standby.renew(self.config)  # made from the code as it was: the next one sees the new code
         told = 0
         for env in list(self.environments.values()):
             if env.retire_requested or not env.lifecycle.live:

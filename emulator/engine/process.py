@@ -127,9 +127,11 @@ class Parked:
         words = head[2:].split(b"\n", 1)[0].split()
         return bool(words) and os.access(words[0], os.X_OK)
 
-    def release(self, argv: Sequence[str], env: Mapping[str, str]) -> None:
-        """Exec the runtime in the parked process, with exactly ``env`` (the shell's own PWD removed)."""
-        lines = ["unset PWD"] if "PWD" not in env else []
+    def release(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path | None = None) -> None:
+        """Exec the runtime in the parked process, with exactly ``env`` (the shell's own PWD removed), in ``cwd``
+        when given (the directory by that name now, should it have been replaced since the park)."""
+        lines = [f"cd -- {shlex.quote(str(cwd))} || exit 126"] if cwd is not None else []
+        lines += [f"unset {name}" for name in ("PWD", "OLDPWD") if name not in env]  # the shell's own, not Lambda's
         lines += [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
         lines.append("exec " + " ".join(map(shlex.quote, argv)) + " </dev/null")
         fd, self.script_fd = self.script_fd, -1
@@ -220,7 +222,7 @@ class RuntimeProcess:
         parked, self._parked = self._parked, None
         if parked is not None:
             try:
-                parked.release(self._argv, self._env)
+                parked.release(self._argv, self._env, None if self._mounts is not None else self._cwd)
                 popen, read_fd = parked.popen, parked.read_fd
             except OSError:  # the parked shell is gone (killed from outside): started the ordinary way instead
                 parked.discard()

@@ -42,6 +42,7 @@ class Standby:
     memory: MemoryGroup | None
     mounts: Mounts | None
     parked: Parked
+    generation: int  # the keeper's when it was made: an older one has an outdated view of the code (``renew``)
 
     async def discard(self) -> None:
         """Kill the parked process and remove its cgroups."""
@@ -69,6 +70,8 @@ class StandbyKeeper:
         self._claimed = False
         self._closing = False
         self._letting_go: set[asyncio.Task[None]] = set()
+        self._generation = 0
+        self._config: FunctionConfig | None = None  # the settings the last standby was wanted for
         self.made = 0  # standbys made so far (the tests read it)
 
     @property
@@ -79,6 +82,7 @@ class StandbyKeeper:
     def want(self, config: FunctionConfig) -> None:
         """Make a standby for ``config`` (the function's settings now) in the background, unless one is ready or
         being made, or ``config`` says no standby."""
+        self._config = config
         if not config.standby or self._closing or self._reserved is not None:
             return
         self._reserved = self._next_id()
@@ -98,6 +102,12 @@ class StandbyKeeper:
         if self._closing:
             self._let_go(standby)
             return
+        if standby.generation != self._generation and not self._claimed:  # renewed while it was made
+            self._let_go(standby)
+            self._reserved = None
+            if self._config is not None:
+                self.want(self._config)
+            return
         self._ready = standby
         self._ctx.timeline.record(
             "standby", standby.name, function=self._function, event="parked", pid=standby.parked.pid
@@ -110,6 +120,7 @@ class StandbyKeeper:
         task.add_done_callback(self._letting_go.discard)
 
     async def _make(self, name: str, config: FunctionConfig) -> Standby | None:
+        generation = self._generation
         memory_limiter = self._ctx.memory
         mounts = lambda_paths.for_function(config.code_dir, config.layers) if config.lambda_paths else None
 
@@ -124,7 +135,7 @@ class StandbyKeeper:
             except BaseException:
                 _remove_now(group, memory)
                 raise
-            return Standby(name, _settings(config), group, memory, mounts, parked)
+            return Standby(name, _settings(config), group, memory, mounts, parked, generation)
 
         try:
             standby = await asyncio.get_running_loop().run_in_executor(_SPAWNER, make)
@@ -152,10 +163,22 @@ class StandbyKeeper:
             await asyncio.wait([making])  # its callback has run when this returns
         standby, self._ready = self._ready, None
         self._reserved, self._claimed = None, False
-        if standby is not None and (standby.made_for != _settings(config) or self._closing):
+        if standby is not None and (
+            standby.made_for != _settings(config) or standby.generation != self._generation or self._closing
+        ):
             self._let_go(standby)
             return None
         return standby
+
+    def renew(self, config: FunctionConfig) -> None:
+        """The function's code changed (hot reload): a standby made before holds the old code directory (its working
+        directory, its mount on /var/task) and is let go; a new one is made."""
+        self._generation += 1
+        if self._ready is not None and not self._claimed:
+            standby, self._ready = self._ready, None
+            self._reserved = None
+            self._let_go(standby)
+        self.want(config)
 
     def give_back(self, standby: Standby) -> None:
         """Taken but not adopted (the environment ended first): let go, its cgroups named after that environment."""
