@@ -21,7 +21,10 @@ from conftest import FREEZERS, FUNCTIONS, freezer_problem, require
 
 pytestmark = pytest.mark.timeout(60)
 
-TRAMPOLINE = b"/bin/sh\0-c\0. /dev/stdin\0"
+def _parked(pid: int) -> bool:
+    """Whether ``pid`` is a shell waiting for its script (no runtime client exec'd in it)."""
+    argv = _cmdline(pid).split(b"\0")
+    return argv[:2] == [b"/bin/sh", b"-c"] and argv[2].endswith(b". /dev/stdin")
 
 
 def _cmdline(pid: int) -> bytes:
@@ -55,7 +58,7 @@ def test_init_runs_only_in_environments_that_are_invoked(serve, tmp_path):
     init_log = tmp_path / "init.log"
     fn = serve("python/init_marker", env={"INIT_LOG": str(init_log)})
     parked = _parked_pid(fn)
-    assert _cmdline(parked) == TRAMPOLINE  # the runtime client has not been exec'd: no INIT ran
+    assert _parked(parked)  # the runtime client has not been exec'd: no INIT ran
     assert not init_log.exists()
     assert fn.environments() == []
     result = fn.invoke({})
@@ -63,7 +66,7 @@ def test_init_runs_only_in_environments_that_are_invoked(serve, tmp_path):
     assert result.payload["pid"] == parked  # the new environment is the parked process, exec'd now
     assert init_log.read_text().splitlines() == [f"init {parked}"]
     following = _parked_pid(fn)  # the next one, made once that environment was idle
-    assert following != parked and _cmdline(following) == TRAMPOLINE
+    assert following != parked and _parked(following)
     assert init_log.read_text().splitlines() == [f"init {parked}"]  # still one INIT: the parked one ran none
 
 
@@ -110,7 +113,7 @@ def _trampolines_of(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         for child in (task / "children").read_text().split():
-            if _cmdline(int(child)) == TRAMPOLINE:
+            if _parked(int(child)):
                 found.append(int(child))
     return found
 
@@ -238,3 +241,16 @@ def test_a_code_directory_replaced_since_the_park_is_the_one_the_runtime_sees(se
     assert wait_gone(stale, 5.0)  # made from the old directory: let go
     result = fn.invoke({}).payload
     assert result["marker"] == "new" and result["cwd"] == str(code)
+
+
+def test_a_cgroup_the_parked_shell_cannot_join_is_an_error_and_leaves_nothing(tmp_path):
+    from emulator.engine.process import park
+
+    before = set(_children(os.getpid()))
+    with pytest.raises(OSError):  # said by the shell, or by the preexec_fn where there is no setpriv
+        park(tmp_path, [tmp_path / "no-such-cgroup" / "cgroup.procs"])
+    assert set(_children(os.getpid())) == before  # killed and reaped
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
