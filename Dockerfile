@@ -8,10 +8,11 @@ FROM node:20-bookworm-slim
 
 WORKDIR /opt/lambda-freeze
 # npm_config_nodedir: node-gyp builds aws-lambda-ric's addon against the headers the base image ships in
-# /usr/local/include/node, instead of downloading them.
+# /usr/local/include/node, instead of downloading them. The runtime client lives outside /opt: where a function's
+# runtime gets Lambda's paths (docker-compose.yml says when), its layers cover /opt.
 ENV PATH=/opt/lambda-freeze/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    LAMBDA_FREEZE_NODE_RIC_DIR=/opt/lambda-freeze/node-ric \
+    LAMBDA_FREEZE_NODE_RIC_DIR=/var/lib/lambda-freeze/node-ric \
     npm_config_nodedir=/usr/local
 
 # System packages in a layer of their own: they change far less often than the code.

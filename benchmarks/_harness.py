@@ -7,6 +7,7 @@ its own cost per request stays far below the emulator's; ``http.client`` is avai
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import queue
 import re
@@ -383,6 +384,32 @@ class StdlibClient:
 
 
 CLIENTS = {"raw": RawClient, "http.client": StdlibClient}
+
+
+# ---------------------------------------------------------------------------------------------- inspection
+def environments(server: Server) -> list[dict[str, object]]:
+    client = RawClient(server.host, server.port)
+    try:
+        status, body = client.get("/_lambda-freeze/environments")
+    finally:
+        client.close()
+    if status != 200:
+        raise HttpError(f"inspection answered {status}")
+    return list(json.loads(body))
+
+
+def await_frozen(server: Server, count: int, timeout_s: float, states: tuple[str, ...] = ("frozen",)) -> float:
+    """Until ``count`` environments are frozen, or in one of ``states`` (read through the inspection API); returns
+    the time it took."""
+    started = time.perf_counter()
+    delay_s = 0.05
+    while time.perf_counter() - started < timeout_s:
+        envs = environments(server)
+        if sum(env["state"] in states for env in envs) >= count:
+            return time.perf_counter() - started
+        time.sleep(delay_s)  # a benchmark waiting on a child process's progress, not a test
+        delay_s = min(delay_s * 1.5, 1.0)
+    raise TimeoutError(f"{count} environments were not frozen within {timeout_s} s")
 
 
 # ------------------------------------------------------------------------------------------------ statistics

@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import INVOKE_PATH, HttpError, Latencies, RawClient, Server, percentile, timed_posts
+from _harness import INVOKE_PATH, Latencies, RawClient, Server, await_frozen, environments, percentile, timed_posts
 
 RIE_SEQUENTIAL_PER_S = 1400.0
 
@@ -39,30 +39,6 @@ def rss_kb(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for {pid}")
-
-
-def environments(server: Server) -> list[dict[str, object]]:
-    client = RawClient(server.host, server.port)
-    try:
-        status, body = client.get("/_lambda-freeze/environments")
-    finally:
-        client.close()
-    if status != 200:
-        raise HttpError(f"inspection answered {status}")
-    return list(json.loads(body))
-
-
-def await_frozen(server: Server, count: int, timeout_s: float) -> float:
-    """Until ``count`` environments are frozen (read through the inspection API); returns the time it took."""
-    started = time.perf_counter()
-    delay_s = 0.05
-    while time.perf_counter() - started < timeout_s:
-        envs = environments(server)
-        if sum(env["state"] == "frozen" for env in envs) >= count:
-            return time.perf_counter() - started
-        time.sleep(delay_s)  # a benchmark waiting on a child process's progress, not a test
-        delay_s = min(delay_s * 1.5, 1.0)
-    raise TimeoutError(f"{count} environments were not frozen within {timeout_s} s")
 
 
 def concurrent_throughput(clients: int, seconds: float, freezer: str) -> dict[str, object]:

@@ -60,9 +60,9 @@ class Run:
         self, sample: str, handler: str = "index.handler", *, close: str = "mirror", **settings: Any
     ) -> LambdaFunction:
         env = {k: v for k, v in self.db.env().items() if k not in ("DB_HOST", "DB_PORT")}
-        return self.lf.function(
-            SAMPLE / sample,
-            handler,
+        return self.lf.function(  # the project is the code: one package, a handler per folder
+            SAMPLE,
+            f"{sample}/{handler}",
             runtime=RUNTIME,
             freezer=self.freezer,
             env={**env, **settings.pop("env", {})},

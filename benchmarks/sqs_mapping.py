@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -34,16 +35,26 @@ from emulator.testing import CollectingSink, EmulatorThread  # noqa: E402
 
 SENDER = """
 import json, sys, time, boto3
-url, endpoint, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+url, endpoint, first, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x",
                    aws_secret_access_key="x")
+sqs.get_queue_url(QueueName=url.rsplit("/", 1)[1])  # imported, connected: ready
+print("ready", flush=True)
+sys.stdin.readline()  # every sender starts at once
 started = time.time()
-for start in range(0, count, 10):
-    entries = [{"Id": str(i), "MessageBody": json.dumps({"n": start + i})} for i in range(min(10, count - start))]
+end = first + count
+for start in range(first, end, 10):
+    entries = [{"Id": str(i), "MessageBody": json.dumps({"n": start + i})} for i in range(min(10, end - start))]
     response = sqs.send_message_batch(QueueUrl=url, Entries=entries)
     assert not response.get("Failed"), response
 print(json.dumps({"started": started, "ended": time.time()}))
 """
+
+
+def cpu_of(pid: int) -> float:
+    """User + system CPU of another process so far (utime and stime in /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -56,8 +67,14 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=10)
+    parser.add_argument("--senders", type=int, default=2, help="sender processes, each sending its share")
+    parser.add_argument(
+        "--moto-as-is", action="store_true", help="the embedded moto as released: its own server, its own SQS paths"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON document")
     args = parser.parse_args()
+    if args.moto_as_is:
+        os.environ["LAMBDA_FREEZE_MOTO_AS_IS"] = "1"  # the moto child inherits it
     out_dir = Path(tempfile.mkdtemp(prefix="sqs-bench-"))
     function = FunctionConfig(
         name="sink",
@@ -90,17 +107,35 @@ def main() -> int:
             ),
             120,
         )
+        moto_pid = emulator.events.endpoint.pid
+        assert moto_pid is not None
+        moto_before = cpu_of(moto_pid)
         cpu_before = resource.getrusage(resource.RUSAGE_SELF)
         poller_before = mapping.poller_cpu_s
-        sender = subprocess.run(
-            [sys.executable, "-c", SENDER, url, endpoint, str(args.messages)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        sent = json.loads(sender.stdout)
+        shares = [args.messages // args.senders + (n < args.messages % args.senders) for n in range(args.senders)]
+        firsts = [sum(shares[:n]) for n in range(args.senders)]
+        senders = [
+            subprocess.Popen(
+                [sys.executable, "-c", SENDER, url, endpoint, str(first), str(share)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for first, share in zip(firsts, shares, strict=True)
+            if share
+        ]
+        for sender in senders:
+            assert sender.stdout is not None and sender.stdout.readline() == "ready\n"
+        for sender in senders:
+            assert sender.stdin is not None
+            sender.stdin.write("go\n")
+            sender.stdin.flush()
+        times = [json.loads(sender.communicate()[0]) for sender in senders]
+        assert all(sender.returncode == 0 for sender in senders), "a sender failed"
+        sent = {"started": min(t["started"] for t in times), "ended": max(t["ended"] for t in times)}
         emu.wait_for(lambda e: mapping.counts["deleted"] >= args.messages, timeout_s=600)
         cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+        moto_cpu_s = cpu_of(moto_pid) - moto_before
         poller_cpu_s = mapping.poller_cpu_s - poller_before
         counts = dict(mapping.counts)
     lines = [line.split() for path in out_dir.iterdir() for line in path.read_text().splitlines()]
@@ -114,6 +149,8 @@ def main() -> int:
         "messages": args.messages,
         "batch_size": args.batch_size,
         "concurrency": args.concurrency,
+        "senders": args.senders,
+        "moto": "as released" if args.moto_as_is else "moto_sqs + moto_http",
         "processed": len(ids),
         "lost": args.messages - len(unique),
         "duplicates": len(ids) - len(unique),
@@ -126,6 +163,8 @@ def main() -> int:
         "mean_batch": round(len(ids) / max(1, counts["batches"]), 2),
         "poller_cpu_us_per_message": round(poller_cpu_s / args.messages * 1e6, 1),
         "emulator_cpu_us_per_message": round(process_cpu_s / args.messages * 1e6, 1),
+        "sqs_server_cpu_us_per_message": round(moto_cpu_s / args.messages * 1e6, 1),
+        "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
     if args.json:
         print(json.dumps(figures))

@@ -91,6 +91,8 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
         else:
             lifetime.add_argument(f"--{flag}", action=option, type=kind, dest=dest, default=argparse.SUPPRESS,
                                   help=text)
+    lifetime.add_argument("--no-lambda-paths", action=option, nargs=0, const=False, dest="lambda_paths",
+                          default=argparse.SUPPRESS, help="run the code and layers from their own directories")
     lifetime.add_argument("--no-reset-on-timeout", action=option, nargs=0, const=False, dest="reset_on_timeout",
                           default=argparse.SUPPRESS, help="freeze a timed-out environment, reuse it")
     serve.add_argument("--account-concurrency", type=int, help="environments across all functions (default 1000)")
@@ -221,7 +223,8 @@ _FUNCTION_OPTIONS: list[tuple[str, Any, str]] = [
     ("maximum-event-age", float, "async: seconds an event may wait (default 21600)"),
     ("retry-delays", str, "async: comma-separated seconds before each retry (default 60,120)"),
     ("detect-leaks", bool, "flag responses and logs carrying an earlier invocation's event values"),
-    ("lambda-paths", bool, "the code at /var/task and the layers at /opt (a private mount namespace; needs root)"),
+    ("lambda-paths", bool, "the code at /var/task and the layers at /opt, in a private mount namespace where the "
+                           "kernel allows one (root): the default; --no-lambda-paths for the real directories"),
 ]
 
 

@@ -8,6 +8,7 @@ import select
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,9 +29,9 @@ def command() -> list[str]:
 class Serve:
     """``lambda-freeze serve`` as a user starts it; ``url`` once it says it is serving."""
 
-    def __init__(self, *args: str):
+    def __init__(self, *args: str, prefix: Sequence[str] = ()):  # prefix: a command that runs it (setpriv ...)
         self.proc = subprocess.Popen(
-            [*command(), "serve", "--port", "0", *args],
+            [*prefix, *command(), "serve", "--port", "0", *args],
             stdout=subprocess.DEVNULL,  # function logs
             stderr=subprocess.PIPE,
             text=True,

@@ -20,6 +20,7 @@ import yaml
 
 from conftest import require
 from emulator.config import ServerConfig
+from emulator.engine import dependencies, node_ric, python_runtime
 
 ROOT = Path(__file__).parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -293,6 +294,17 @@ def test_every_dockerfile_step_is_a_script_of_the_repository(compose):
     for script in scripts:
         assert script in recipe or script in install, f"CI never runs {script}"
         assert script in prerequisites, f"a change to {script} does not re-run the install of make test"
+
+
+def test_the_image_keeps_what_runtimes_load_out_of_opt(compose):
+    """Where a runtime gets Lambda's paths, its layers cover /opt: a runtime client, a runtime's virtualenv or a
+    build kept there would turn those paths off for its functions (lambda_paths.Mounts.hidden)."""
+    dockerfile = Dockerfile.parse(dockerfile_of(emulator_service(compose)))
+    env = dict(word.split("=", 1) for line in dockerfile.all("ENV") for word in shlex.split(line) if "=" in word)
+    for variable in (node_ric.CACHE_DIR_VARIABLE, python_runtime.CACHE_DIR_VARIABLE, dependencies.CACHE_DIR_VARIABLE,
+                     "XDG_CACHE_HOME", "HOME"):
+        if variable in env:
+            assert not PurePosixPath(env[variable]).is_relative_to("/opt"), f"{variable}={env[variable]} is in /opt"
 
 
 def test_the_served_command_matches_the_image(compose):

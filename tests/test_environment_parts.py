@@ -4,14 +4,17 @@ freeze control, and the bound owner. Unit tests: no process and no socket."""
 from __future__ import annotations
 
 import asyncio
+import random
+import re
 import time
+import uuid
 
 import pytest
 
 from emulator.engine.deadline import Deadline
 from emulator.engine.freeze import FreezeControl
 from emulator.engine.freezer.signals import NoFreezeBackend
-from emulator.engine.invocation import Invocation
+from emulator.engine.invocation import Invocation, new_request_id, new_trace_id
 from emulator.engine.lifecycle import Lifecycle, State
 from emulator.engine.owner import BoundOwner, InitFailure
 from emulator.engine.slot import InvocationSlot
@@ -92,6 +95,24 @@ async def test_a_deadline_runs_its_callback_unless_cancelled_or_rearmed():
     deadline.arm(time.monotonic(), on_expiry("last"))
     await asyncio.wait_for(expired.wait(), 5)
     assert fired == ["last"]
+
+
+def test_request_ids_are_version_4_uuids_and_trace_ids_have_x_ray_shape():
+    ids = [new_request_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids[:500]:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    assert re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0", new_trace_id())
+    # a test that seeds the global generator (pytest-randomly does, before each test) cannot make them repeat
+    state = random.getstate()
+    try:
+        random.seed(13)
+        first = new_request_id(), new_trace_id()
+        random.seed(13)
+        assert (new_request_id(), new_trace_id()) != first
+    finally:
+        random.setstate(state)
 
 
 def test_freeze_control_tells_its_listeners_and_counts_the_time_frozen():

@@ -22,6 +22,7 @@ from test_cli import Serve
 
 from conftest import FUNCTIONS, lambda_client
 from emulator import FunctionConfig, ServerConfig
+from emulator.engine import lambda_paths
 from emulator.testing import CollectingSink, EmulatorThread
 
 pytestmark = pytest.mark.timeout(90)
@@ -121,7 +122,7 @@ def test_a_function_sees_its_own_variables_and_code_only(tmp_path):
         assert env[f"SECRET_{name.upper()}"] == name
         assert f"SECRET_{other.upper()}" not in env
         assert env["AWS_LAMBDA_FUNCTION_NAME"] == name
-        assert env["LAMBDA_TASK_ROOT"] == str(tmp_path / name)
+        assert env["LAMBDA_TASK_ROOT"] == ("/var/task" if lambda_paths.available() else str(tmp_path / name))
         assert str(tmp_path / other) not in json.dumps(env)
         assert env["AWS_LAMBDA_RUNTIME_API"] != seen[other]["AWS_LAMBDA_RUNTIME_API"]
 

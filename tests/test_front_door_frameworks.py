@@ -20,7 +20,10 @@ from emulator.errors import ConfigError
 pytestmark = pytest.mark.timeout(120)
 
 TESTS = Path(__file__).parent
-EXPRESS = TESTS / "node/express"  # its node_modules: tests/node, installed as locked by make test
+# One package: tests/node (its node_modules installed as locked by make test) is the code, express/ the handler's
+# folder, as a zip of the project would be; ES modules find packages only inside it (/var/task/node_modules).
+EXPRESS = TESTS / "node"
+EXPRESS_HANDLER = "express/index.handler"
 ASGI = TESTS / "functions/python/asgi"
 FRONTS = {
     "rest": {"routes": (Route("rest", "ANY", "/{proxy+}", binary_media_types=("application/octet-stream",)),)},
@@ -33,7 +36,7 @@ def express_problem() -> str | None:
     if not (TESTS / "node/node_modules/serverless-http/package.json").is_file():
         return "tests/node/node_modules is not installed: run samples/node/install.sh ../../tests/node (make test does)"
     try:
-        node_ric.command("nodejs20.x", EXPRESS, "index.handler")
+        node_ric.command("nodejs20.x", EXPRESS, EXPRESS_HANDLER)
     except ConfigError as exc:
         return exc.message
     return None
@@ -44,7 +47,7 @@ def framework(request: pytest.FixtureRequest) -> dict[str, Any]:
     if request.param == "express":
         problem = express_problem()
         require(problem is None, str(problem))
-        return {"code": str(EXPRESS), "runtime": "nodejs20.x", "handler": "index.handler"}
+        return {"code": str(EXPRESS), "runtime": "nodejs20.x", "handler": EXPRESS_HANDLER}
     return {"code": str(ASGI), "runtime": "python3.11", "handler": "app.handler"}
 
 

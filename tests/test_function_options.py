@@ -13,6 +13,7 @@ from test_cli import Serve
 
 from conftest import lambda_client
 from emulator import cli
+from emulator.config import function_options
 from emulator.config.settings import DEFAULT_MEMORY_MB, ServerConfig
 from emulator.errors import ConfigError
 
@@ -87,6 +88,15 @@ def test_options_after_function_name_apply_to_that_function_only(project):
     assert dict(orders.env) == {"COLOR": "orders", "ALL": "1"}
     assert dict(billing.env) == {"ALL": "1"}
     assert orders.max_invocations == billing.max_invocations == 7
+
+
+def test_lambda_paths_are_on_unless_a_function_opts_out(project):
+    served = by_name(config("--template", str(project / "template.yaml"), "--function", "Orders", "--no-lambda-paths"))
+    assert (served["Orders"].lambda_paths, served["billing-fn"].lambda_paths) == (False, True)
+    served = by_name(config("--template", str(project / "template.yaml"), "--no-lambda-paths",
+                            "--function", "Billing", "--lambda-paths"))
+    assert (served["Orders"].lambda_paths, served["billing-fn"].lambda_paths) == (False, True)
+    assert function_options.describe({"lambda_paths": False}) == "--no-lambda-paths"  # as typed, in a warning
 
 
 def test_a_template_function_is_named_by_its_logical_id_too(project):

@@ -1,18 +1,22 @@
-"""Code that opens Lambda's paths directly: its own files at /var/task and its layers' at /opt, where the kernel gives
-the runtime a private mount namespace (root here); elsewhere the real directories under the same variables. Each
-test says which path the kernel allowed."""
+"""Code that opens Lambda's paths directly: its own files at /var/task and its layers' at /opt, by default, where the
+kernel gives the runtime a private mount namespace (root here); elsewhere, or with --no-lambda-paths, the real
+directories under the same variables. Each test says which path the kernel allowed."""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import shutil
 import signal
 from pathlib import Path
 
 import pytest
 from test_cli import Serve
 
-from conftest import lambda_client
-from emulator.engine import lambda_paths
+from conftest import lambda_client, require
+from emulator import FunctionConfig, ServerConfig
+from emulator.engine import lambda_paths, preparation
 from emulator.engine.lambda_paths import Mounts
 
 pytestmark = pytest.mark.timeout(60)
@@ -67,11 +71,12 @@ def invoke(serve: Serve) -> dict[str, object]:
 
 def test_code_and_layers_at_lambdas_paths(project):
     serve = Serve("--code-dir", str(project / "code"), "--handler", "app.handler", "--name", "paths",
-                  "--layer", str(project / "first"), "--layer", str(project / "second"), "--lambda-paths")
+                  "--layer", str(project / "first"), "--layer", str(project / "second"))
     try:
         seen = invoke(serve)
     finally:
         assert serve.stop(signal.SIGTERM) == 0
+    said = "".join(serve.stderr)
     assert seen["by_variable"] == "the code's own file"
     if lambda_paths.available():  # the kernel allowed a private mount namespace: Lambda's paths
         assert seen["task_file"] == "the code's own file"
@@ -81,14 +86,16 @@ def test_code_and_layers_at_lambdas_paths(project):
         assert (seen["cwd"], seen["root"]) == ("/var/task", "/var/task")
         assert "/var/task" in seen["sys_path"] and "/opt/python" in seen["sys_path"]
         assert not any(str(project) in entry for entry in seen["sys_path"])  # no real path left to the code
-    else:  # not permitted: the real directories, named by the variables
+        assert "functions see their code at /var/task and their layers at /opt" in said
+    else:  # not permitted: the real directories, named by the variables, and one line that says why
+        assert said.count("no private mount namespace here") == 1
         assert seen["task_file"] == "FileNotFoundError"
         assert seen["root"] == str((project / "code").resolve())
         assert str((project / "second/python").resolve()) in seen["sys_path"]
 
 
 def test_without_layers_opt_is_empty(project):
-    serve = Serve("--code-dir", str(project / "code"), "--handler", "app.handler", "--name", "paths", "--lambda-paths")
+    serve = Serve("--code-dir", str(project / "code"), "--handler", "app.handler", "--name", "paths")
     try:
         seen = invoke(serve)
     finally:
@@ -98,6 +105,73 @@ def test_without_layers_opt_is_empty(project):
         assert seen["task_file"] == "the code's own file"
     else:
         assert seen["root"] == str((project / "code").resolve())
+
+
+def test_where_the_kernel_refuses_one_line_says_so_and_the_real_paths_serve(project):
+    """An unprivileged container's lot, made here: root without CAP_SYS_ADMIN (setpriv drops it), so unshare(2) is
+    refused. One log line says so, and the code and layers run from their own directories under the same variables."""
+    require(os.geteuid() == 0 and shutil.which("setpriv") is not None, "needs root and setpriv(1) to drop a capability")
+    serve = Serve("--code-dir", str(project / "code"), "--handler", "app.handler", "--name", "paths",
+                  "--layer", str(project / "first"), "--freezer", "sigstop",
+                  prefix=["setpriv", "--bounding-set=-sys_admin", "--inh-caps=-sys_admin"])
+    try:
+        seen = invoke(serve)
+    finally:
+        assert serve.stop(signal.SIGTERM) == 0
+    said = "".join(serve.stderr)
+    assert said.count("no private mount namespace here") == 1, said
+    assert "Operation not permitted" in said
+    assert "functions see their code at /var/task" not in said
+    assert seen["task_file"] == seen["opt_first"] == "FileNotFoundError"
+    assert seen["root"] == seen["cwd"] == str((project / "code").resolve())
+    assert seen["by_variable"] == "the code's own file"
+    assert str((project / "first/python").resolve()) in seen["sys_path"]
+
+
+def test_opting_out_runs_the_real_directories(project):
+    serve = Serve("--code-dir", str(project / "code"), "--handler", "app.handler", "--name", "paths",
+                  "--layer", str(project / "first"), "--no-lambda-paths")
+    try:
+        seen = invoke(serve)
+    finally:
+        assert serve.stop(signal.SIGTERM) == 0
+    assert seen["task_file"] == "FileNotFoundError"  # /var/task is the host's: an empty mount point, or none
+    assert seen["root"] == seen["cwd"] == str((project / "code").resolve())
+    assert seen["by_variable"] == "the code's own file"
+    assert str((project / "first/python").resolve()) in seen["sys_path"]
+    assert "layers are used from their own directories, not mounted at /opt" in "".join(serve.stderr)
+
+
+def test_the_opt_out_is_a_config_key(tmp_path):
+    config = tmp_path / "lambda-freeze.toml"
+    config.write_text('[functions.f]\ncode_dir = "."\nhandler = "app.handler"\nlambda_paths = false\n')
+    (loaded,) = ServerConfig.load(file=config).functions
+    assert loaded.lambda_paths is False
+    assert FunctionConfig("g", tmp_path, "app.handler").lambda_paths is True  # the default
+
+
+def test_a_debugged_function_keeps_its_real_paths(tmp_path, caplog):
+    debugged = FunctionConfig("f", tmp_path, "app.handler", debug_port=5678)
+    assert not lambda_paths.wanted(debugged)  # breakpoints name the files the editor has open
+    with caplog.at_level(logging.INFO, logger="lambda_freeze.prepare"):
+        preparation.prepare(debugged)
+    said = [r.getMessage() for r in caplog.records if "is debugged at its real paths" in r.getMessage()]
+    assert len(said) == (1 if lambda_paths.available() else 0)  # where there is no namespace, nothing changes
+    assert lambda_paths.wanted(FunctionConfig("f", tmp_path, "app.handler"))
+    assert not lambda_paths.wanted(FunctionConfig("f", tmp_path, "app.handler", lambda_paths=False))
+
+
+def test_what_the_runtime_needs_from_the_hosts_opt():
+    """A runtime client or an interpreter kept under the host's /opt would vanish under the layers: the function
+    then keeps its real paths (said once); the code and the layers themselves may live there."""
+    mounts = Mounts(Path("/opt/app/code"), (Path("/opt/app/layer"),))
+    env = {"PYTHONPATH": "/opt/app/code:/opt/app/layer/python:/cache/build",
+           "NODE_PATH": "/opt/lambda-freeze/node-ric/node_modules:/opt/app/code"}
+    assert mounts.hidden(["/usr/bin/node", "/opt/app/code/node_modules/x/index.mjs"], env) == [
+        "/opt/lambda-freeze/node-ric/node_modules"]
+    assert mounts.hidden(["/usr/bin/python3", "-m", "awslambdaric"], {"PYTHONPATH": "/cache:/opt/app/code"}) == []
+    assert mounts.command(["/opt/app/code/bootstrap", "-v", "/usr/bin/x"]) == ["/var/task/bootstrap", "-v",
+                                                                             "/usr/bin/x"]
 
 
 def test_the_search_paths_name_lambdas_folders():

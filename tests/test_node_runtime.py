@@ -16,7 +16,7 @@ import pytest
 
 from conftest import FREEZERS, FUNCTIONS, Served, require
 from emulator.cli import main as cli_main
-from emulator.engine import node_ric
+from emulator.engine import lambda_paths, node_ric
 from emulator.errors import ConfigError
 
 pytestmark = pytest.mark.timeout(60)
@@ -139,13 +139,14 @@ def test_environment_variables(node, monkeypatch):
     assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "512"
     assert env["AWS_EXECUTION_ENV"] == "AWS_Lambda_nodejs20.x"
     code_dir = FUNCTIONS / BASIC
-    assert env["LAMBDA_TASK_ROOT"] == str(code_dir)
+    task_root = "/var/task" if lambda_paths.available() else str(code_dir)  # mounted there where the kernel allows
+    assert env["LAMBDA_TASK_ROOT"] == task_root
     assert env["MY_SETTING"] == "on"
     assert re.fullmatch(r"127\.0\.0\.1:\d+", env["AWS_LAMBDA_RUNTIME_API"])
     # Lambda's NODE_PATH ends ...:/var/runtime/node_modules:/var/runtime:/var/task; here the client's node_modules
     # stands for the runtime's and the code directory for /var/task.
     client = node_ric.locate(code_dir)
-    assert env["NODE_PATH"] == f"{client.parent}:{code_dir}"
+    assert env["NODE_PATH"] == f"{client.parent}:{task_root}"
     assert "NODE_OPTIONS" not in env
     assert "PYTEST_CURRENT_TEST" not in env
 
@@ -256,7 +257,8 @@ def test_the_functions_own_client_comes_first(node, tmp_path):
     assert node_ric.locate(code) == code / "node_modules" / "aws-lambda-ric"
     fn = node(str(code))  # an absolute path: FUNCTIONS / code is code
     env = fn.invoke({"action": "env"}).payload
-    assert env["NODE_PATH"] == f"{code / 'node_modules'}:{code}"
+    task_root = "/var/task" if lambda_paths.available() else str(code)
+    assert env["NODE_PATH"] == f"{task_root}/node_modules:{task_root}"
 
 
 def test_install_command_reports_the_cached_build(node_client, capsys):

@@ -18,7 +18,7 @@ from conftest import FUNCTIONS, lambda_client, require
 from emulator import FunctionConfig, ServerConfig
 from emulator.cli import main
 from emulator.config.settings import PYTHON_RUNTIMES
-from emulator.engine import dependencies, python_runtime
+from emulator.engine import dependencies, lambda_paths, python_runtime
 from emulator.errors import ConfigError
 from emulator.server import Emulator
 
@@ -52,7 +52,8 @@ def test_each_python_runtime_runs_its_own_interpreter_and_sdk(serve, runtime):
     assert probe["version"] == runtime.removeprefix("python")
     assert Path(probe["executable"]).parent == python_runtime.venv_python(runtime).parent
     # The code directory first on sys.path, as /var/task on Lambda; the emulator's virtualenv nowhere.
-    assert probe["path"][0] == str((FUNCTIONS / PROBE).resolve())
+    code = "/var/task" if lambda_paths.available() else str((FUNCTIONS / PROBE).resolve())  # mounted there or not
+    assert probe["path"][0] == code
     assert not any(entry.startswith(sys.prefix) for entry in probe["path"])
     assert probe["importable"] == {"pytest": False, "orjson": False, "uvloop": False, "emulator": False,
                                    "awslambdaric": True}

@@ -3,6 +3,7 @@ queue notifications, and the SQS, Schedule and ScheduleV2 events of functions; s
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -50,6 +51,9 @@ Resources:
       Handler: app.handler
       Runtime: python3.11
       Timeout: 5
+      Environment:
+        Variables:
+          ORDERS_ARN: !GetAtt Orders.Arn
       Events:
         FromOrders:
           Type: SQS
@@ -125,15 +129,19 @@ def test_a_template_runs_end_to_end(tmp_path):
     path = write(tmp_path)
     (tmp_path / "events").mkdir()
     (function,) = functions_from_template(path)
-    function = function.__class__(**{**function.__dict__, "env": {"RECORD_DIR": str(tmp_path / "events")}})
+    orders_arn = function.env["ORDERS_ARN"]  # what the function is told its queue is
+    env = {**function.env, "RECORD_DIR": str(tmp_path / "events")}
+    function = function.__class__(**{**function.__dict__, "env": env})
     config = ServerConfig(port=0, functions=(function,), events=events_from_template(path))
     with EmulatorThread(config, sink=CollectingSink()) as emu:
         assert emu.emulator is not None and emu.emulator.events.mappings is not None
         (mapping,) = emu.emulator.events.mappings.mappings.values()
+        assert mapping.queue.arn == orders_arn  # the service's ARN is the template's (the same account)
         s3 = emu.emulator.events.endpoint.client("s3")  # type: ignore[union-attr]
         s3.put_object(Bucket="uploads", Key="a.txt", Body=b"a")  # S3 → orders → the mapping → Consumer
         emu.wait_for(lambda e: mapping.counts["deleted"] >= 2)  # S3's s3:TestEvent, then the object's event
         bodies = [p.read_text() for p in sorted((tmp_path / "events").iterdir())]
         assert any("s3:TestEvent" in body for body in bodies)
         assert any("ObjectCreated:Put" in body and "a.txt" in body for body in bodies)
+        assert {json.loads(body)["Records"][0]["eventSourceARN"] for body in bodies} == {orders_arn}
         assert [s["name"] for s in emu.emulator.events.describe_schedules()] == ["Consumer.Nightly", "Consumer.Paris"]

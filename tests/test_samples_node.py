@@ -39,7 +39,7 @@ def _problem() -> str | None:
     if stamp.read_text().strip() != hashlib.sha256(lock.read_bytes()).hexdigest():
         return f"the Sequelize sample's node_modules is not that of its package-lock.json: run `{INSTALL_COMMAND}`"
     try:
-        node_ric.command(RUNTIME, SAMPLES / "counter", "index.handler")
+        node_ric.command(RUNTIME, SAMPLES, "counter/index.handler")
     except ConfigError as exc:
         return exc.message  # names `lambda-freeze install-node-ric`
     return None
@@ -77,7 +77,7 @@ def cold(result) -> bool:
 @pytest.mark.parametrize("freezer", ["auto", "none"])
 def test_counter_slow_timer_fires_in_the_next_invocation(lambda_freeze, sequelize_sample, freezer):
     for _ in range(RUNS):
-        fn = lambda_freeze.function(sequelize_sample / "counter", "index.handler", runtime=RUNTIME, freezer=freezer)
+        fn = lambda_freeze.function(sequelize_sample, "counter/index.handler", runtime=RUNTIME, freezer=freezer)
         first = fn.invoke({})
         assert first.payload == 1
         fn.stay_frozen(3.0)  # the guide's "wait 3 seconds and invoke the Lambda again"
@@ -123,8 +123,8 @@ def test_counter_with_a_ten_minute_timer_fires_in_the_next_invocation_after_a_vi
     _virtual_clock()
     for _ in range(RUNS):
         fn = lambda_freeze.function(
-            sequelize_sample / "counter",
-            "index.handler",
+            sequelize_sample,
+            "counter/index.handler",
             runtime=RUNTIME,
             virtual_time=True,
             env={"SLOW_TIMEOUT_MS": str(SLOW_TIMER_MS)},
@@ -159,8 +159,8 @@ def test_counter_fixed_leaves_nothing_for_the_next_invocation(lambda_freeze, seq
         _virtual_clock()
     for _ in range(RUNS):
         fn = lambda_freeze.function(
-            sequelize_sample / "counter_fixed",
-            "index.handler",
+            sequelize_sample,
+            "counter_fixed/index.handler",
             runtime=RUNTIME,
             virtual_time=virtual,
             env={"SLOW_TIMEOUT_MS": str(SLOW_TIMER_MS)} if virtual else {},
@@ -184,8 +184,8 @@ def test_counter_fixed_leaves_nothing_for_the_next_invocation(lambda_freeze, seq
 def stale_pool(lambda_freeze, sample: Path, db, close: str, freezer: str = "auto"):
     """The {min: 1, max: 1} pool sample, its database reached through the fault proxy with ``close``."""
     return lambda_freeze.function(
-        sample / "stale_pool",
-        "index.handler",
+        sample,
+        "stale_pool/index.handler",
         runtime=RUNTIME,
         freezer=freezer,
         env=through_proxy(db),
@@ -254,7 +254,7 @@ def test_event_loop_never_empties(lambda_freeze, lambda_freeze_mysql, sequelize_
     db = lambda_freeze_mysql()
     for _ in range(RUNS):
         fn = lambda_freeze.function(
-            sequelize_sample / "never_empty", "index.handler", runtime=RUNTIME, env=db.env(), timeout_s=2
+            sequelize_sample, "never_empty/index.handler", runtime=RUNTIME, env=db.env(), timeout_s=2
         )
         for _ in range(2):
             result = fn.invoke({})
@@ -268,8 +268,8 @@ def test_event_loop_never_empties(lambda_freeze, lambda_freeze_mysql, sequelize_
 # ------------------------------------------------------------- 4. timers of one invocation striking the next
 def floating(lambda_freeze, sample: Path, db, handler: str, freezer: str):
     return lambda_freeze.function(
-        sample / "floating_query",
-        handler,
+        sample,
+        f"floating_query/{handler}",
         runtime=RUNTIME,
         freezer=freezer,
         env=through_proxy(db),
@@ -371,8 +371,8 @@ def test_connect_timeout_strikes_the_next_invocation(lambda_freeze, lambda_freez
 # ------------------------------------------------------------------------- 5. the guide's recommended configuration
 def recommended(lambda_freeze, sample: Path, db, handler: str = "index.handler", **settings):
     return lambda_freeze.function(
-        sample / "recommended",
-        handler,
+        sample,
+        f"recommended/{handler}",
         runtime=RUNTIME,
         env={**through_proxy(db), "FUNCTION_TIMEOUT_MS": "10000"},
         timeout_s=10,

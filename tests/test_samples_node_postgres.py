@@ -44,7 +44,7 @@ def _problem() -> str | None:
     if stamp.read_text().strip() != hashlib.sha256(lock.read_bytes()).hexdigest():
         return f"the node-postgres sample's node_modules is not that of its package-lock.json: run `{INSTALL_COMMAND}`"
     try:
-        node_ric.command(RUNTIME, SAMPLE / "idle_pool/broken", "index.handler")
+        node_ric.command(RUNTIME, SAMPLE, "idle_pool/broken/index.handler")
         clock.preload_library()
     except (ConfigError, LambdaFreezeError) as exc:
         return exc.message  # names `lambda-freeze install-node-ric`, or the compiler the clock preload needs
@@ -61,9 +61,9 @@ def pg_sample() -> Path:
 
 def _function(lambda_freeze: Any, code: Path, db: Any, virtual: bool, **settings: Any) -> Any:
     env = {"DB_USER": db.user, "DB_NAME": db.database, **settings.pop("env", {})}
-    return lambda_freeze.function(
-        code,
-        "index.handler",
+    return lambda_freeze.function(  # the project is the code, as one package of several handlers
+        SAMPLE,
+        f"{code.relative_to(SAMPLE)}/index.handler",
         runtime=RUNTIME,
         env=env,
         upstreams={"DB": f"{db.host}:{db.port}"},

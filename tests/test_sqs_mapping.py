@@ -14,6 +14,7 @@ import pytest
 from sqs_support import depth, mapping, queue_url, recorded, send, serve_with_queues, sqs
 
 from emulator.config.events import EventsConfig, QueueConfig, SqsMappingConfig
+from emulator.config.settings import FunctionConfig
 from emulator.errors import ConfigError, FunctionNotFound
 
 pytestmark = pytest.mark.timeout(90)
@@ -50,6 +51,34 @@ def test_the_event_has_lambdas_shape_and_the_message_is_deleted(sqs_serve, tmp_p
     }
     assert depth(fn, "orders") == 0
     assert mapping(fn).describe()["LastProcessingResult"] == "OK"
+
+
+def test_queue_arns_are_in_the_served_functions_account(sqs_serve, tmp_path):
+    """The embedded endpoint's queues live in the account of the served functions (their ARNs, a template's
+    !GetAtt Queue.Arn), not moto's default one: a dead-letter queue named by such an ARN is found, and
+    eventSourceARN, the mapping's EventSourceArn and the queue URL carry that account."""
+    account = FunctionConfig(name="fn", code_dir=tmp_path, handler="app.handler").account_id
+    fn = sqs_serve(
+        queues=[
+            QueueConfig("held"),
+            QueueConfig(
+                "orders", dead_letter_queue=f"arn:aws:sqs:us-east-1:{account}:held", max_receive_count=3
+            ),
+        ],
+        mappings=[SqsMappingConfig(function="fn", queue=f"arn:aws:sqs:us-east-1:{account}:orders")],
+    )
+    assert fn.emulator.emulator.functions["fn"].config.arn == f"arn:aws:lambda:us-east-1:{account}:function:fn"
+    arn = f"arn:aws:sqs:us-east-1:{account}:orders"
+    assert mapping(fn).queue.arn == arn
+    assert queue_url(fn, "orders").endswith(f"/{account}/orders")
+    redrive = sqs(fn).get_queue_attributes(QueueUrl=queue_url(fn, "orders"), AttributeNames=["RedrivePolicy"])
+    assert json.loads(redrive["Attributes"]["RedrivePolicy"])["deadLetterTargetArn"].endswith(f":{account}:held")
+    (listed,) = fn.client.list_event_source_mappings(EventSourceArn=arn)["EventSourceMappings"]
+    assert listed["EventSourceArn"] == arn
+    send(fn, "orders", [{"n": 1}])
+    fn.wait_for(lambda emu: mapping(fn).counts["deleted"] == 1)
+    ((record,),) = [event["Records"] for event in recorded(tmp_path / "events")]
+    assert record["eventSourceARN"] == arn
 
 
 def test_a_failed_batch_is_not_deleted_and_comes_back_after_the_visibility_timeout(sqs_serve, tmp_path):

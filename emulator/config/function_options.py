@@ -115,6 +115,8 @@ def describe(options: Mapping[str, Any]) -> str:
             words.extend(f"{flag} {pair}" for pair in value)
         elif key == "reset_on_timeout":
             words.append("--no-reset-on-timeout")
+        elif value is False:  # an opt-out of an option on by default: --no-lambda-paths
+            words.append(f"--no-{key.replace('_', '-')}")
         elif value is True:
             words.append(flag)
         else:

@@ -82,7 +82,7 @@ class FunctionConfig:
     max_event_age_s: float = 21600.0
     retry_delays_s: tuple[float, ...] = (60.0, 120.0)  # after the 1st and the 2nd failed attempt
     detect_leaks: bool = False  # flag responses and logs that carry an earlier invocation's event values
-    lambda_paths: bool = False  # code at /var/task, layers at /opt (a private mount namespace)
+    lambda_paths: bool = True  # code at /var/task, layers at /opt (a private mount namespace, where the kernel allows)
     build: bool = True  # install the code directory's requirements.txt into a cached build, as sam build would
     layers: tuple[Path, ...] = ()  # local layer directories, in the order Lambda extracts them into /opt
     # Upstreams reached through the fault proxy: {"DB": "127.0.0.1:5432"} gives every environment a proxy port

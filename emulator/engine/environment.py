@@ -154,7 +154,7 @@ class Environment:
         """Open the Runtime API endpoint and launch the runtime; INIT then runs (``init_done`` tells its end).
 
         With a ``standby``, its cgroups and parked process become this environment's, and its process execs the
-        runtime; returns whether it was adopted (if not, the caller still owns it)."""
+        runtime; returns whether it was taken (adopted, or let go as unfit): if not, the caller still owns it."""
         endpoint = await self._ctx.runtime_server.open_endpoint(
             RuntimeSide(
                 self.next_invocation,
@@ -186,9 +186,22 @@ class Environment:
             extra["AWS_ENDPOINT_URL_LAMBDA"] = self._ctx.endpoint_url
         if self.shutdown.begun:  # stopped while the upstreams opened: the standby stays its keeper's
             return False
-        adopted = standby is not None
+        adopted = False
         try:
+            argv = runtimes.command(self.config)
+            env = runtimes.environment(
+                self.config,
+                runtime_api=endpoint.address,
+                initialization_type=self.initialization_type,
+                extra=extra,
+            )
+            mounts = lambda_paths.for_function(self.config, argv, env)
+            if standby is not None and standby.mounts != mounts:  # parked in another view of the paths
+                adopted = True  # let go here: its cgroups bear this environment's name, which its own will take
+                await standby.discard()
+                standby = None
             if standby is not None:
+                adopted = True
                 group = self.freeze.adopt(standby.group)
                 self.processes.memory = standby.memory
                 self.processes.parked = standby.parked
@@ -198,19 +211,9 @@ class Environment:
                 group = self.freeze.open()
                 if self._ctx.memory is not None:
                     self.processes.memory = self._ctx.memory.group(self.id, self.config.memory_mb * 1024 * 1024)
-            argv = runtimes.command(self.config)
-            env = runtimes.environment(
-                self.config,
-                runtime_api=endpoint.address,
-                initialization_type=self.initialization_type,
-                extra=extra,
-            )
-            if standby is not None:
-                self.processes.mounts = standby.mounts  # the namespace it joined before parking
-            elif self.config.lambda_paths:
-                self.processes.mounts = lambda_paths.for_function(self.config.code_dir, self.config.layers)
+            self.processes.mounts = mounts
             if self.processes.mounts is not None:
-                env = self.processes.mounts.environment(env)
+                argv, env = self.processes.mounts.command(argv), self.processes.mounts.environment(env)
         except OSError as exc:
             self.endings.fail_init(
                 Outcome.error("Runtime.InvalidEntrypoint", f"cannot start the runtime: {exc}"), "error"

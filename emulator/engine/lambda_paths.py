@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config.settings import FunctionConfig
+
 log = logging.getLogger("lambda_freeze.prepare")  # shown at the default level, once
 
 TASK_ROOT = "/var/task"
@@ -54,6 +56,10 @@ class Mounts:
         ``/var/task``. Plain syscalls only (it runs between fork and exec)."""
         _check(_libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
         _check(_libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "mount --make-rprivate /")
+        # The code first: it may live under the host's /opt (the container image's /opt/lambda-freeze), which the
+        # layers are about to cover.
+        _check(_libc.mount(os.fsencode(self.code_dir), TASK_ROOT.encode(), None, _MS_BIND | _MS_REC, None),
+               "bind the code on /var/task")
         if not self.layers:
             _check(_libc.mount(b"tmpfs", OPT.encode(), b"tmpfs", _MS_RDONLY, b"size=0"), "mount tmpfs /opt")
         elif len(self.layers) == 1:
@@ -63,54 +69,112 @@ class Mounts:
             lower = b":".join(os.fsencode(layer) for layer in reversed(self.layers))
             _check(_libc.mount(b"overlay", OPT.encode(), b"overlay", _MS_RDONLY, b"lowerdir=" + lower),
                    "overlay the layers on /opt")
-        _check(_libc.mount(os.fsencode(self.code_dir), TASK_ROOT.encode(), None, _MS_BIND | _MS_REC, None),
-               "bind the code on /var/task")
         os.chdir(TASK_ROOT)
+
+    def hidden(self, argv: Sequence[str], env: Mapping[str, str]) -> list[str]:
+        """What the runtime needs from the host's ``/opt``, which the layers would cover: its program (symbolic links
+        followed) or a module search path (``PYTHONPATH``, ``NODE_PATH``) under ``/opt`` that is neither the code
+        nor a layer; ``env`` names the real paths."""
+        own = [str(self.code_dir), *map(str, self.layers)]
+
+        def under(path: str, root: str) -> bool:
+            return path == root or path.startswith(root.rstrip("/") + "/")
+
+        needed = [os.path.realpath(arg) for arg in argv if os.path.isabs(arg)]
+        needed += [entry for key in ("PYTHONPATH", "NODE_PATH") for entry in env.get(key, "").split(":") if entry]
+        return [path for path in dict.fromkeys(needed)
+                if under(path, OPT) and not any(under(path, root) for root in own)]
 
     def environment(self, env: Mapping[str, str]) -> dict[str, str]:
         """``env`` with the code directory's and the layers' real paths as the runtime sees them: ``/var/task/...``
         and ``/opt/...`` (several layers' entries become one, as in Lambda's merged ``/opt``)."""
-        prefixes = [(str(self.code_dir), TASK_ROOT), *((str(layer), OPT) for layer in self.layers)]
-
-        def seen(entry: str) -> str:
-            for real, mounted in prefixes:
-                if entry == real or entry.startswith(real + "/"):
-                    return mounted + entry[len(real):]
-            return entry
-
         result = dict(env)
         for key in _PATH_VARIABLES:
             if key in result:
-                result[key] = ":".join(dict.fromkeys(seen(entry) for entry in result[key].split(":")))
+                result[key] = ":".join(dict.fromkeys(self.seen(entry) for entry in result[key].split(":")))
         return result
 
+    def command(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` with a path into the code or a layer as the runtime sees it (a ``bootstrap``, the function's own
+        runtime client), since the real one may lie under the host's ``/opt``."""
+        return [self.seen(arg) for arg in argv]
 
-def for_function(code_dir: Path, layers: Sequence[Path]) -> Mounts | None:
-    """The function's mounts where the kernel allows a private mount namespace with them; else None."""
-    return Mounts(code_dir, tuple(layers)) if available() else None
+    def seen(self, path: str) -> str:
+        """A real path into the code directory or a layer, as the runtime sees it; any other path as it is."""
+        for real, mounted in [(str(self.code_dir), TASK_ROOT), *((str(layer), OPT) for layer in self.layers)]:
+            if path == real or path.startswith(real + "/"):
+                return mounted + path[len(real):]
+        return path
+
+
+def wanted(config: FunctionConfig) -> bool:
+    """Whether ``config`` asks for Lambda's paths: the default, unless turned off (``lambda_paths = false``) or the
+    function is debugged, whose debugger must see the files the editor has open (their breakpoints name them)."""
+    return config.lambda_paths and config.debug_port is None
+
+
+def for_function(config: FunctionConfig, argv: Sequence[str], env: Mapping[str, str]) -> Mounts | None:
+    """The function's mounts when it wants Lambda's paths, the kernel allows a private mount namespace and its
+    runtime (``argv``, ``env``) needs nothing of the host's ``/opt``; else None (the real directories)."""
+    if not (wanted(config) and available()):
+        return None
+    mounts = Mounts(config.code_dir, tuple(config.layers))
+    hidden = mounts.hidden(argv, env)
+    if hidden:
+        _say_hidden(config.name, tuple(hidden))
+        return None
+    return mounts
+
+
+@functools.cache
+def _say_hidden(function: str, hidden: tuple[str, ...]) -> None:  # once per function, not per environment
+    log.warning("function %s runs at its real paths, not /var/task and /opt: its runtime needs %s, which /opt "
+                "would hide (keep the interpreter, the runtime client and the build cache out of /opt for Lambda's "
+                "paths)", function, ", ".join(hidden))
 
 
 @functools.cache
 def available() -> bool:
     """Whether a child can have Lambda's paths: tried once, on a throwaway process, with every kind of mount used
-    (bind, overlay, tmpfs). Where it cannot, one log line says so."""
+    (bind, overlay, tmpfs). Where it cannot, one log line says so, with the kernel's reason."""
     try:
         os.makedirs(TASK_ROOT, exist_ok=True)  # a mount point, empty on the host
         with tempfile.TemporaryDirectory(prefix="lambda-freeze-mounts-") as tmp:
             parts = [Path(tmp, name) for name in ("code", "a", "b")]
             for part in parts:
                 part.mkdir()
-
-            def probe() -> None:  # one process (a serve's start waits for it): the mounts stack on /opt
-                Mounts(parts[0], (parts[1], parts[2])).child_setup()
-                _check(_libc.mount(os.fsencode(parts[1]), OPT.encode(), None, _MS_BIND | _MS_REC, None), "bind")
-                _check(_libc.mount(b"tmpfs", OPT.encode(), b"tmpfs", _MS_RDONLY, b"size=0"), "tmpfs")
-
-            subprocess.run(["true"], preexec_fn=probe, check=True, stdin=subprocess.DEVNULL,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            _probe(parts)
     except (OSError, subprocess.SubprocessError) as exc:
         log.warning("no private mount namespace here (%s): functions see their code and layers at their real "
                     "paths, not at /var/task and /opt (LAMBDA_TASK_ROOT and the search paths say where)", exc)
         return False
     log.info("functions see their code at /var/task and their layers at /opt (a private mount namespace each)")
     return True
+
+
+def _probe(parts: list[Path]) -> None:
+    """The mounts in one throwaway process (a serve's start waits for it), stacked on /opt. Raises OSError with the
+    failing step and the kernel's reason, which the child writes to a pipe (subprocess would only say that its
+    preexec_fn failed)."""
+    read_fd, write_fd = os.pipe()
+
+    def probe() -> None:
+        try:
+            Mounts(parts[0], (parts[1], parts[2])).child_setup()
+            _check(_libc.mount(os.fsencode(parts[1]), OPT.encode(), None, _MS_BIND | _MS_REC, None), "bind")
+            _check(_libc.mount(b"tmpfs", OPT.encode(), b"tmpfs", _MS_RDONLY, b"size=0"), "tmpfs")
+        except OSError as exc:
+            os.write(write_fd, str(exc.strerror).encode())
+            raise
+
+    try:
+        try:
+            subprocess.run(["true"], preexec_fn=probe, check=True, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        finally:
+            os.close(write_fd)
+    except subprocess.SubprocessError as exc:
+        reason = os.read(read_fd, 4096).decode(errors="replace")
+        raise OSError(reason or str(exc)) from None
+    finally:
+        os.close(read_fd)

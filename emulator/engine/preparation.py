@@ -20,8 +20,13 @@ def prepare(config: FunctionConfig) -> None:
     ``node`` and the runtime client. Raises ConfigError when the runtime cannot be had (no interpreter, the wrong
     Node.js: the message names it and how to install it), BuildFailed with pip's message when the dependencies
     cannot be built."""
-    # Tried here, off the loop, before any environment starts.
-    if not (config.lambda_paths and lambda_paths.available()) and config.layers:
+    # Tried here, off the loop, before any environment starts: the probe's one log line says what the kernel allows.
+    mounted = lambda_paths.wanted(config) and lambda_paths.available()
+    if config.lambda_paths and config.debug_port is not None and lambda_paths.available():
+        log.info("function %s is debugged at its real paths (its code in %s, not /var/task; its layers in their own "
+                 "directories, not /opt), so that breakpoints set in the files you edit are hit", config.name,
+                 config.code_dir)
+    if not mounted and config.layers:
         log.info("function %s: layers are used from their own directories, not mounted at /opt: %s", config.name,
                  ", ".join(map(str, config.layers)))
     if config.runtime in NODE_RUNTIMES:  # the right Node.js major, and a runtime client it can load

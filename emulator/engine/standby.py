@@ -22,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..config.settings import FunctionConfig
-from . import lambda_paths
+from ..errors import LambdaFreezeError
+from . import lambda_paths, runtimes
 from .context import EngineContext
 from .freezer import FreezerGroup
 from .lambda_paths import Mounts
@@ -54,7 +55,7 @@ class Standby:
 
 
 def _settings(config: FunctionConfig) -> tuple[object, ...]:
-    return (config.code_dir, config.layers, config.lambda_paths, config.memory_mb)
+    return (config.code_dir, config.layers, config.lambda_paths, config.debug_port, config.memory_mb)
 
 
 class StandbyKeeper:
@@ -122,7 +123,13 @@ class StandbyKeeper:
     async def _make(self, name: str, config: FunctionConfig) -> Standby | None:
         generation = self._generation
         memory_limiter = self._ctx.memory
-        mounts = lambda_paths.for_function(config.code_dir, config.layers) if config.lambda_paths else None
+        try:  # the view of the paths its environment will have (lambda_paths decides on the runtime's command)
+            mounts = lambda_paths.for_function(
+                config, runtimes.command(config), runtimes.environment(config, runtime_api="")
+            )
+        except LambdaFreezeError as exc:  # no interpreter, no Node.js: the environment will say so itself
+            log.info("%s: no standby process (%s)", config.name, exc.message)
+            return None
 
         def make() -> Standby:  # off the loop: cgroup directories, the fork, the kernel's first cgroup.procs writes
             group = self._ctx.freezer.group(name)

@@ -285,6 +285,8 @@ INVOCATION_KEYS: dict[str, Check] = {
     "payload": _anything,
     "as": _string(IDENTIFIER, "a name (letters, digits, _ and -)"),
     "production": _production,
+    "at": _number(0),  # seconds after the run began: the invocation starts then, and the next step does not wait
+    "after": _string(IDENTIFIER, "the name of an earlier invoke step"),
 }
 SERVICE_KEYS: dict[str, Check] = {
     "command": _array_of(_string(), min_items=1),

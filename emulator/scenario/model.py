@@ -121,6 +121,8 @@ class Step:
     functions: tuple[str, ...] = ()  # await_async
     expect: Expectation | None = None
     production: Mapping[str, Any] | None = None  # invoke: its outcome in production (outcome, request_id, ...)
+    at: float | None = None  # invoke: started this many seconds after the run began, without waiting for it
+    after: str | None = None  # invoke with at: and not before the invocation of this key has returned
     request: Mapping[str, Any] | None = None  # http: method, path, headers, body, url (through the function URL)
     queue: str | None = None  # send_message, await_queue: a declared queue
     messages: tuple[Mapping[str, Any], ...] = ()  # send_message: SendMessage's fields, one per message

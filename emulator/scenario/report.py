@@ -30,11 +30,13 @@ class Report:
             for result in done:
                 outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
             durations = [result.duration_ms for result in done]
+            starts = [result.at_s for result in done if result.at_s is not None and result.outcome != "not started"]
             self.steps.append({
                 "step": step.number, "label": step.label, "action": step.action, "line": step.line,
                 "outcomes": outcomes, "runs": len(done),
                 "p50_ms": round(statistics.median(durations), 3) if durations else None,
                 "max_ms": round(max(durations), 3) if durations else None,
+                "at_p50_s": round(statistics.median(starts), 3) if starts else None,  # after the first step started
                 **({"production": dict(step.production)} if step.production else {}),
             })
 
@@ -91,7 +93,10 @@ class Report:
             if production:
                 where = f" at +{production['at_s']:.3f} s" if "at_s" in production else ""
                 local = ", ".join(f"{name} {count}/{step['runs']}" for name, count in step["outcomes"].items())
-                rows.append((step["label"], f"{production['outcome']}{where}", local or "not reached"))
+                # The local start (p50 over the runs), beside production's: concurrent invocations show as such.
+                when = f" at +{step['at_p50_s']:.3f} s" if step.get("at_p50_s") is not None else ""
+                rows.append((step["label"], f"{production['outcome']}{where}", f"{local}{when}" if local
+                             else "not reached"))
         if len(rows) == 1:
             return []
         widths = [max(len(row[i]) for row in rows) for i in range(2)]

@@ -17,6 +17,7 @@ from ..engine.logs import LogSink
 from ..engine.timeline import TimelineEvent
 from ..proxy import make_toxic
 from . import sql
+from .later import Later
 from .load import upstream_target
 from .model import Expectation, Scenario, Step
 from .placeholders import fill, payload_value
@@ -34,6 +35,7 @@ class StepResult:
     duration_ms: float = 0.0
     request_id: str | None = None
     detail: str | None = None  # the error message; why an expectation did not hold
+    at_s: float | None = None  # when it started, in seconds after the run's first step started
 
 
 @dataclass
@@ -94,6 +96,7 @@ class _Run:
         self.log_sink = log_sink  # also gets every function log line (function, environment, line)
         self.queues = QueueRun(scenario)
         self.run_dir: str | None = None  # ${run.dir}: made when a value first names it
+        self.later = Later()  # invoke steps with ``at``, each on a thread of its own
 
     def execute(self) -> RunResult:
         results: list[StepResult] = []
@@ -101,25 +104,53 @@ class _Run:
         began = time.monotonic()
         try:
             self._setup()
+            self.later.begin()
             for step in self.scenario.steps:
-                started = time.monotonic()
-                try:
-                    result = getattr(self, f"_{step.action}")(step)
-                except Exception as exc:  # a boundary: this run is over, and the report says why
-                    aborted = f"{step.label}: {type(exc).__name__}: {_short(str(exc))}"
-                    result = StepResult(step.label, step.action, f"aborted ({type(exc).__name__})", detail=str(exc))
-                result.duration_ms = (time.monotonic() - started) * 1000
+                if step.at is not None:  # started on its own thread at its time; the next step goes on now
+                    results.append(self._start_later(step))
+                    continue
+                result = self._step(step)
                 results.append(result)
-                self._mark("step", started, label=step.label, outcome=result.outcome, request_id=result.request_id,
-                           production=step.production.get("outcome") if step.production else None)
-                if aborted is not None:
+                if result.outcome.startswith("aborted"):
                     break
         except Exception as exc:  # setting up: a database, a function
             aborted = f"setup: {type(exc).__name__}: {_short(str(exc))}"
         finally:
+            if aborted is not None or any(r.outcome.startswith("aborted") for r in results):
+                self.later.stop()  # the run is over: an invocation whose time has not come does not start
+            self.later.join()
+            aborted = aborted or next((f"{r.label}: {r.outcome[len('aborted ('):-1]}: {_short(r.detail or '')}"
+                                       for r in results if r.outcome.startswith("aborted")), None)
             self._mark("run", began, run=self.number)
             events, freezer = self._teardown()
         return RunResult(self.number, results, events, freezer, aborted)
+
+    def _step(self, step: Step) -> StepResult:
+        """One step, timed and marked in the timeline; an exception is its outcome (the run stops there)."""
+        started = time.monotonic()
+        try:
+            result: StepResult = getattr(self, f"_{step.action}")(step)
+        except Exception as exc:  # a boundary: this run is over, and the report says why
+            result = StepResult(step.label, step.action, f"aborted ({type(exc).__name__})", detail=str(exc))
+        result.duration_ms = (time.monotonic() - started) * 1000
+        result.at_s = started - self.later.origin
+        self._mark("step", started, label=step.label, outcome=result.outcome, request_id=result.request_id,
+                   production=step.production.get("outcome") if step.production else None)
+        return result
+
+    def _start_later(self, step: Step) -> StepResult:
+        """An invoke step with ``at``: its result is filled in once it is done (an ``expect`` on it waits for that);
+        it stays "not started" when the run stops before its time."""
+        assert step.at is not None and step.key is not None
+        placeholder = StepResult(step.label, step.action, "not started")
+
+        def work() -> None:
+            done = self._step(step)
+            for name in ("outcome", "request_id", "detail", "duration_ms", "at_s"):
+                setattr(placeholder, name, getattr(done, name))
+
+        self.later.start(step.key, step.at, step.after, work)
+        return placeholder
 
     def _mark(self, kind: str, started: float, **detail: Any) -> None:
         self.marks.append(TimelineEvent(time.time(), time.monotonic(), kind, "scenario", {"started_s": started,
@@ -282,9 +313,11 @@ class _Run:
 
     def _stay_frozen(self, step: Step) -> StepResult:
         if step.virtual:
+            self.later.join()
             for function, _ in self.functions.values():
                 function.stay_frozen(step.seconds, virtual=True)
             return StepResult(step.label, step.action, f"frozen, clocks moved {step.seconds:g} s")
+        self.later.join()  # every environment frozen: the invocations started with ``at`` have returned
         for function, _ in self.functions.values():
             function.wait_frozen()
         time.sleep(step.seconds)  # the scenario itself: time passes while every environment is frozen
@@ -360,6 +393,9 @@ class _Run:
         if expect.query is not None:
             return self._expect_query(step, expect)
         assert expect.invoke is not None
+        self.later.join([expect.invoke])
+        if expect.invoke not in self.invoked:  # started with ``at``: it raised (its step says why), or never ran
+            raise RuntimeError(f"the invocation {expect.invoke} has no outcome: see its step")
         invoked = self.invoked[expect.invoke]
         if invoked.ok is None:
             self._await_delivery(invoked)

@@ -97,12 +97,32 @@ class StepBuilder:
         if name in self.invokes:
             self.ck.error((*here, "as"), f"{name!r} already names step {self.invokes[name].number}")
         function = self.b.target_function(checked.get("function"), (*here, "function"))
-        step = Step(**base, label=f"{label} ({name})" if name else label, function=function,
-                    payload=checked.get("payload", {}), key=name or label, production=checked.get("production"))
+        at, after = self._timing(checked, here, base["action"])
+        hint = ", ".join(part for part in (name, f"at {at:g} s" if at is not None else "") if part)
+        step = Step(**base, label=f"{label} ({hint})" if hint else label, function=function,
+                    payload=checked.get("payload", {}), key=name or label, production=checked.get("production"),
+                    at=at, after=after)
         self.invokes[step.key or label] = self.last_invoke = step
         return step
 
     _invoke_async = _invoke
+
+    def _timing(self, checked: dict[str, Any], here: Path_, action: str) -> tuple[float | None, str | None]:
+        """``at`` (an invocation started at that offset, that the next step does not wait for) and ``after`` (the
+        earlier invocation it waits for first: the one its environment served before it)."""
+        at, after = checked.get("at"), checked.get("after")
+        if at is not None and action != "invoke":
+            self.ck.error((*here, "at"), f"only on invoke: {action} does not wait for the invocation already")
+            return None, None
+        if after is None:
+            return (None if at is None else float(at)), None
+        if at is None:
+            self.ck.error((*here, "after"), "only with at: an invocation without at starts once every step before it "
+                                            "is done")
+        elif after not in self.invokes:
+            named = ", ".join(self.invokes) or "none"
+            self.ck.error((*here, "after"), f"no earlier invoke step is named {after!r} (named: {named})")
+        return (None if at is None else float(at)), after
 
     def _http(self, value: Any, here: Path_, base: dict[str, Any], label: str) -> Step | None:
         """An HTTP request through the front door: to the function's API routes, or its URL (``url = true``)."""

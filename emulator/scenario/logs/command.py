@@ -26,7 +26,8 @@ def _positive(text: str) -> float:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("logs", type=Path, nargs="+", help="log files: filter-log-events/get-log-events JSON, "
-                        "Logs Insights CSV or JSON, aws logs tail output, or pasted lines")
+                        "Logs Insights CSV or JSON, a table copied from the CloudWatch console, aws logs tail "
+                        "output, or pasted lines")
     parser.add_argument("--function", type=Path, required=True, dest="code_dir", metavar="DIR",
                         help="the function's code directory")
     parser.add_argument("--handler", required=True, help="module.function (Python), file.export (Node.js)")

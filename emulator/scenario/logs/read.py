@@ -1,17 +1,17 @@
-"""Reading log files: which format each one is (CloudWatch JSON, Logs Insights CSV or JSON, ``aws logs tail``
-text, plain lines), and its events in order."""
+"""Reading log files: which format each one is (CloudWatch JSON, Logs Insights CSV or JSON, a table copied from
+the CloudWatch console, ``aws logs tail`` text, plain lines), and its events in order."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from . import cloudwatch_json, insights, text
+from . import cloudwatch_json, console, insights, text
 from .lines import LogLine, LogsError
 from .records import classify
 
 FORMATS = ("filter-log-events/get-log-events JSON", "Logs Insights CSV or JSON", "aws logs tail text",
-           "plain log lines")
+           "plain log lines", "a table copied from the CloudWatch console")
 
 
 def read_file(path: Path) -> tuple[list[LogLine], list[str], str]:
@@ -36,6 +36,8 @@ def read_file(path: Path) -> tuple[list[LogLine], list[str], str]:
         if data is not None and not isinstance(data, dict):
             raise LogsError(f"{name}:1: unknown format: JSON that is neither {FORMATS[0]} ({{\"events\": [...]}}) nor "
                             f"a Logs Insights export (rows with @timestamp, @logStream, @message)")
+    if console.looks_like(content):  # before the CSV: a Markdown table's header names @timestamp and @message too
+        return (*console.read(name, content), FORMATS[4])
     if insights.looks_like_csv(content):
         return (*insights.read_csv(name, content), FORMATS[1])
     lines, ignored = text.read(name, content)

@@ -129,8 +129,11 @@ def _environment(stream: str, lines: list[LogLine], ignored: list[str]) -> Envir
         if record.kind == "start":
             assert record.request_id is not None
             if current is not None and not current.reported:
+                mixed = "" if line.stream else (
+                    "; or they are the lines of several environments without their log streams: copy them with "
+                    "the stream (Logs Insights: fields @timestamp, @logStream, @message)")
                 raise LogsError(f"{line.where}: START of {record.request_id} while {current.request_id} (started at "
-                                f"{current.start.where}) has no REPORT: the logs are cut; paste its REPORT line")
+                                f"{current.start.where}) has no REPORT: the logs are cut; paste its REPORT line{mixed}")
             current = Invocation(record.request_id, stream, line, line.time_s)
             known[record.request_id] = current
             env.invocations.append(current)

@@ -4,6 +4,7 @@ expectations; TOML (or YAML), checked by the scenario loader before it is writte
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -16,9 +17,9 @@ from ..load import validate
 from ..model import ScenarioError
 from .lines import LogsError
 from .rebuild import Invocation, Rebuilt
+from .timing import concurrent_steps, overlapping, requested, sequential_steps
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-MIN_GAP_S = 0.001  # shorter gaps are back-to-back invocations: no stay_frozen step
 # The idle timeouts a compressed gap may slip under, by database kind: (setting, what the server does).
 _IDLE_SETTINGS = {"postgresql": ("idle_session_timeout_s", "idle_in_transaction_session_timeout_s"),
                   "mysql": ("wait_timeout_s",)}
@@ -66,36 +67,28 @@ def scenario(rebuilt: Rebuilt, options: Options, out: Path, sources: list[str]) 
     if warm:
         notes.append(f"the logs begin after the cold start of {', '.join(warm)} (its first invocation has no Init "
                      f"Duration): the replay starts it cold")
-    data["functions"] = {name: dict(function) for name in names.values()}
-    steps: list[dict[str, Any]] = []
-    comments: dict[int, str] = {}  # step index -> comment
-    first = next((i.start_s for i in rebuilt.invocations if i.start_s is not None), None)
-    previous_end: float | None = None
-    payloads = _payloads(rebuilt, options, notes)
-    gaps: list[tuple[str, float, float]] = []  # (step name, production s, replayed s)
-    for n, invocation in enumerate(rebuilt.invocations, 1):
-        label = f"r{n}"
-        if invocation.start_s is not None and previous_end is not None:
-            gap = invocation.start_s - previous_end
-            if gap < -MIN_GAP_S:
-                notes.append(f"{label} started {-gap:.3f} s before the invocation before it had ended (two environments"
-                             f" at once): the replay runs them one after the other")
-            elif gap >= MIN_GAP_S:
-                replayed = gap / options.speed
-                if options.max_gap_s is not None:
-                    replayed = min(replayed, options.max_gap_s)
-                gaps.append((label, gap, replayed))
-                comments[len(steps)] = f"production: {gap:.3f} s between invocations"
-                steps.append({"stay_frozen": round(max(replayed, MIN_GAP_S), 3)})
-        if invocation.end_s is not None:
-            previous_end = invocation.end_s if previous_end is None else max(previous_end, invocation.end_s)
-        invoke: dict[str, Any] = {"as": label}
-        if several:
-            invoke["function"] = names[invocation.stream]
-        invoke["payload"] = payloads[n - 1]
-        invoke["production"] = _production(invocation, first)
-        steps.append({"invoke": invoke})
-    for n, invocation in enumerate(rebuilt.invocations, 1):
+    data["functions"] = {name: copy.deepcopy(function) for name in names.values()}  # YAML: no shared anchors
+    timed = overlapping(rebuilt)
+    # In the order they started; invocations that overlapped, in the order they were asked for (START less INIT).
+    invocations = sorted(rebuilt.invocations, key=requested) if timed else rebuilt.invocations
+    first = min((requested(i) for i in invocations if i.start_s is not None), default=None)
+    labels = {id(invocation): f"r{n}" for n, invocation in enumerate(invocations, 1)}
+    payloads = _payloads(invocations, options, notes)
+    if timed:
+        steps, comments, gaps = concurrent_steps(rebuilt, options.speed, options.max_gap_s, labels)
+        notes.append(f"{timed}: the replay starts every invocation at its production offset (an invoke step's "
+                     f"`at`), each environment's after the one it served before (`after`)")
+    else:
+        steps, comments, gaps = sequential_steps(rebuilt, options.speed, options.max_gap_s, labels)
+    by_label = {labels[id(i)]: (n, i) for n, i in enumerate(invocations)}
+    for step in steps:
+        if "invoke" in step:
+            n, invocation = by_label[step["invoke"]["as"]]
+            if several:
+                step["invoke"]["function"] = names[invocation.stream]
+            step["invoke"]["payload"] = payloads[n]
+            step["invoke"]["production"] = _production(invocation, first)
+    for n, invocation in enumerate(invocations, 1):
         steps.append({"expect": _expectation(f"r{n}", invocation)})
     data["steps"] = steps
     notes.extend(_hidden_timeouts(gaps, data.get("databases", {}), options))
@@ -136,11 +129,11 @@ def _function(rebuilt: Rebuilt, options: Options, out: Path, notes: list[str]) -
     return function
 
 
-def _payloads(rebuilt: Rebuilt, options: Options, notes: list[str]) -> list[Any]:
+def _payloads(invocations: list[Invocation], options: Options, notes: list[str]) -> list[Any]:
     queue = list(options.events or [])
     out = []
     missing = 0
-    for invocation in rebuilt.invocations:
+    for invocation in invocations:
         if invocation.request_id in options.events_by_id:
             out.append(options.events_by_id[invocation.request_id])
         elif queue:
@@ -159,7 +152,7 @@ def _production(invocation: Invocation, first: float | None) -> dict[str, Any]:
     out: dict[str, Any] = {"outcome": invocation.outcome, "request_id": invocation.request_id,
                            "environment": invocation.stream}
     if invocation.start_s is not None and first is not None:
-        out["at_s"] = round(invocation.start_s - first, 3)
+        out["at_s"] = round(requested(invocation) - first, 3)
     if invocation.duration_ms is not None:
         out["duration_ms"] = invocation.duration_ms
     if invocation.init_ms is not None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from typing import Any
 
+from ...config.cloudformation import PSEUDO_PARAMETERS
 from ...errors import ConfigError
 
 log = logging.getLogger("lambda_freeze.aws")
@@ -22,9 +23,14 @@ LOCAL_CREDENTIALS = {"aws_access_key_id": "lambda-freeze-local", "aws_secret_acc
 class AwsEndpoint:
     """``await start()`` → ``url``, ``client(service)`` → ``await close()``."""
 
-    def __init__(self, url: str | None, *, region: str = "us-east-1"):
+    def __init__(
+        self, url: str | None, *, region: str = "us-east-1", account_id: str = PSEUDO_PARAMETERS["AWS::AccountId"]
+    ):
         self.given = url
         self.region = region
+        # The embedded server's account: the served functions' (their ARNs, a template's !GetAtt Queue.Arn), so that
+        # the queue ARNs it gives (eventSourceARN, dead-letter targets) are the ones the configuration names.
+        self.account_id = account_id
         self._process: subprocess.Popen[bytes] | None = None
         self.url = url or ""
 
@@ -52,7 +58,7 @@ class AwsEndpoint:
             [sys.executable, "-m", "emulator.sources.aws.moto_child"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env={**os.environ, "LAMBDA_FREEZE_PARENT_PID": str(os.getpid())},
+            env={**os.environ, "LAMBDA_FREEZE_PARENT_PID": str(os.getpid()), "MOTO_ACCOUNT_ID": self.account_id},
         )
 
     def _read_port(self) -> str:

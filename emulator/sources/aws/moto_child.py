@@ -1,5 +1,6 @@
-"""The embedded SQS/S3 endpoint's process: a moto server on a free loopback port, which prints its port, and ends
-when its emulator does (the parent-death signal, and EOF on stdin should that signal be missed).
+"""The embedded SQS/S3 endpoint's process: a moto server on a free loopback port (moto's application, with the faster
+SQS paths of moto_sqs and the keep-alive HTTP handling of moto_http), which prints its port, and ends when its
+emulator does (the parent-death signal, and EOF on stdin should that signal be missed).
 
 python -m emulator.sources.aws.moto_child
 """
@@ -30,11 +31,22 @@ def main() -> int:
     _die_with_parent(int(os.environ.get("LAMBDA_FREEZE_PARENT_PID", os.getppid())))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the emulator ends us itself
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request would drown the functions' logs
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from moto.server import ThreadedMotoServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    port = server._server.server_port  # type: ignore[union-attr]  # moto names no accessor for a port of 0
+    from .moto_http import keep_alive_server
+    from .moto_sqs import apply
+
+    # LAMBDA_FREEZE_MOTO_AS_IS=1: moto exactly as released (its server, its SQS), to compare, or to rule ours out.
+    if os.environ.get("LAMBDA_FREEZE_MOTO_AS_IS") == "1":
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        port = server._server.server_port  # type: ignore[union-attr]  # moto names no accessor for a port of 0
+    else:
+        apply()
+        http = keep_alive_server(DomainDispatcherApplication(create_backend_app))
+        port = http.server_port
+        threading.Thread(target=http.serve_forever, name="moto http", daemon=True).start()
     print(port, flush=True)
     threading.Thread(target=_exit_on_eof, daemon=True).start()
     threading.Event().wait()

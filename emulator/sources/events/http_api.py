@@ -39,7 +39,8 @@ def v2_event(
             jar += cookies(value)
         else:
             headers[name] = f"{headers[name]},{value}" if name in headers else value
-    body, encoded = encode_body(request.body, not is_text(headers.get("content-type"), request.body))
+    binary = bool(request.body) and not is_text(headers.get("content-type"), request.body)  # no body: nothing to ask
+    body, encoded = encode_body(request.body, binary)
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route_key,

@@ -41,7 +41,7 @@ def header_lines(request: HttpRequest) -> list[tuple[str, str]]:
 
 def query_pairs(query_string: str) -> list[tuple[str, str]]:
     """The query's name/value pairs in order, decoded, blank values kept."""
-    return parse_qsl(query_string, keep_blank_values=True)
+    return parse_qsl(query_string, keep_blank_values=True) if query_string else []
 
 
 def is_text(content_type: str | None, body: bytes) -> bool:
@@ -77,9 +77,19 @@ def media_type_matches(content_type: str | None, patterns: Sequence[str]) -> boo
     return False
 
 
+_last_request_time: tuple[int, str] = (-1, "")
+
+
 def request_time(epoch_ms: int) -> str:
-    """``07/Dec/2026:03:27:05 +0000``, the services' ``requestTime``."""
-    return time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(epoch_ms / 1000))
+    """``07/Dec/2026:03:27:05 +0000``, the services' ``requestTime`` (formatted once a second: every request of the
+    same second has the same text)."""
+    global _last_request_time
+    second = epoch_ms // 1000
+    cached_second, text = _last_request_time
+    if second != cached_second:
+        text = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(second))
+        _last_request_time = (second, text)
+    return text
 
 
 def cookies(header: str | None) -> list[str]:

@@ -19,17 +19,17 @@ timeouts are ``integration_timeout_s`` (REST, 29) and ``http_integration_timeout
 from __future__ import annotations
 
 import asyncio
-import json
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
+
+import orjson
 
 from runtime_api import MAX_SYNC_PAYLOAD_BYTES
 from runtime_api.front_door import HttpAnswer, HttpRequest
 
 from ...config.http_routes import Route
 from ...config.settings import FunctionConfig
-from ...engine.invocation import Invocation, Outcome
+from ...engine.invocation import Invocation, Outcome, new_request_id
 from ...engine.pool import FunctionPool, TooManyRequests
 from ...engine.timeline import Timeline, record_outcome
 from ..events.apigateway import rest_event
@@ -116,7 +116,7 @@ class FrontDoorSource:
 
     async def _rest(self, match: Match, request: HttpRequest) -> HttpAnswer:
         pool = self._functions[match.function]
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         event = rest_event(
             request,
             resource=match.route.path,
@@ -139,7 +139,7 @@ class FrontDoorSource:
 
     async def _http_api(self, match: Match, request: HttpRequest) -> HttpAnswer:
         pool = self._functions[match.function]
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         route = match.route
         if route.payload_version == "1.0":
             resource = "$default" if route.path == "$default" else route.path
@@ -192,7 +192,7 @@ class FrontDoorSource:
         event = function_url_event(
             request, function_name=pool.config.name, request_id=invocation.request_id, iam_caller=caller
         )
-        invocation.payload = json.dumps(event).encode()
+        invocation.payload = orjson.dumps(event)
         if len(invocation.payload) > MAX_SYNC_PAYLOAD_BYTES:
             return responses.message(413, "Request Entity Too Large", key="Message")
         answer = await self._url_answer(pool, invocation)
@@ -215,7 +215,7 @@ class FrontDoorSource:
     # ------------------------------------------------------------------------------------------- the pool
     async def _invoke(self, pool: FunctionPool, event: dict[str, Any], timeout_s: float) -> Outcome | str:
         """The function's outcome, or why there is none: ``TOO_LARGE``, ``THROTTLED``, ``TIMED_OUT``."""
-        payload = json.dumps(event).encode()
+        payload = orjson.dumps(event)
         if len(payload) > MAX_SYNC_PAYLOAD_BYTES:
             return TOO_LARGE
         invocation = Invocation(payload, pool.config.arn)
@@ -223,16 +223,36 @@ class FrontDoorSource:
             pool.place(invocation)
         except TooManyRequests:
             return THROTTLED
-        try:
-            # The invocation runs on when the integration gives up: Lambda does not cancel it either.
-            outcome = await asyncio.wait_for(asyncio.shield(invocation.result), timeout_s)
-        except TimeoutError:
+        result = invocation.result
+        if not result.done() and not await _settled_within(result, timeout_s):
             return TIMED_OUT
+        outcome = result.result()
         self._record(pool, invocation, outcome)
         return outcome
 
     def _record(self, pool: FunctionPool, invocation: Invocation, outcome: Outcome) -> None:
         record_outcome(self._timeline, invocation, outcome, pool.config.name, source="front_door")
+
+
+async def _settled_within(result: asyncio.Future[Outcome], timeout_s: float) -> bool:
+    """Whether ``result`` is settled within ``timeout_s``. It is never cancelled, neither when the time is up nor when
+    the request's own task is (its client went away): the invocation runs on when the integration gives up, as
+    Lambda does not cancel it either. What ``wait_for(shield(...))`` does, with one future and one loop turn."""
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+
+    def release(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    timer = loop.call_later(timeout_s, release)
+    result.add_done_callback(release)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        result.remove_done_callback(release)
+    return result.done()
 
 
 def _mapped(outcome: Outcome, mapping: Any, status: int, text: str, ids: Mapping[str, str]) -> HttpAnswer:

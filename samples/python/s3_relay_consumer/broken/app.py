@@ -5,6 +5,7 @@ are processed again; the asynchronous retries of the timed-out invocation carry 
 
 import json
 import os
+import time
 import uuid
 from urllib.parse import unquote_plus
 
@@ -14,12 +15,14 @@ sqs = boto3.client("sqs")
 s3 = boto3.client("s3")
 QUEUE = os.environ.get("QUEUE_NAME", "uploads")
 RESULTS = os.environ.get("RESULTS_BUCKET", "results")
+PROCESS_MS = int(os.environ.get("PROCESS_MS", "0"))  # the work on each file, which the seed leaves open
 queue_url = None
 
 
 def process(record):
     bucket, key = record["s3"]["bucket"]["name"], unquote_plus(record["s3"]["object"]["key"])
     size = len(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    time.sleep(PROCESS_MS / 1000)
     s3.put_object(Bucket=RESULTS, Key=f"{key}/{uuid.uuid4()}", Body=str(size).encode())
 
 

@@ -5,6 +5,7 @@ files are processed, so a message is processed again only when SQS delivers it t
 
 import json
 import os
+import time
 import uuid
 from urllib.parse import unquote_plus
 
@@ -15,6 +16,7 @@ s3 = boto3.client("s3")
 lambda_client = boto3.client("lambda")
 QUEUE = os.environ.get("QUEUE_NAME", "uploads")
 RESULTS = os.environ.get("RESULTS_BUCKET", "results")
+PROCESS_MS = int(os.environ.get("PROCESS_MS", "0"))  # the work on each file, which the seed leaves open
 SAFETY_MS = int(os.environ.get("SAFETY_MS", "1500"))
 queue_url = None
 
@@ -22,6 +24,7 @@ queue_url = None
 def process(record):
     bucket, key = record["s3"]["bucket"]["name"], unquote_plus(record["s3"]["object"]["key"])
     size = len(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    time.sleep(PROCESS_MS / 1000)
     # One result object per processing (an asynchronous retry keeps its request id, so a uuid names it): a file
     # processed twice leaves two, so duplicates can be counted.
     s3.put_object(Bucket=RESULTS, Key=f"{key}/{uuid.uuid4()}", Body=str(size).encode())

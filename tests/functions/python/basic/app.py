@@ -73,6 +73,17 @@ def handler(event, context):
         # longer than any fixed pause), but not for ever when it never fires.
         timer_fired.wait(event.get("grace_s", 5.0))
         return {"started": started, "fired_before_handler": fired_before, **timer_log}
+    if action == "meet":
+        # Two invocations that can only both succeed when they run at the same time: each leaves its name in a
+        # directory shared by the run (MEET_DIR, else the event's "dir") and waits for the other's.
+        where = os.environ.get("MEET_DIR") or event["dir"]
+        open(os.path.join(where, event["name"]), "w").close()
+        deadline = time.monotonic() + event.get("timeout_s", 20)
+        while not os.path.exists(os.path.join(where, event["other"])):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{event['other']} never came: the invocations did not run at the same time")
+            time.sleep(0.01)  # wait-ok: polls a file another environment writes
+        return {"met": event["other"]}
     raise KeyError(f"unknown action {action}")
 
 
