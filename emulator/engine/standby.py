@@ -123,15 +123,12 @@ class StandbyKeeper:
     async def _make(self, name: str, config: FunctionConfig) -> Standby | None:
         generation = self._generation
         memory_limiter = self._ctx.memory
-        try:  # the view of the paths its environment will have (lambda_paths decides on the runtime's command)
+        def make() -> Standby:  # off the loop: cgroup directories, the fork, the kernel's first cgroup.procs writes
+            # The view of the paths its environment will have (lambda_paths decides on the runtime's command; its
+            # first call probes the kernel with a child process).
             mounts = lambda_paths.for_function(
                 config, runtimes.command(config), runtimes.environment(config, runtime_api="")
             )
-        except LambdaFreezeError as exc:  # no interpreter, no Node.js: the environment will say so itself
-            log.info("%s: no standby process (%s)", config.name, exc.message)
-            return None
-
-        def make() -> Standby:  # off the loop: cgroup directories, the fork, the kernel's first cgroup.procs writes
             group = self._ctx.freezer.group(name)
             memory = None
             try:
@@ -146,6 +143,9 @@ class StandbyKeeper:
 
         try:
             standby = await asyncio.get_running_loop().run_in_executor(_SPAWNER, make)
+        except LambdaFreezeError as exc:  # no interpreter, no Node.js: the environment will say so itself
+            log.info("%s: no standby process (%s)", config.name, exc.message)
+            return None
         except OSError as exc:  # e.g. out of processes: cold starts go on the ordinary way
             log.warning("%s: no standby process (%s); new environments start their own", config.name, exc)
             return None
