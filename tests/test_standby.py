@@ -257,3 +257,13 @@ def test_a_cgroup_the_parked_shell_cannot_join_is_an_error_and_leaves_nothing(tm
 
 def _children(pid: int) -> list[int]:
     return [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+
+
+@pytest.mark.parametrize("lambda_paths", [True, False], ids=["lambda-paths", "real-paths"])
+def test_a_provided_bootstrap_runs_in_the_parked_process(serve, lambda_paths):
+    # With Lambda's paths the command names /var/task/bootstrap: checked where the emulator sees it (the code's).
+    fn = serve("provided/python", runtime="provided", handler="x", lambda_paths=lambda_paths)
+    parked = _parked_pid(fn)
+    fn.invoke({"n": 1})
+    (env,) = fn.environments()
+    assert env["pid"] == parked

@@ -56,7 +56,9 @@ class EnvironmentProcesses:
         """Launch the runtime (it has exec'd when this returns, or execs next in the adopted parked process); raises
         OSError when it cannot be executed."""
         parked, self.parked = self.parked, None
-        if parked is not None and not parked.can_run(argv, env):
+        # Checked where the emulator sees it: a bootstrap at /var/task/bootstrap is the code directory's.
+        program = self.mounts.real(argv[0]) if self.mounts is not None else argv[0]
+        if parked is not None and not parked.can_run([program, *argv[1:]], env):
             parked.discard()  # the ordinary start below says why, as Lambda would
             parked = None
         self._runtime = RuntimeProcess(
