@@ -13,6 +13,13 @@ Every figure is measured against a `lambda-freeze serve --port 0` subprocess sta
 - 1 MB echo: the handler returns its event, a ~1 MB JSON document;
 - cold start: spawn → serving line → first response, repeated; with INIT as the emulator reports it
   (REPORT's ``Init Duration``) and the first invoke's latency as the client sees it;
+- new environment: in a running emulator, an invocation that finds no idle environment (``--max-invocations 1``
+  retires each one after its invocation), caller's request → response, with the freezer and the memory limit on;
+  with the standby (the next environment's process parked in its cgroups before its exec) and ``--no-standby``;
+  RIE's is its first invoke after launch (it starts the runtime then);
+- pytest: in this process (the emulator imported), ``LambdaFreeze().function(...)`` then the first ``invoke``, and
+  the plugin's per-test overhead, fixture setup + ``function(...)`` + teardown with no invocation;
+- serve start: launch → serving line, beside ``python -c "import asyncio, uvloop"`` (the floor of any uvloop server);
 - floor: the same client against a bare uvloop protocol that answers at once (one HTTP round trip, no parsing),
   the least any Python server can cost (an invoke is three such round trips: Invoke API, runtime ``response``,
   runtime ``next``).
@@ -193,6 +200,116 @@ def bench_cold(freezer: str, args: argparse.Namespace) -> dict[str, object]:
     return {"freezer": server.freezer, "runs": len(runs), "median": median, "all": runs}
 
 
+def _median_ms(values_ns: list[int]) -> float:
+    return statistics.median(values_ns) / 1e6
+
+
+def _settle(server: Server, client: RawClient) -> None:
+    """Until the emulator has no environment left (the retired one stopped), then a pause for its standby."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status, body = client.get("/_lambda-freeze/environments")
+        if status == 200 and json.loads(body) == []:
+            break
+        time.sleep(0.01)
+    time.sleep(0.2)  # the next standby is made once the last INIT is over: off the measured request, as in use
+
+
+def bench_new_env(kind: str, args: argparse.Namespace) -> dict[str, object]:
+    """Caller's request → response for invocations that each find no idle environment."""
+    samples: list[int] = []
+    inits: list[float] = []
+    if kind == "rie":  # one environment per RIE: its first invoke after launch starts the runtime
+        for _ in range(args.cold_runs):
+            with RieServer(args.rie, "app.handler") as server:
+                client = RawClient(server.host, server.port)
+                t0 = time.perf_counter_ns()
+                status, body = client.post(INVOKE_PATH, SMALL_EVENT)
+                samples.append(time.perf_counter_ns() - t0)
+                client.close()
+                if status != 200 or body != SMALL_RESPONSE:
+                    raise RuntimeError(f"RIE's first invoke answered {status}: {body[:300]!r}")
+                init = next(filter(None, map(RIE_INIT_DURATION.search, server.log_until("REPORT "))), None)
+                if init:
+                    inits.append(float(init.group(1)))
+        return {
+            "kind": kind,
+            "runs": len(samples),
+            "median_ms": _median_ms(samples),
+            "p90_ms": sorted(samples)[int(0.9 * (len(samples) - 1))] / 1e6,
+            "init_ms": statistics.median(inits) if inits else None,
+        }
+    extra = ("--max-invocations", "1", "--no-reload", *(("--no-standby",) if kind == "no-standby" else ()))
+    server = Server.lambda_freeze("app.handler", freezer="auto", stdout=subprocess.PIPE, src=args.src,
+                                  extra_args=extra)
+    with server:
+        client = RawClient(server.host, server.port)
+        try:
+            for _ in range(args.cold_runs):
+                _settle(server, client)
+                t0 = time.perf_counter_ns()
+                status, body = client.post(INVOKE_PATH, SMALL_EVENT)
+                samples.append(time.perf_counter_ns() - t0)
+                if status != 200 or body != SMALL_RESPONSE:
+                    raise RuntimeError(f"new-environment invoke answered {status}: {body[:300]!r}")
+                init = INIT_DURATION.search(server.log_until("REPORT ")[-1])
+                if init:
+                    inits.append(float(init.group(1)))
+        finally:
+            client.close()
+    return {
+        "kind": kind,
+        "freezer": server.freezer,
+        "runs": len(samples),
+        "median_ms": _median_ms(samples),
+        "p90_ms": sorted(samples)[int(0.9 * (len(samples) - 1))] / 1e6,
+        "init_ms": statistics.median(inits) if inits else None,
+    }
+
+
+def bench_pytest(args: argparse.Namespace) -> dict[str, object]:
+    """What a test pays in this process: ``function(...)`` then the first invoke; and setup + teardown alone."""
+    from emulator.harness import LambdaFreeze
+
+    code = Path(__file__).resolve().parent / "functions" / "trivial"
+    first: list[int] = []
+    overhead: list[int] = []
+    for _ in range(args.cold_runs):
+        harness = LambdaFreeze(freezer="auto")
+        try:
+            t0 = time.perf_counter_ns()
+            fn = harness.function(code, "app.handler")
+            result = fn.invoke({"ping": 1})
+            first.append(time.perf_counter_ns() - t0)
+            if result.payload != {"ok": True}:
+                raise RuntimeError(f"pytest-style invoke answered {result.payload!r}")
+        finally:
+            harness.close()
+        t0 = time.perf_counter_ns()
+        harness = LambdaFreeze(freezer="auto")  # the fixture's setup
+        harness.function(code, "app.handler")
+        harness.close()  # the fixture's teardown
+        overhead.append(time.perf_counter_ns() - t0)
+    return {"runs": len(first), "function_to_first_response_ms": _median_ms(first),
+            "setup_function_teardown_ms": _median_ms(overhead)}
+
+
+def bench_serve_start(args: argparse.Namespace) -> dict[str, object]:
+    """``lambda-freeze serve`` launch → serving, beside the interpreter importing asyncio and uvloop."""
+    serving: list[int] = []
+    floor: list[int] = []
+    for _ in range(args.cold_runs):
+        server = Server.lambda_freeze("app.handler", freezer="auto", src=args.src, extra_args=("--no-reload",))
+        server.start()
+        serving.append(server.ready_ns - server.spawned_ns)
+        server.stop()
+        t0 = time.perf_counter_ns()
+        subprocess.run([sys.executable, "-c", "import asyncio, uvloop"], check=True)
+        floor.append(time.perf_counter_ns() - t0)
+    return {"runs": len(serving), "launch_to_serving_ms": _median_ms(serving),
+            "import_asyncio_uvloop_ms": _median_ms(floor)}
+
+
 # ------------------------------------------------------------------------------------------------- output
 def _measured_reference(rie: dict[str, object]) -> dict[str, float]:
     """RIE's figures from its own run here, where that run measured them; the issue's figures for the rest."""
@@ -293,6 +410,9 @@ def print_text(report: dict[str, object]) -> None:
                 f"  {c['freezer']:<9} {f('launch_to_first_response_ms'):>20} {f('launch_to_serving_ms'):>15} "
                 f"{f('first_invoke_ms'):>11} {f('init_duration_ms'):>14} {f('second_invoke_ms'):>11}"
             )
+    starts = report.get("starts")
+    if starts:
+        print_starts(starts)  # type: ignore[arg-type]
     where = "measured here in this run" if "rie" in results else "the issue's figures for this machine kind"
     print(f"\nagainst AWS RIE, {where} (RIE does not freeze; target: at or below it with freezing on)")
     print(f"  {'freezer':<9} {'figure':<20} {'ours':>9} {'RIE':>9}  target")
@@ -300,6 +420,36 @@ def print_text(report: dict[str, object]) -> None:
         ours = f"{row['ours']:,.0f}" if row["figure"] == "invokes/s" else f"{row['ours']:.2f}"
         rie = f"{row['rie']:,.0f}" if row["figure"] == "invokes/s" else f"{row['rie']:.2f}"
         print(f"  {row['freezer']:<9} {row['figure']:<20} {ours:>9} {rie:>9}  {'met' if row['met'] else 'NOT met'}")
+
+
+def print_starts(starts: dict[str, object]) -> None:
+    new_env: dict[str, dict[str, object]] = starts["new_environment"]  # type: ignore[assignment]
+    rie = new_env.get("rie")
+    print("\nnew environment in a running emulator, caller's request → response, median (freezer and memory limit on)")
+    print(f"  {'':<22} {'median':>8} {'p90':>8} {'Init Duration':>14} {'runs':>5}   vs RIE")
+    for kind, r in new_env.items():
+        label = {"standby": "lambda-freeze", "no-standby": "  --no-standby", "rie": "RIE (first invoke)"}[kind]
+        ratio = f"{r['median_ms'] / rie['median_ms']:.2f}×" if rie and kind != "rie" else ""  # type: ignore[operator]
+        p90 = f"{r['p90_ms']:.1f}" if r.get("p90_ms") is not None else "?"
+        init = f"{r['init_ms']:.1f}" if r.get("init_ms") is not None else "?"
+        print(f"  {label:<22} {r['median_ms']:8.1f} {p90:>8} {init:>14} {r['runs']:>5}   {ratio}")
+    if rie is None:
+        print("  RIE: not measured (no --rie binary)")
+    pytest_figures = starts.get("pytest")
+    if pytest_figures:
+        p: dict[str, float] = pytest_figures  # type: ignore[assignment]
+        print("\npytest, in-process, median (ms)")
+        print(f"  function(...) → first response   {p['function_to_first_response_ms']:8.1f}")
+        print(f"  per-test overhead (setup + function(...) + teardown, no invoke)   "
+              f"{p['setup_function_teardown_ms']:8.1f}   ({p['runs']} runs)")
+        if rie is not None:
+            print(f"  RIE launch → first response      {starts['rie_launch_to_first_response_ms']:8.1f}")
+    serve = starts.get("serve")
+    if serve:
+        s: dict[str, float] = serve  # type: ignore[assignment]
+        print(f"\nserve start, median: launch → serving {s['launch_to_serving_ms']:.1f} ms; "
+              f"python -c 'import asyncio, uvloop' {s['import_asyncio_uvloop_ms']:.1f} ms "
+              f"({s['launch_to_serving_ms'] / s['import_asyncio_uvloop_ms']:.2f}× the floor; {s['runs']} runs)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,7 +462,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--echo-invokes", type=int, help="1 MB echo invokes (default 200; --quick 20)")
     parser.add_argument("--cold-runs", type=int, help="cold starts per freezer (default 10; --quick 3)")
     parser.add_argument("--client", choices=sorted(CLIENTS), default="raw", help="HTTP client (default raw)")
-    parser.add_argument("--skip", action="append", default=[], choices=("floor", "warm", "echo", "cold"))
+    parser.add_argument(
+        "--skip", action="append", default=[], choices=("floor", "warm", "echo", "cold", "starts")
+    )
+    parser.add_argument("--only-starts", action="store_true",
+                        help="only the new-environment, pytest and serve-start figures")
     parser.add_argument(
         "--rie",
         type=Path,
@@ -354,6 +508,9 @@ def main(argv: list[str] | None = None) -> int:
         },
         "reference_rie": REFERENCE,
     }
+    if args.only_starts:
+        args.skip = ["floor", "warm", "echo", "cold"]
+        freezers = ["rie"] if args.rie is not None else []
     if "floor" not in args.skip:
         progress("floor ...")
         report["floor"] = bench_floor(args)
@@ -371,6 +528,15 @@ def main(argv: list[str] | None = None) -> int:
             r["cold"] = bench_cold(freezer, args)
         results[freezer] = r
     report["freezers"] = results
+    if "starts" not in args.skip:
+        progress("new environment, pytest, serve start ...")
+        kinds = ["standby", "no-standby", *(["rie"] if args.rie is not None else [])]
+        starts: dict[str, object] = {"new_environment": {kind: bench_new_env(kind, args) for kind in kinds}}
+        starts["pytest"] = bench_pytest(args)
+        starts["serve"] = bench_serve_start(args)
+        if args.rie is not None:
+            starts["rie_launch_to_first_response_ms"] = bench_cold("rie", args)["median"]["launch_to_first_response_ms"]  # type: ignore[index]
+        report["starts"] = starts
     reference = _measured_reference(results["rie"]) if "rie" in results else REFERENCE
     report["reference_rie"] = reference
     report["targets"] = _targets(results, reference)

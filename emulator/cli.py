@@ -51,7 +51,7 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
         description="A local AWS Lambda execution environment that freezes runtimes between invocations.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more emulator logging (-vv: debug)")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="serve functions behind the Lambda Invoke API", formatter_class=_Defaults)
@@ -122,6 +122,13 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
         help="run every function on a virtual clock: POST /_lambda-freeze/environments/{id}/advance moves a frozen one",
     )
     serve.add_argument(
+        "--no-standby",
+        dest="standby",
+        action="store_false",
+        help="make no process ahead of need: each new environment forks its runtime then (by default one process per "
+        "function waits, in its cgroups, before its exec)",
+    )
+    serve.add_argument(
         "--no-reload",
         dest="reload",
         action="store_false",
@@ -182,6 +189,15 @@ class _Defaults(argparse.HelpFormatter):
         if isinstance(action, argparse._StoreFalseAction):
             return text
         return f"{text} (default: %(default)s)"
+
+
+class _Version(argparse.Action):
+    """``--version``: the installed distribution's version, looked up only when asked (importlib.metadata scans
+    every installed distribution, which no other command needs)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(f"{parser.prog} {_version()}")
+        parser.exit()
 
 
 def _version() -> str:
@@ -278,6 +294,8 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
         config = with_debugger(config, args.debug_port, args.debug_function)
     if args.no_build:  # every function, whichever file or option defined it
         config = config.replace(functions=tuple(dataclasses.replace(f, build=False) for f in config.functions))
+    if not args.standby:  # every function, whichever file or option defined it
+        config = config.replace(functions=tuple(dataclasses.replace(f, standby=False) for f in config.functions))
     if args.virtual_time:  # a provided runtime is refused here: its clocks cannot be moved
         config = config.replace(functions=tuple(dataclasses.replace(f, virtual_time=True) for f in config.functions))
     if args.template is not None:

@@ -10,8 +10,6 @@ import json
 import os
 import re
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -86,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _call(args: argparse.Namespace, payload: bytes, endpoint: str) -> int:
+    import urllib.error  # here, not at the top: serve imports this module and needs no HTTP client
+    import urllib.request
+
     url = f"{endpoint.rstrip('/')}/2015-03-31/functions/{args.name}/invocations"
     headers = {"Content-Type": "application/json", "X-Amz-Invocation-Type": args.invocation_type}
     if args.log_tail:
@@ -122,6 +123,8 @@ def _call(args: argparse.Namespace, payload: bytes, endpoint: str) -> int:
 
 
 def _served(endpoint: str) -> list[str] | None:
+    import urllib.request
+
     try:
         with urllib.request.urlopen(f"{endpoint.rstrip('/')}/2015-03-31/functions", timeout=5) as response:
             document: dict[str, Any] = json.loads(response.read())

@@ -140,6 +140,8 @@ class Emulator:
             self.watcher = CodeWatcher(self.functions, self.timeline)
             self.watcher.start()
         self._started = True
+        for pool in self.functions.values():  # once serving: made on the spawner threads, no request waits for them
+            pool.make_standby()
         if self.config.host not in ("127.0.0.1", "::1", "localhost"):
             log.warning(
                 "the Invoke API listens on %s, reachable from other machines: anyone who reaches it runs your "
@@ -197,6 +199,8 @@ class Emulator:
         queue.start()
         pool.check()
         pool.prewarm()
+        if self._started:  # a function added to a running emulator (the harness, the pytest plugin)
+            pool.make_standby()
         return pool
 
     async def remove_function(self, name: str) -> None:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import orjson
 
-from . import eventstream, openapi
+from . import eventstream
 from .control import ControlBackend
 from .control import add_routes as add_control_routes
 from .errors import HttpApiError, aws_error
@@ -42,6 +42,7 @@ log = logging.getLogger("lambda_freeze.invoke_api")
 INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")
 MAX_CLIENT_CONTEXT_BYTES = 3583  # the Invoke API reference: "Up to 3,583 bytes of base64-encoded data"
 STREAM_INVOCATION_TYPES = ("RequestResponse", "DryRun")  # InvokeWithResponseStream is synchronous only
+OPENAPI_PATH = "/_lambda-freeze/openapi.json"  # openapi.DOCUMENT_PATH, without loading that module at start
 
 
 def _validate_payload(payload: bytes, invocation_type: str) -> bytes:
@@ -152,7 +153,7 @@ class InvokeApiServer:
         router.add("GET", "/_lambda-freeze/environments", self._environments)
         router.add("GET", "/_lambda-freeze/async", self._async_status)
         router.add("GET", "/_lambda-freeze/functions", self._functions)
-        router.add("GET", openapi.DOCUMENT_PATH, self._openapi_document)
+        router.add("GET", OPENAPI_PATH, self._openapi_document)
         self.router = router
         # One byte over the sync limit so an oversize body is told apart from a full one.
         self._http = HttpServer(
@@ -208,6 +209,8 @@ class InvokeApiServer:
         return _json(dict(self._backend.async_status()))
 
     async def _openapi_document(self, request: Request) -> Response:
+        from . import openapi  # its YAML and importlib.resources load when the document is asked for
+
         return Response(200, openapi.document_json(), content_type="application/json")
 
 

@@ -7,7 +7,7 @@ import json
 from importlib import resources
 from typing import Any
 
-DOCUMENT_PATH = "/_lambda-freeze/openapi.json"  # where the Invoke API server publishes it
+DOCUMENT_PATH = "/_lambda-freeze/openapi.json"  # where the Invoke API server publishes it (invoke.OPENAPI_PATH)
 
 
 @functools.cache

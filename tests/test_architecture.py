@@ -186,3 +186,23 @@ def test_public_names_stay_where_users_import_them():
     assert emulator.Emulator is server.Emulator and emulator.LambdaFreeze is harness.LambdaFreeze
     assert testing.EmulatorThread.__module__ == "emulator.testing"
     assert TOXICS["while_frozen"] is WhileFrozen
+
+
+def test_serve_loads_only_what_serving_needs():
+    """`lambda-freeze serve` imports no HTTP client, template reader, scenario runner, fault proxy, OpenAPI document
+    or package metadata unless a function or a command asks for them (each costs its start milliseconds)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, emulator.cli, emulator.server\n"
+        "print('\\n'.join(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(done.stdout.split())
+    unwanted = {
+        "urllib.request", "http.client", "yaml", "importlib.metadata", "emulator.config.cloudformation",
+        "emulator.config.sam", "emulator.scenario", "emulator.proxy", "runtime_api.openapi", "emulator.reload",
+        "boto3", "botocore", "moto",
+    }
+    assert sorted(loaded & unwanted) == []

@@ -188,3 +188,30 @@ def test_invocation_duration_excludes_the_frozen_time(serve):
     result = fn.invoke({"action": "echo"})
     duration = float(re.search(r"\tDuration: ([0-9.]+) ms", result.log)[1])
     assert duration < 1000  # an echo: the frozen second, had it been counted, would be all of it
+
+
+def test_the_runtime_client_check_runs_again_only_when_its_files_change(tmp_path):
+    from emulator.engine import python_runtime
+
+    venv = tmp_path / "venv"
+    package = venv / "lib" / "python3.11" / "site-packages" / "awslambdaric"
+    package.mkdir(parents=True)
+    runs = tmp_path / "runs"
+    python = venv / "bin" / "python"
+    python.parent.mkdir()
+    # An interpreter that records each run and passes the check (``-c "import awslambdaric.bootstrap"``).
+    python.write_text(f"#!/bin/sh\necho run >> {runs}\nexit 0\n")
+    python.chmod(0o755)
+
+    def check() -> str | None:
+        python_runtime._client_problem.cache_clear()  # each serve is a new process
+        return python_runtime._client_problem(str(python))
+
+    assert check() is None and runs.read_text().count("run") == 1
+    assert check() is None and runs.read_text().count("run") == 1  # passed on these files: not run again
+    (package / "bootstrap.py").write_text("")  # the client reinstalled: its package directory changed
+    assert check() is None and runs.read_text().count("run") == 2
+    python.write_text(f"#!/bin/sh\necho run >> {runs}\necho 'ModuleNotFoundError: awslambdaric' >&2\nexit 1\n")
+    assert check() == "ModuleNotFoundError: awslambdaric"  # the interpreter changed: checked, and it fails
+    assert check() == "ModuleNotFoundError: awslambdaric"  # a failed check is never remembered
+    assert runs.read_text().count("run") == 4

@@ -96,6 +96,8 @@ class FunctionConfig:
     debug_port: int | None = None
     # The runtime's clocks can be moved forward while it is frozen (a virtual freeze: engine/clock.py)
     virtual_time: bool = False
+    # The next environment's process made ahead of need, parked before its exec (engine/standby.py)
+    standby: bool = True
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -256,6 +258,7 @@ FILE_KEYS: dict[str, tuple[str, Any]] = {
     "lambda_paths": ("lambda_paths", _bool),
     "build": ("build", _bool),
     "virtual_time": ("virtual_time", _bool),
+    "standby": ("standby", _bool),
 }
 
 

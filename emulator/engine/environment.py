@@ -38,6 +38,7 @@ from .reports import Reports
 from .runtime_side import RuntimeSide
 from .shutdown import Shutdown
 from .slot import InvocationSlot
+from .standby import Standby
 
 __all__ = ["Environment", "InitFailure", "Owner"]
 
@@ -149,8 +150,11 @@ class Environment:
         self.freeze.remove_listener(listener)
 
     # ------------------------------------------------------------------------------------------------ start
-    async def start(self) -> None:
-        """Open the Runtime API endpoint and launch the runtime; INIT then runs (``init_done`` tells its end)."""
+    async def start(self, standby: Standby | None = None) -> bool:
+        """Open the Runtime API endpoint and launch the runtime; INIT then runs (``init_done`` tells its end).
+
+        With a ``standby``, its cgroups and parked process become this environment's, and its process execs the
+        runtime; returns whether it was taken (adopted, or let go as unfit): if not, the caller still owns it."""
         endpoint = await self._ctx.runtime_server.open_endpoint(
             RuntimeSide(
                 self.next_invocation,
@@ -176,14 +180,14 @@ class Environment:
         problem = runtimes.bootstrap_problem(self.config)
         if problem is not None:
             self.endings.fail_init(Outcome.error("Runtime.InvalidEntrypoint", problem), "error")
-            return
+            return False
         extra = await self._owner.open_upstreams(self)
         if self._ctx.endpoint_url:
             extra["AWS_ENDPOINT_URL_LAMBDA"] = self._ctx.endpoint_url
+        if self.shutdown.begun:  # stopped while the upstreams opened: the standby stays its keeper's
+            return False
+        adopted = False
         try:
-            group = self.freeze.open()
-            if self._ctx.memory is not None:
-                self.processes.memory = self._ctx.memory.group(self.id, self.config.memory_mb * 1024 * 1024)
             argv = runtimes.command(self.config)
             env = runtimes.environment(
                 self.config,
@@ -191,28 +195,45 @@ class Environment:
                 initialization_type=self.initialization_type,
                 extra=extra,
             )
-            self.processes.mounts = lambda_paths.for_function(self.config, argv, env)
+            mounts = lambda_paths.for_function(self.config, argv, env)
+            if standby is not None and standby.mounts != mounts:  # parked in another view of the paths
+                adopted = True  # let go here: its cgroups bear this environment's name, which its own will take
+                await standby.discard()
+                standby = None
+            if standby is not None:
+                adopted = True
+                group = self.freeze.adopt(standby.group)
+                self.processes.memory = standby.memory
+                self.processes.parked = standby.parked
+                self._ctx.timeline.record("standby", standby.name, function=self.config.name, event="adopted",
+                                          env_id=self.id, pid=standby.parked.pid)
+            else:
+                group = self.freeze.open()
+                if self._ctx.memory is not None:
+                    self.processes.memory = self._ctx.memory.group(self.id, self.config.memory_mb * 1024 * 1024)
+            self.processes.mounts = mounts
             if self.processes.mounts is not None:
                 argv, env = self.processes.mounts.command(argv), self.processes.mounts.environment(env)
         except OSError as exc:
             self.endings.fail_init(
                 Outcome.error("Runtime.InvalidEntrypoint", f"cannot start the runtime: {exc}"), "error"
             )
-            return
+            return adopted
         except LambdaFreezeError as exc:  # e.g. no interpreter for the runtime: the message says how to get one
             self.endings.fail_init(Outcome.error("Runtime.InvalidEntrypoint", exc.message), "error")
-            return
+            return adopted
         env.update(self.virtual.variables(env))
         if not await self.extension_side.start(env, group):
-            return
+            return adopted
         try:
             pid = await self.processes.start_runtime(argv, env, group, on_exit=self.endings.on_exit)
         except OSError as exc:
             self.endings.fail_init(
                 Outcome.error("Runtime.InvalidEntrypoint", f"cannot start the runtime: {exc}"), "error"
             )
-            return
+            return adopted
         self.shutdown.attached(pid)
+        return adopted
 
     def _on_extension_ready(self) -> None:
         """An extension is back in ``event/next``: INIT or the invocation may be over."""

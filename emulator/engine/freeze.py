@@ -33,6 +33,11 @@ class FreezeControl:
         self.group = self._freezer.group(self._env_id)
         return self.group
 
+    def adopt(self, group: FreezerGroup) -> FreezerGroup:
+        """A group made ahead of need (a standby's), whose process is already in it."""
+        self.group = group
+        return group
+
     def process_ids(self) -> list[int]:
         """Every process of the group: cgroups list their members; the signal backends know only the leaders."""
         if self.group is None:

@@ -99,6 +99,15 @@ class Mounts:
         runtime client), since the real one may lie under the host's ``/opt``."""
         return [self.seen(arg) for arg in argv]
 
+    def real(self, path: str) -> str:
+        """A path as the runtime sees it (``/var/task/...``, ``/opt/...``) where it is on the host: the code
+        directory's, or the last layer holding it (the one on top of ``/opt``); any other path as it is."""
+        for mounted, candidates in ((TASK_ROOT, [self.code_dir]), (OPT, list(reversed(self.layers)))):
+            if path == mounted or path.startswith(mounted + "/"):
+                found = [str(c) + path[len(mounted):] for c in candidates]
+                return next((f for f in found if os.path.lexists(f)), found[0] if found else path)
+        return path
+
     def seen(self, path: str) -> str:
         """A real path into the code directory or a layer, as the runtime sees it; any other path as it is."""
         for real, mounted in [(str(self.code_dir), TASK_ROOT), *((str(layer), OPT) for layer in self.layers)]:

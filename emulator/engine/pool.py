@@ -7,6 +7,10 @@ invocation waits for it there rather than paying a cold start, as locally a call
 runtime's next ``next`` call; a runtime not back within ``slot.ANSWERED_WAIT_S`` is routed around, as on Lambda);
 else a new environment, if the reserved and the account concurrency allow.
 One invocation per environment at a time.
+
+A new environment takes the function's standby when there is one (``standby``: its process, parked in its
+cgroups before the exec, skips the fork and the cgroups' first writes), and the next standby is made once that
+environment is idle (its first answer given) or gone.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from .context import EngineContext
 from .environment import Environment
 from .invocation import Invocation, Outcome
 from .owner import InitFailure
+from .standby import Standby, StandbyKeeper
 
 if TYPE_CHECKING:
     from ..proxy import Proxy, ProxyEvent
@@ -59,6 +64,9 @@ class FunctionPool:
         self._tasks: set[asyncio.Task[None]] = set()
         self._preparation: asyncio.Task[None] | None = None  # the runtime's install and the build, once
         self._closing = False
+        # The next environment's process, parked before its exec, under that environment's id.
+        self.standby = StandbyKeeper(config.name, ctx, lambda: f"{self.config.name}-{next(_env_numbers)}")
+        self._standby_owed: set[Environment] = set()  # claimed one: the next is made when they are idle or gone
         self._random = random.Random()
         self.capacity_freed = asyncio.Event()  # set when an environment becomes free or goes away
         self.listeners: list[Callable[[Environment], None]] = []  # told of every new environment
@@ -158,9 +166,9 @@ class FunctionPool:
         retry_of: Invocation | None = None,
         reason: str = "invoke",
     ) -> Environment:
-        env = Environment(
-            self.config, f"{self.config.name}-{next(_env_numbers)}", owner=self, ctx=self._ctx, retry_of=retry_of
-        )
+        claimed = self.standby.claim()  # the standby's id, when there is one to take
+        env_id = claimed or f"{self.config.name}-{next(_env_numbers)}"
+        env = Environment(self.config, env_id, owner=self, ctx=self._ctx, retry_of=retry_of)
         self.environments[env.id] = env
         self._ctx.timeline.record("spawn", env.id, function=self.config.name, reason=reason)
         if pending is not None:
@@ -171,8 +179,12 @@ class FunctionPool:
             )
         for listener in self.listeners:
             listener(env)
-        self._track(self._start(env))
+        self._track(self._start(env, with_standby=claimed is not None))
         return env
+
+    def make_standby(self) -> None:
+        """Park the next environment's process now (serving has begun: it costs no request anything)."""
+        self.standby.want(self.config)
 
     def check(self) -> None:
         """Warn at once about a function that cannot start (Lambda itself only fails at the first invoke)."""
@@ -208,7 +220,19 @@ class FunctionPool:
             self._preparation = asyncio.get_running_loop().create_task(preparation.prepare_async(self.config))
         await asyncio.shield(self._preparation)
 
-    async def _start(self, env: Environment) -> None:
+    async def _start(self, env: Environment, *, with_standby: bool = False) -> None:
+        standby = await self.standby.take(self.config) if with_standby else None
+        adopted = False
+        try:
+            adopted = await self._start_environment(env, standby)
+        finally:
+            if standby is not None and not adopted:
+                self.standby.give_back(standby)
+        if with_standby:  # the next standby once this environment is idle (or gone): its first answer is not slowed
+            self._standby_owed.add(env)
+
+    async def _start_environment(self, env: Environment, standby: Standby | None) -> bool:
+        """Start ``env`` (with ``standby`` when given); whether it adopted the standby."""
         try:
             await self.prepared()
         except LambdaFreezeError as exc:  # no runtime, or a failed build: the function cannot start at all
@@ -217,9 +241,9 @@ class FunctionPool:
                 if invocation is not None:
                     invocation.abandon(Outcome.error("Runtime.InvalidEntrypoint", exc.message))
             await env.stop("start failed")
-            return
+            return False
         try:
-            await env.start()
+            return await env.start(standby)
         except Exception as exc:  # a boundary: the environment is dead, and its invocation answered
             log.exception("%s: could not start", env.id)
             # Answered here, not routed to another environment, which would fail the same way.
@@ -227,6 +251,7 @@ class FunctionPool:
                 if invocation is not None:
                     invocation.abandon(Outcome.error("Runtime.InvalidEntrypoint", f"cannot start: {exc}"))
             await env.stop("start failed")
+            return env.freeze.group is not None and standby is not None and env.freeze.group is standby.group
 
     def _track(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -247,6 +272,7 @@ class FunctionPool:
     def retire_all(self, reason: str) -> int:
         """Retire every environment: an idle one now, a busy one when its invocation ends (none is cut short), so
         that the next invocation cold-starts (e.g. on changed code). Returns how many were told."""
+        self.standby.renew(self.config)  # made from the code as it was: the next one sees the new code
         told = 0
         for env in list(self.environments.values()):
             if env.retire_requested or not env.lifecycle.live:
@@ -284,9 +310,15 @@ class FunctionPool:
         await env.stop(reason)
 
     # ----------------------------------------------------------------------------------- environment events
+    def _replace_standby(self, env: Environment) -> None:
+        if env in self._standby_owed:
+            self._standby_owed.discard(env)
+            self.standby.want(self.config)
+
     def on_idle(self, env: Environment) -> None:
         if self._closing:
             return
+        self._replace_standby(env)
         reason = self._should_retire(env)
         if reason is not None:
             self._retire(env, reason)
@@ -326,6 +358,7 @@ class FunctionPool:
             )
 
     def on_stopped(self, env: Environment) -> None:
+        self._replace_standby(env)
         self.environments.pop(env.id, None)
         self._retire_reasons.pop(env, None)
         timer = self._idle.pop(env, None)
@@ -340,7 +373,9 @@ class FunctionPool:
     # ------------------------------------------------------------------------------------------------ stop
     async def close(self) -> None:
         self._closing = True
+        self.standby.stop_making()
         while self.environments or self._tasks:
             await asyncio.gather(*(env.stop() for env in list(self.environments.values())), *list(self._tasks))
+        await self.standby.close()
         for proxy in self.proxies.values():
             await proxy.close()

@@ -5,6 +5,10 @@ fork and exec happen on spawner threads: ``Popen`` returns only once the child h
 takes tens to hundreds of milliseconds, and the event loop (deadlines, every other environment's traffic) must not
 wait with it. The spawner threads live as long as the process, since the parent-death signal follows the thread
 that forked.
+
+A process may also be made ahead of need (``park``): forked, joined to its cgroups and mount namespace, then held
+in ``/bin/sh`` reading its stdin, where nothing of the function runs. ``RuntimeProcess.start`` with that
+``Parked`` writes it the runtime's environment and command line, and the shell execs the runtime in its place.
 """
 
 from __future__ import annotations
@@ -12,12 +16,16 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import errno
+import functools
 import os
 import select
+import shlex
+import shutil
 import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -25,6 +33,13 @@ _PR_SET_PDEATHSIG = 1
 _READ_CHUNK = 64 * 1024
 _READ_PER_WAKEUP = 16  # chunks read per readiness callback, so a flooding runtime cannot starve the loop
 _SPAWNER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lambda-freeze-spawn")
+# The parked shell sources its stdin: it blocks in read(2) until the runtime's script is written, and on EOF alone
+# (a standby let go) it exits having run nothing.
+_TRAMPOLINE = ("/bin/sh", "-c", ". /dev/stdin")
+# The same shell joining its cgroups itself (``$$`` is the shell, later the runtime), saying so, then waiting: with
+# no preexec_fn, Popen can use vfork instead of fork, whose copy of the emulator's page tables took 3-15 ms.
+_JOIN_THEN_PARK = 'for f; do echo $$ > "$f" || exit 1; done; echo parked; . /dev/stdin'
+_PARKED = b"parked\n"
 
 
 def describe_exit(returncode: int) -> str:
@@ -85,6 +100,119 @@ def _kill_spawned(spawn: asyncio.Future[tuple[subprocess.Popen[bytes], int]]) ->
     os.close(read_fd)
 
 
+@dataclass
+class Parked:
+    """A process parked before its exec (``park``): in its cgroups, its output on ``read_fd``, waiting for its
+    script on ``script_fd``."""
+
+    popen: subprocess.Popen[bytes]
+    read_fd: int
+    script_fd: int
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def can_run(self, argv: Sequence[str], env: Mapping[str, str]) -> bool:
+        """Whether the kernel will exec ``argv[0]``: found, executable, an ELF binary or a script whose interpreter
+        exists. Else the ordinary start raises the OSError a caller expects (Runtime.InvalidEntrypoint), where the
+        shell would say it in a line of output or run a file of no executable format as a script itself."""
+        program = shutil.which(argv[0], path=env.get("PATH", os.defpath))
+        if program is None:
+            return False
+        try:
+            with open(program, "rb") as file:
+                head = file.read(256)
+        except OSError:
+            return False
+        if head.startswith(b"\x7fELF"):
+            return True
+        if not head.startswith(b"#!"):
+            return False
+        words = head[2:].split(b"\n", 1)[0].split()
+        return bool(words) and os.access(words[0], os.X_OK)
+
+    def release(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path | None = None) -> None:
+        """Exec the runtime in the parked process, with exactly ``env`` (the shell's own PWD removed), in ``cwd``
+        when given (the directory by that name now, should it have been replaced since the park)."""
+        lines = [f"cd -- {shlex.quote(str(cwd))} || exit 126"] if cwd is not None else []
+        lines += [f"unset {name}" for name in ("PWD", "OLDPWD") if name not in env]  # the shell's own, not Lambda's
+        lines += [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
+        lines.append("exec " + " ".join(map(shlex.quote, argv)) + " </dev/null")
+        fd, self.script_fd = self.script_fd, -1
+        try:
+            os.write(fd, ("\n".join(lines) + "\n").encode())  # far below a pipe's 64 KiB: one write, no blocking
+        finally:
+            os.close(fd)
+
+    def discard(self) -> None:
+        """Never used: killed (the shell alone runs in it), reaped, its pipes closed."""
+        if self.script_fd >= 0:
+            os.close(self.script_fd)
+            self.script_fd = -1
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.popen.wait()
+        if self.read_fd >= 0:
+            os.close(self.read_fd)
+            self.read_fd = -1
+
+
+@functools.cache
+def _setpriv() -> str | None:
+    """util-linux's setpriv, which gives the shell its parent-death signal without a preexec_fn."""
+    return shutil.which("setpriv")
+
+
+def park(cwd: Path, attach_paths: Sequence[Path], mounts: Callable[[], None] | None = None) -> Parked:
+    """Fork a process that joins ``attach_paths`` (and ``mounts``) and waits in a shell for its runtime; blocking,
+    for a spawner thread (``_SPAWNER``: the thread outlives the process, as its parent-death signal requires).
+
+    Without mounts, the shell joins its cgroups itself under ``setpriv --pdeathsig KILL`` and says ``parked``: no
+    Python runs between fork and exec, so the fork is a vfork. Otherwise (a mount namespace to make, or no setpriv)
+    the joins happen in a preexec_fn. Raises OSError when the process cannot be made or cannot join its cgroups."""
+    setpriv = _setpriv() if mounts is None and attach_paths else None
+    script_r, script_w = os.pipe2(os.O_CLOEXEC)
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    try:
+        if setpriv is not None:
+            shell = ["/bin/sh", "-c", _JOIN_THEN_PARK, "sh", *map(str, attach_paths)]
+            argv = [setpriv, "--pdeathsig", "KILL", "--", *shell]
+            popen = subprocess.Popen(
+                argv, env={}, cwd=cwd, stdin=script_r, stdout=write_fd, stderr=write_fd, process_group=0
+            )
+        else:
+            popen = subprocess.Popen(
+                _TRAMPOLINE,
+                env={},
+                cwd=cwd,
+                stdin=script_r,
+                stdout=write_fd,
+                stderr=write_fd,
+                process_group=0,
+                preexec_fn=_child_setup([os.fsencode(p) for p in attach_paths], os.getpid(), mounts),
+            )
+    except BaseException:
+        os.close(read_fd)
+        os.close(script_w)
+        raise
+    finally:
+        os.close(write_fd)
+        os.close(script_r)
+    parked = Parked(popen, read_fd, script_w)
+    if setpriv is not None:
+        said = b""
+        while not said.endswith(_PARKED):
+            chunk = os.read(read_fd, 256)
+            said += chunk
+            if not chunk or len(said) > 4096:  # the shell ended: a cgroup it could not join, and why
+                parked.discard()
+                raise OSError(f"the parked process could not join its cgroups: {said.decode(errors='replace')}")
+    return parked
+
+
 class RuntimeProcess:
     """One runtime process. ``on_output`` gets raw bytes as they arrive; ``on_exit`` the return code, once."""
 
@@ -98,7 +226,9 @@ class RuntimeProcess:
         on_output: Callable[[bytes], None],
         on_exit: Callable[[int], None],
         mounts: Callable[[], None] | None = None,
+        parked: Parked | None = None,
     ):
+        self._parked = parked  # made ahead of need: started by releasing it
         self._argv = list(argv)
         self._mounts = mounts
         self._env = dict(env)
@@ -118,15 +248,24 @@ class RuntimeProcess:
         return self._popen.pid if self._popen else None
 
     async def start(self) -> int:
-        """Start the process (it has exec'd when this returns); raises OSError (e.g. ENOENT, EACCES) when it cannot
-        be executed."""
+        """Start the process (it has exec'd when this returns; a parked one execs right after); raises OSError (e.g.
+        ENOENT, EACCES) when it cannot be executed."""
         self._loop = asyncio.get_running_loop()
-        spawn = self._loop.run_in_executor(_SPAWNER, self._spawn)
-        try:
-            popen, read_fd = await asyncio.shield(spawn)
-        except asyncio.CancelledError:
-            spawn.add_done_callback(_kill_spawned)
-            raise
+        parked, self._parked = self._parked, None
+        if parked is not None:
+            try:
+                parked.release(self._argv, self._env, None if self._mounts is not None else self._cwd)
+                popen, read_fd = parked.popen, parked.read_fd
+            except OSError:  # the parked shell is gone (killed from outside): started the ordinary way instead
+                parked.discard()
+                parked = None
+        if parked is None:
+            spawn = self._loop.run_in_executor(_SPAWNER, self._spawn)
+            try:
+                popen, read_fd = await asyncio.shield(spawn)
+            except asyncio.CancelledError:
+                spawn.add_done_callback(_kill_spawned)
+                raise
         self._popen = popen
         os.set_blocking(read_fd, False)
         self._out_fd = read_fd

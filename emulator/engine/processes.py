@@ -1,6 +1,6 @@
 """An environment's processes: its runtime and its external extensions, each started in the environment's cgroups
 (the freezer's and the memory limit's), their output as log lines, the runtime's exit, and their end when the
-environment stops."""
+environment stops. The runtime may come from a standby: a process parked in those cgroups before its exec."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .freezer import FreezerGroup
 from .lambda_paths import Mounts
 from .logs import LineSplitter
 from .memory_limit import MemoryGroup
-from .process import RuntimeProcess, describe_exit
+from .process import Parked, RuntimeProcess, describe_exit
 
 log = logging.getLogger("lambda_freeze.environment")
 
@@ -29,6 +29,7 @@ class EnvironmentProcesses:
         self._lines = LineSplitter(on_line)
         self._runtime: RuntimeProcess | None = None  # None until started, and when its start failed
         self.mounts: Mounts | None = None  # Lambda's /var/task and /opt, where the kernel allows them
+        self.parked: Parked | None = None  # a standby's process, adopted with its cgroups, until the runtime starts
         self._extensions: dict[str, RuntimeProcess] = {}
         self.memory: MemoryGroup | None = None  # the memory size as a limit, where it can be enforced
         self.runtime_started = False  # the runtime has exec'd (its memory can be measured)
@@ -52,7 +53,14 @@ class EnvironmentProcesses:
     async def start_runtime(
         self, argv: Sequence[str], env: Mapping[str, str], group: FreezerGroup, on_exit: Callable[[int], None]
     ) -> int:
-        """Launch the runtime (it has exec'd when this returns); raises OSError when it cannot be executed."""
+        """Launch the runtime (it has exec'd when this returns, or execs next in the adopted parked process); raises
+        OSError when it cannot be executed."""
+        parked, self.parked = self.parked, None
+        # Checked where the emulator sees it: a bootstrap at /var/task/bootstrap is the code directory's.
+        program = self.mounts.real(argv[0]) if self.mounts is not None else argv[0]
+        if parked is not None and not parked.can_run([program, *argv[1:]], env):
+            parked.discard()  # the ordinary start below says why, as Lambda would
+            parked = None
         self._runtime = RuntimeProcess(
             argv,
             env=env,
@@ -61,6 +69,7 @@ class EnvironmentProcesses:
             on_output=self._lines.feed,
             on_exit=on_exit,
             mounts=self.mounts.child_setup if self.mounts is not None else None,
+            parked=parked,
         )
         try:
             pid = await self._runtime.start()
@@ -113,6 +122,9 @@ class EnvironmentProcesses:
 
     async def release(self) -> None:
         """Wait until every process, killed with its group, is gone; then stop reading them."""
+        parked, self.parked = self.parked, None
+        if parked is not None:  # adopted, never started: nothing of the function ran in it
+            await asyncio.get_running_loop().run_in_executor(None, parked.discard)
         for process in self._extensions.values():
             if process.returncode is None:
                 try:

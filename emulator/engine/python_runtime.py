@@ -131,14 +131,46 @@ def find_interpreter(runtime: str) -> str:
     )
 
 
+_CLIENT_CHECKED = ".lambda-freeze-client-checked"  # the files a passed check ran on, so later starts skip it
+
+
+def _client_files(python: str) -> str | None:
+    """What the check depends on, as the kernel describes it: the interpreter the virtualenv points at, its
+    site-packages and the runtime client's package (a removed or reinstalled file changes one of them)."""
+    venv = Path(python).parent.parent
+    try:
+        site = next(venv.glob("lib/python*/site-packages"))
+        stats = [os.stat(os.path.realpath(python)), site.stat(), (site / "awslambdaric").stat()]
+    except (OSError, StopIteration):
+        return None
+    return " ".join(f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}" for st in stats)
+
+
 @cache
 def _client_problem(python: str) -> str | None:
-    """Why the runtime's virtualenv cannot run the runtime client (its interpreter gone, a broken install), or None."""
+    """Why the runtime's virtualenv cannot run the runtime client (its interpreter gone, a broken install), or None.
+
+    Running the check costs an interpreter start and the client's import (60 ms here, most of serve's start): once
+    passed, it is run again only when the files it ran on have changed."""
+    files = _client_files(python)
+    marker = Path(python).parent.parent / _CLIENT_CHECKED
+    try:
+        if files is not None and marker.read_text() == files:
+            return None
+    except OSError:
+        pass
     try:
         done = subprocess.run([python, "-c", _CLIENT_CHECK], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError) as exc:
         return str(exc)
-    return None if done.returncode == 0 else (done.stderr.strip().splitlines() or ["failed"])[-1]
+    if done.returncode != 0:
+        return (done.stderr.strip().splitlines() or ["failed"])[-1]
+    if files is not None:
+        try:
+            marker.write_text(files)
+        except OSError:
+            pass  # a read-only cache: checked at every start, as before
+    return None
 
 
 def executable(runtime: str) -> str:

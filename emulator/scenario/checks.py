@@ -227,6 +227,7 @@ FUNCTION_KEYS: dict[str, Check] = {
     "url": _anything,
     "build": _boolean,
     "virtual_time": _boolean,  # also on when a step freezes virtually
+    "standby": _boolean,
     "sqs": _anything,  # its SQS event source mappings, checked by queue_checks
     "schedules": _anything,  # its schedules, checked by bucket_checks
 }

@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config.events import EventsConfig, SqsMappingConfig
 from ..config.settings import FunctionConfig
@@ -20,10 +20,11 @@ from ..engine.pool import FunctionPool
 from ..engine.timeline import Timeline
 from ..errors import ConfigError, FunctionNotFound
 from .async_invoke import AsyncQueue
-from .aws.endpoint import AwsEndpoint
-from .aws.resources import create_buckets, create_queues
-from .schedule.scheduler import Schedules
-from .sqs.mappings import MappingNotFound, SqsMappings
+
+if TYPE_CHECKING:  # loaded when queues, mappings, buckets or schedules are used: serve without them needs none
+    from .aws.endpoint import AwsEndpoint
+    from .schedule.scheduler import Schedules
+    from .sqs.mappings import SqsMappings
 
 log = logging.getLogger("lambda_freeze.events")
 
@@ -41,14 +42,29 @@ class EventSources:
         self._functions = functions
         self.endpoint: AwsEndpoint | None = None
         if aws_endpoint is not None or events.uses_aws:
+            from .aws.endpoint import AwsEndpoint
+
             self.endpoint = AwsEndpoint(aws_endpoint)
-        self.schedules = Schedules(queues, timeline)
+        self._queues = queues
+        self._schedules: Schedules | None = None
         self.mappings: SqsMappings | None = None
         self._timeline = timeline
+
+    @property
+    def schedules(self) -> Schedules:
+        """The schedules, made on first use."""
+        if self._schedules is None:
+            from .schedule.scheduler import Schedules
+
+            self._schedules = Schedules(self._queues, self._timeline)
+        return self._schedules
 
     async def prepare(self) -> None:
         if self.endpoint is None:
             return
+        from .aws.resources import create_buckets, create_queues
+        from .sqs.mappings import SqsMappings
+
         await self.endpoint.start()
         self.mappings = SqsMappings(self._functions, self.endpoint, self._timeline)
         if self.config.queues or self.config.buckets:
@@ -75,7 +91,8 @@ class EventSources:
         return self.mappings
 
     async def close(self) -> None:
-        await self.schedules.close()
+        if self._schedules is not None:
+            await self._schedules.close()
         if self.mappings is not None:
             await self.mappings.close()
         if self.endpoint is not None:
@@ -102,6 +119,8 @@ class EventSources:
 
     def _existing(self) -> SqsMappings:
         if self.mappings is None:  # no endpoint: no mapping can exist
+            from .sqs.mappings import MappingNotFound
+
             raise MappingNotFound("The resource you requested does not exist. (Service: Lambda)")
         return self.mappings
 

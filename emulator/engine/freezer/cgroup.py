@@ -192,13 +192,24 @@ class CgroupBackend(FreezerBackend):
 
     def close(self) -> None:
         self._release()
-        _stop_watchdog(self._watchdog)
         try:
-            self.instance.rmdir()
+            self.instance.rmdir()  # every environment is gone: nothing is left for the watchdog to destroy
         except FileNotFoundError:
             pass
-        except OSError as exc:
-            log.warning("could not remove %s: %s", self.instance, exc.strerror)
+        except OSError:
+            _stop_watchdog(self._watchdog)  # EOF: it destroys what is left, then exits
+            try:
+                self.instance.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.warning("could not remove %s: %s", self.instance, exc.strerror)
+            return
+        # Nothing to wait for: a watchdog still starting its interpreter would hold the stop for as long.
+        self._watchdog.kill()
+        self._watchdog.wait()
+        if self._watchdog.stdin is not None:
+            self._watchdog.stdin.close()
         try:
             self.root.rmdir()  # shared by every instance: stays while another one runs
         except OSError:

@@ -10,10 +10,13 @@ import subprocess
 import sys
 from typing import Any
 
-from ...config.cloudformation import PSEUDO_PARAMETERS
 from ...errors import ConfigError
 
 log = logging.getLogger("lambda_freeze.aws")
+
+# The local account (cloudformation.PSEUDO_PARAMETERS' AWS::AccountId), named here so that serve, which needs no
+# template, does not load the template reader and its YAML parser.
+ACCOUNT_ID = "000000000000"
 
 START_TIMEOUT_S = 30.0
 # Placeholder credentials: moto and LocalStack accept any; real AWS takes the caller's own from the environment.
@@ -24,7 +27,7 @@ class AwsEndpoint:
     """``await start()`` → ``url``, ``client(service)`` → ``await close()``."""
 
     def __init__(
-        self, url: str | None, *, region: str = "us-east-1", account_id: str = PSEUDO_PARAMETERS["AWS::AccountId"]
+        self, url: str | None, *, region: str = "us-east-1", account_id: str = ACCOUNT_ID
     ):
         self.given = url
         self.region = region
