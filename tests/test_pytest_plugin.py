@@ -129,4 +129,4 @@ def test_function_http_front_door(pytester):
             assert requests.get(fn.http + "/inferred", headers=host, timeout=30).json() == {{"hello": "world"}}
         """
     )
-    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
