@@ -9,7 +9,7 @@ import logging
 from collections.abc import Sequence
 
 from ..config.settings import NODE_RUNTIMES, PYTHON_RUNTIMES, FunctionConfig
-from . import dependencies, lambda_paths, node_dependencies, node_ric, python_runtime
+from . import dependencies, lambda_paths, python_runtime
 from .dependencies import BuildFailed
 
 log = logging.getLogger("lambda_freeze.prepare")  # its progress lines show at the default log level
@@ -35,6 +35,8 @@ def prepare(config: FunctionConfig, *, probe_paths: bool = True) -> None:
         log.info("function %s: layers are used from their own directories, not mounted at /opt: %s", config.name,
                  ", ".join(map(str, config.layers)))
     if config.runtime in NODE_RUNTIMES:  # the right Node.js major, and a runtime client it can load
+        from . import node_dependencies, node_ric  # loaded only for a Node.js function
+
         node_ric.command(config.runtime, config.code_dir, config.handler)
         if config.build:
             node_dependencies.build(config.code_dir, config.runtime, progress=log.info)
