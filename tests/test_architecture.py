@@ -205,5 +205,6 @@ def test_serve_loads_only_what_serving_needs():
         "urllib.request", "http.client", "yaml", "importlib.metadata", "emulator.config.cloudformation",
         "emulator.config.sam", "emulator.scenario", "emulator.proxy", "runtime_api.openapi", "emulator.reload",
         "boto3", "botocore", "moto", "emulator.engine.node_ric", "emulator.engine.node_dependencies",
+        "emulator.invoke_command",
     }
     assert sorted(loaded & unwanted) == []
