@@ -36,16 +36,14 @@ from .debugging import with_debugger
 from .engine.freezer import CHOICES
 from .engine.timeline import RECENT_EVENTS, Timeline
 from .errors import LambdaFreezeError
-from .invoke_command import add_arguments as add_invoke_arguments
-from .invoke_command import run as run_invoke
 from .server import Emulator
 
 log = logging.getLogger("lambda_freeze")
 
 
 def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
-    """The command line; ``repro``'s own arguments (and the scenario package they need) only when ``command`` is
-    repro, so that starting ``serve`` does not load it."""
+    """The command line; the arguments of ``repro``, ``scenario``, ``generate-event`` and ``invoke`` (and the modules
+    they need) only when ``command`` names that command, so that starting ``serve`` does not load them."""
     parser = argparse.ArgumentParser(
         prog="lambda-freeze",
         description="A local AWS Lambda execution environment that freezes runtimes between invocations.",
@@ -138,7 +136,10 @@ def _parser(command: str | None = "repro") -> argparse.ArgumentParser:
     serve.add_argument("--aws-endpoint", help="SQS/S3 endpoint the functions' SDKs reach (default: an embedded one)")
 
     invoke = sub.add_parser("invoke", help="invoke a function served by lambda-freeze, or run one with --code-dir")
-    add_invoke_arguments(invoke)
+    if command == "invoke":
+        from .invoke_command import add_arguments as add_invoke_arguments
+
+        add_invoke_arguments(invoke)
 
     trigger = sub.add_parser("trigger", help="fire a schedule (FunctionLogicalId.EventName) now")
     trigger.add_argument("schedule")
@@ -432,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
 
             return from_logs(args)
         if args.command == "invoke":
+            from .invoke_command import run as run_invoke
+
             return run_invoke(args)
         if args.command == "generate-event":
             from .generate_event import run as generate_event

@@ -189,8 +189,9 @@ def test_public_names_stay_where_users_import_them():
 
 
 def test_serve_loads_only_what_serving_needs():
-    """`lambda-freeze serve` imports no HTTP client, template reader, scenario runner, fault proxy, OpenAPI document
-    or package metadata unless a function or a command asks for them (each costs its start milliseconds)."""
+    """`lambda-freeze serve` imports no HTTP client, template reader, scenario runner, fault proxy, OpenAPI document,
+    package metadata or Node.js helpers unless a function or a command asks for them (each costs its start
+    milliseconds)."""
     import subprocess
     import sys
 
@@ -203,6 +204,7 @@ def test_serve_loads_only_what_serving_needs():
     unwanted = {
         "urllib.request", "http.client", "yaml", "importlib.metadata", "emulator.config.cloudformation",
         "emulator.config.sam", "emulator.scenario", "emulator.proxy", "runtime_api.openapi", "emulator.reload",
-        "boto3", "botocore", "moto",
+        "boto3", "botocore", "moto", "emulator.engine.node_ric", "emulator.engine.node_dependencies",
+        "emulator.invoke_command",
     }
     assert sorted(loaded & unwanted) == []

@@ -150,11 +150,12 @@ class Environment:
         self.freeze.remove_listener(listener)
 
     # ------------------------------------------------------------------------------------------------ start
-    async def start(self, standby: Standby | None = None) -> bool:
+    async def start(self, standby: Standby | asyncio.Future[Standby | None] | None = None) -> bool:
         """Open the Runtime API endpoint and launch the runtime; INIT then runs (``init_done`` tells its end).
 
         With a ``standby``, its cgroups and parked process become this environment's, and its process execs the
-        runtime; returns whether it was taken (adopted, or let go as unfit): if not, the caller still owns it."""
+        runtime; returns whether it was taken (adopted, or let go as unfit): if not, the caller still owns it. A
+        standby still being taken (a future) is waited for only once everything else the start needs is ready."""
         endpoint = await self._ctx.runtime_server.open_endpoint(
             RuntimeSide(
                 self.next_invocation,
@@ -196,6 +197,10 @@ class Environment:
                 extra=extra,
             )
             mounts = lambda_paths.for_function(self.config, argv, env)
+            if isinstance(standby, asyncio.Future):
+                standby = await standby
+            if self.shutdown.begun:  # stopped while the standby was made: it stays its keeper's
+                return False
             if standby is not None and standby.mounts != mounts:  # parked in another view of the paths
                 adopted = True  # let go here: its cgroups bear this environment's name, which its own will take
                 await standby.discard()

@@ -17,6 +17,7 @@ import logging
 import os
 import subprocess
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,10 +143,19 @@ def _say_hidden(function: str, hidden: tuple[str, ...]) -> None:  # once per fun
                 "paths)", function, ", ".join(hidden))
 
 
-@functools.cache
+_probing = threading.Lock()
+
+
 def available() -> bool:
     """Whether a child can have Lambda's paths: tried once, on a throwaway process, with every kind of mount used
-    (bind, overlay, tmpfs). Where it cannot, one log line says so, with the kernel's reason."""
+    (bind, overlay, tmpfs). Where it cannot, one log line says so, with the kernel's reason. Threads that ask while
+    the probe runs (a standby being made, a first environment's preparation) wait for its answer."""
+    with _probing:
+        return _available()
+
+
+@functools.cache
+def _available() -> bool:
     try:
         os.makedirs(TASK_ROOT, exist_ok=True)  # a mount point, empty on the host
         with tempfile.TemporaryDirectory(prefix="lambda-freeze-mounts-") as tmp:

@@ -221,18 +221,21 @@ class FunctionPool:
         await asyncio.shield(self._preparation)
 
     async def _start(self, env: Environment, *, with_standby: bool = False) -> None:
-        standby = await self.standby.take(self.config) if with_standby else None
+        # A standby still being made is taken while the environment prepares what needs no process (the function's
+        # preparation, its Runtime API endpoint, its upstreams): the environment waits for it only to adopt it.
+        taking = asyncio.ensure_future(self.standby.take(self.config)) if with_standby else None
         adopted = False
         try:
-            adopted = await self._start_environment(env, standby)
+            adopted = await self._start_environment(env, taking)
         finally:
+            standby = await taking if taking is not None else None
             if standby is not None and not adopted:
                 self.standby.give_back(standby)
         if with_standby:  # the next standby once this environment is idle (or gone): its first answer is not slowed
             self._standby_owed.add(env)
 
-    async def _start_environment(self, env: Environment, standby: Standby | None) -> bool:
-        """Start ``env`` (with ``standby`` when given); whether it adopted the standby."""
+    async def _start_environment(self, env: Environment, standby: asyncio.Future[Standby | None] | None) -> bool:
+        """Start ``env`` (with the standby ``standby`` resolves to, when given); whether it adopted the standby."""
         try:
             await self.prepared()
         except LambdaFreezeError as exc:  # no runtime, or a failed build: the function cannot start at all
@@ -251,7 +254,8 @@ class FunctionPool:
                 if invocation is not None:
                     invocation.abandon(Outcome.error("Runtime.InvalidEntrypoint", f"cannot start: {exc}"))
             await env.stop("start failed")
-            return env.freeze.group is not None and standby is not None and env.freeze.group is standby.group
+            taken = standby.result() if standby is not None and standby.done() else None
+            return env.freeze.group is not None and taken is not None and env.freeze.group is taken.group
 
     def _track(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

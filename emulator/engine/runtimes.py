@@ -11,7 +11,7 @@ from pathlib import Path
 from ..config import layers
 from ..config.settings import NODE_RUNTIMES, PYTHON_RUNTIMES, FunctionConfig
 from ..errors import ConfigError
-from . import debugger, dependencies, node_dependencies, node_ric, python_runtime
+from . import debugger, dependencies, python_runtime
 
 # Lambda's PATH, with the host's after it so a local interpreter and tools are found.
 _LAMBDA_PATH = "/usr/local/bin:/usr/bin/:/bin:/opt/bin"
@@ -23,6 +23,8 @@ def command(config: FunctionConfig) -> list[str]:
             config, [python_runtime.executable(config.runtime), "-m", "awslambdaric", config.handler]
         )
     if config.runtime in NODE_RUNTIMES:
+        from . import node_ric  # loaded only for a Node.js function
+
         return debugger.command(config, node_ric.command(config.runtime, config.code_dir, config.handler))
     return debugger.command(config, [str(config.code_dir / "bootstrap")])
 
@@ -38,6 +40,8 @@ def bootstrap_problem(config: FunctionConfig) -> str | None:
             return exc.message
         return None
     if config.runtime in NODE_RUNTIMES:  # no Node, or no client: the message names the command that installs it
+        from . import node_ric
+
         try:
             node_ric.command(config.runtime, config.code_dir, config.handler)
         except ConfigError as exc:
@@ -106,6 +110,8 @@ def environment(
         path = [config.code_dir, build, *layers.python_paths(config.layers, version)]
         env["PYTHONPATH"] = ":".join(str(p) for p in path if p is not None)
     if config.runtime in NODE_RUNTIMES and "NODE_PATH" not in config.env:
+        from . import node_dependencies, node_ric
+
         major = int(config.runtime.removeprefix("nodejs").removesuffix(".x"))
         from_layers = [str(p) for p in layers.node_paths(config.layers, major)]
         modules = node_dependencies.built(config.code_dir, config.runtime) if config.build else None
