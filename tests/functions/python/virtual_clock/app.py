@@ -28,10 +28,24 @@ def sleeper(seconds: float) -> None:
     slept.set()
 
 
+def in_clock_nanosleep(thread: threading.Thread) -> bool:
+    """Whether ``thread`` is blocked in clock_nanosleep (x86_64: 230, aarch64: 115), where time.sleep waits."""
+    try:
+        with open(f"/proc/self/task/{thread.native_id}/syscall") as f:
+            return f.read().split()[0] in ("230", "115")
+    except (OSError, IndexError):
+        return False
+
+
 def handler(event, context):
     global last_used_s
     if "start_sleep_s" in event:
-        threading.Thread(target=sleeper, args=(event["start_sleep_s"],), daemon=True).start()
+        thread = threading.Thread(target=sleeper, args=(event["start_sleep_s"],), daemon=True)
+        thread.start()
+        # Under way means in the kernel: a sleep that has read the clock but not yet entered clock_nanosleep when
+        # the environment freezes takes its deadline on thaw, on the moved clock, as a wait recomputed then does.
+        while not in_clock_nanosleep(thread):
+            time.sleep(0.001)  # wait-ok: polls the kernel's view of the other thread
     if "await_sleeper_s" in event:
         slept.wait(event["await_sleeper_s"])
     timed_wait_s = event.get("timed_wait_s", 0)
