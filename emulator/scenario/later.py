@@ -17,6 +17,7 @@ class Later:
         self.origin = time.monotonic()  # when the run's first step started: what ``at`` counts from
         self._threads: dict[str, threading.Thread] = {}
         self._stopping = threading.Event()
+        self.last_returned = 0.0  # when the last of them returned (monotonic): a ``stay_frozen`` counts from then
 
     def begin(self) -> None:
         self.origin = time.monotonic()
@@ -32,6 +33,7 @@ class Later:
             if self._stopping.wait(delay) if delay > 0 else self._stopping.is_set():
                 return  # the run stopped before its time
             work()
+            self.last_returned = max(self.last_returned, time.monotonic())
 
         thread = threading.Thread(target=run, name=f"lambda-freeze {key}", daemon=True)
         self._threads[key] = thread

@@ -97,6 +97,7 @@ class _Run:
         self.queues = QueueRun(scenario)
         self.run_dir: str | None = None  # ${run.dir}: made when a value first names it
         self.later = Later()  # invoke steps with ``at``, each on a thread of its own
+        self.step_ended: float | None = None  # when the last step of the main line ended (monotonic)
 
     def execute(self) -> RunResult:
         results: list[StepResult] = []
@@ -110,6 +111,7 @@ class _Run:
                     results.append(self._start_later(step))
                     continue
                 result = self._step(step)
+                self.step_ended = time.monotonic()
                 results.append(result)
                 if result.outcome.startswith("aborted"):
                     break
@@ -317,10 +319,15 @@ class _Run:
             for function, _ in self.functions.values():
                 function.stay_frozen(step.seconds, virtual=True)
             return StepResult(step.label, step.action, f"frozen, clocks moved {step.seconds:g} s")
+        # The gap counts from the end of the step before, or of the last invocation started with ``at`` (an answer:
+        # where a replay's logs have its END), not from when the freezes were seen: waiting for them is part of it.
         self.later.join()  # every environment frozen: the invocations started with ``at`` have returned
+        since = max(self.step_ended or 0.0, self.later.last_returned) or time.monotonic()
         for function, _ in self.functions.values():
             function.wait_frozen()
-        time.sleep(step.seconds)  # the scenario itself: time passes while every environment is frozen
+        remaining = since + step.seconds - time.monotonic()
+        if remaining > 0:
+            time.sleep(remaining)  # the scenario itself: time passes while every environment is frozen
         frozen = all(thread.emulator.freezer.name != "none" for thread, _ in self.threads.values())
         return StepResult(step.label, step.action, "frozen" if frozen else "idle (freezer none)")
 
