@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import select
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +28,7 @@ from emulator.testing import CollectingSink, EmulatorThread
 
 pytestmark = pytest.mark.timeout(60)
 
+ROOT = Path(__file__).resolve().parents[1]
 ARN = "arn:aws:lambda:us-east-1:000000000000:function:fn"
 
 
@@ -92,6 +98,33 @@ def test_the_events_left_at_shutdown_without_a_state_directory_are_printed(capsy
     (message,) = [r.getMessage() for r in caplog.records]
     assert message.endswith("(no --state-dir to keep them): id-0, id-1")
     assert load_pending(None) == []
+
+
+def test_the_events_printed_at_shutdown_are_out_at_once():
+    # A supervisor reads the emulator's stdout through a pipe (docker logs, a CI step): the undelivered events are out
+    # when they are reported (a function removed from a running emulator), not when the process ends.
+    script = (
+        "import sys\n"
+        "from emulator.sources.async_invoke import AsyncEvent, save_pending\n"
+        "save_pending(None, [AsyncEvent('fn', b'{}', request_id='id-0')])\n"
+        "sys.stdin.read()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout block-buffered, as on a pipe
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        ready, _, _ = select.select([process.stdout], [], [], 30)  # an import on a loaded machine: seconds at most
+        assert ready, "nothing printed while the process runs"
+        line = process.stdout.readline()
+        assert json.loads(line)["undelivered"]["requestId"] == "id-0"
+    finally:
+        process.communicate(b"", timeout=30)
 
 
 def status(fn) -> dict:
