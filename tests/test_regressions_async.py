@@ -7,6 +7,7 @@ real function under the emulator, called through boto3."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -172,3 +173,17 @@ def test_a_shutdown_lets_the_attempt_under_way_finish(tmp_path):
     assert emu.emulator.async_status()["functions"]["fn"]["delivered"] == 1
     assert (counters / "k").read_text() == "1"
     assert not (state / "async-pending.jsonl").exists()
+
+
+def test_a_removed_function_leaves_no_queue_task_behind(serve, tmp_path):
+    # The pytest plugin removes functions from a running emulator: the function's queue stops its delivery task.
+    fn = serve("python/flaky", env={"COUNTER_DIR": str(tmp_path)})
+    send(fn, {"key": "k"})
+    fn.wait_for(lambda emu: status(fn)["delivered"] == 1)
+
+    async def remove(emulator) -> list[str]:
+        before = [t.get_name() for t in asyncio.all_tasks()]
+        await emulator.remove_function(fn.name)
+        return [name for name in before if name not in {t.get_name() for t in asyncio.all_tasks()}]
+
+    assert "async fn" in fn.emulator.call(remove)  # it ran until then, and is gone
