@@ -35,7 +35,10 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         ["emulator/engine/invocation.py"],
         ["tests/test_invoke_api.py", "tests/test_python_runtime.py", "tests/test_regressions_timing.py"],
     ),
-    "async_invoke": (["emulator/sources/async_invoke.py"], ["tests/test_async.py", "tests/test_regressions_timing.py"]),
+    "async_invoke": (
+        ["emulator/sources/async_invoke.py"],
+        ["tests/test_regressions_async.py", "tests/test_async.py", "tests/test_regressions_timing.py"],
+    ),
     "pool": (
         ["emulator/engine/pool.py"],
         ["tests/test_pool.py", "tests/test_regressions_timing.py", "tests/test_regressions_start.py",
