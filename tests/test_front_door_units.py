@@ -138,6 +138,16 @@ def test_answers_are_read_as_json_reads_them() -> None:
     assert responses.v2_answer('\ufeff{"statusCode": 202}'.encode()).status == 202
     assert responses.v2_answer('{"statusCode": 203}'.encode("utf-16")).status == 203
     assert ("X", "\ud800") in responses.v2_answer(b'{"statusCode": 200, "headers": {"X": "\\ud800"}}').headers
+
+
+
+def test_a_body_with_a_lone_surrogate_is_sent_with_the_replacement_character() -> None:
+    """JSON may escape half of a surrogate pair alone; the body then carries U+FFFD there, as a decoder that keeps
+    to UTF-8 reads it (Go's encoding/json does), where encoding it as it stands failed the request with a plain 500;
+    a whole pair stays one character."""
+    for answer in (responses.v1_answer, responses.v2_answer):
+        assert answer(b'{"statusCode": 200, "body": "a\\ud800b"}').body == "a\ufffdb".encode()
+        assert answer(b'{"statusCode": 200, "body": "\\ud83d\\ude00"}').body == "\U0001f600".encode()
     with pytest.raises(responses.Malformed):
         responses.v1_answer(b'{"statusCode": 200, "body": "\xff"}')  # not UTF-8
 

@@ -73,7 +73,10 @@ def _body(document: Mapping[str, Any]) -> bytes:
             return base64.b64decode(text, validate=True)
         except ValueError:
             raise Malformed("isBase64Encoded is true but the body is not base64") from None
-    return text.encode()
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a lone surrogate ("\\ud800" in the JSON): U+FFFD, as UTF-8 decoders read it
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
 
 
 def _headers(document: Mapping[str, Any], *, multi: bool) -> list[tuple[str, str]]:
