@@ -42,7 +42,7 @@ log = logging.getLogger("lambda_freeze.invoke_api")
 INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")
 MAX_CLIENT_CONTEXT_BYTES = 3583  # the Invoke API reference: "Up to 3,583 bytes of base64-encoded data"
 STREAM_INVOCATION_TYPES = ("RequestResponse", "DryRun")  # InvokeWithResponseStream is synchronous only
-OPENAPI_PATH = "/_lambda-freeze/openapi.json"  # openapi.DOCUMENT_PATH, without loading that module at start
+OPENAPI_PATH = "/_lambda-freeze/openapi.json"  # where openapi.document() is published (loaded when asked for)
 
 
 def _validate_payload(payload: bytes, invocation_type: str) -> bytes:

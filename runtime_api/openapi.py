@@ -7,8 +7,6 @@ import json
 from importlib import resources
 from typing import Any
 
-DOCUMENT_PATH = "/_lambda-freeze/openapi.json"  # where the Invoke API server publishes it (invoke.OPENAPI_PATH)
-
 
 @functools.cache
 def document() -> dict[str, Any]:

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from runtime_api import openapi
+from runtime_api.invoke import OPENAPI_PATH
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -72,7 +73,7 @@ def test_the_document_is_valid_openapi():
 
 
 def test_the_server_publishes_the_document(served):
-    status, headers, body = http_call(served.port, "GET", openapi.DOCUMENT_PATH)
+    status, headers, body = http_call(served.port, "GET", OPENAPI_PATH)
     assert status == 200 and headers.get_content_type() == "application/json"
     assert json.loads(body) == openapi.document()
 
@@ -122,7 +123,7 @@ def test_nothing_undocumented_is_answered(served, method, segments):
 @pytest.fixture(scope="module")
 def live_schema(served: ServeProcess) -> Any:
     """The document as the live server publishes it; requests go to that server."""
-    return schemathesis.openapi.from_url(served.url + openapi.DOCUMENT_PATH)
+    return schemathesis.openapi.from_url(served.url + OPENAPI_PATH)
 
 
 def _client_context_as_json(case: Any) -> Any:
@@ -134,7 +135,7 @@ def _client_context_as_json(case: Any) -> Any:
     return case
 
 
-@pytest.mark.parametrize(("method", "path"), sorted(ROUTES - {("GET", openapi.DOCUMENT_PATH)}))
+@pytest.mark.parametrize(("method", "path"), sorted(ROUTES - {("GET", OPENAPI_PATH)}))
 def test_the_server_does_what_its_document_says(live_schema, method, path):
     """Requests generated from the document, valid ones and (for operations with inputs) invalid ones: every
     answer is documented (status, headers, body schema, content type), no 5xx, invalid input refused."""
