@@ -29,9 +29,10 @@ def command() -> list[str]:
 class Serve:
     """``lambda-freeze serve`` as a user starts it; ``url`` once it says it is serving."""
 
-    def __init__(self, *args: str, prefix: Sequence[str] = ()):  # prefix: a command that runs it (setpriv ...)
+    def __init__(self, *args: str, prefix: Sequence[str] = (), verbose: bool = False):
+        # prefix: a command that runs it (setpriv ...); verbose: -v, its log at debug level
         self.proc = subprocess.Popen(
-            [*prefix, *command(), "serve", "--port", "0", *args],
+            [*prefix, *command(), *(["-v"] if verbose else []), "serve", "--port", "0", *args],
             stdout=subprocess.DEVNULL,  # function logs
             stderr=subprocess.PIPE,
             text=True,

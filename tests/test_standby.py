@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from test_cli import Serve, command, wait_gone
+from test_cli import Serve, wait_gone
 
 from conftest import FREEZERS, FUNCTIONS, freezer_problem, require
 
@@ -121,26 +121,6 @@ def _trampolines_of(pid: int) -> list[int]:
     return found
 
 
-class VerboseServe(Serve):
-    """``lambda-freeze -v serve ...``: its log says when the standby is parked."""
-
-    def __init__(self, *args: str):
-        self.proc = subprocess.Popen(
-            [*command(), "-v", "serve", "--port", "0", *args],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.stderr: list[str] = []
-        for line in self.proc.stderr:  # type: ignore[union-attr]
-            self.stderr.append(line)
-            if "serving" in line:
-                self.url = line.split(" on ")[1].split()[0]
-                break
-        else:
-            raise AssertionError(f"serve exited early: {''.join(self.stderr)}")
-
-
 def _await_parked(serve: Serve) -> int:
     """Read serve's log (-v) up to its standby's line; the parked pid."""
     for line in serve.proc.stderr:  # type: ignore[union-attr]
@@ -154,8 +134,8 @@ def _await_parked(serve: Serve) -> int:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_nothing_parked_is_left_after_serve_stops(freezer, sig):
     require(freezer_problem(freezer) is None, f"freezer {freezer}: {freezer_problem(freezer)}")
-    serve = VerboseServe("--code-dir", str(FUNCTIONS / "python/basic"), "--handler", "app.handler",
-                  "--freezer", freezer, "--no-reload")
+    serve = Serve("--code-dir", str(FUNCTIONS / "python/basic"), "--handler", "app.handler",
+                  "--freezer", freezer, "--no-reload", verbose=True)  # its log says when the standby is parked
     parked = _await_parked(serve)
     assert _trampolines_of(serve.proc.pid) == [parked]
     cgroups = _cgroup_dirs(parked)
@@ -176,8 +156,8 @@ def test_nothing_parked_is_left_after_serve_stops(freezer, sig):
 
 
 def test_serve_no_standby_parks_nothing():
-    serve = VerboseServe("--code-dir", str(FUNCTIONS / "python/basic"), "--handler", "app.handler", "--no-standby",
-                  "--no-reload")
+    serve = Serve("--code-dir", str(FUNCTIONS / "python/basic"), "--handler", "app.handler", "--no-standby",
+                  "--no-reload", verbose=True)
     try:
         url = serve.url
         out = subprocess.run(
