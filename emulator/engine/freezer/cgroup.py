@@ -192,18 +192,9 @@ class CgroupBackend(FreezerBackend):
 
     def close(self) -> None:
         self._release()
-        try:
-            self.instance.rmdir()  # every environment is gone: nothing is left for the watchdog to destroy
-        except FileNotFoundError:
-            pass
-        except OSError:
+        if not _removed(self.instance, warn=False):  # something is left for the watchdog to destroy
             _stop_watchdog(self._watchdog)  # EOF: it destroys what is left, then exits
-            try:
-                self.instance.rmdir()
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                log.warning("could not remove %s: %s", self.instance, exc.strerror)
+            _removed(self.instance)
             return
         # Nothing to wait for: a watchdog still starting its interpreter would hold the stop for as long.
         self._watchdog.kill()
@@ -263,12 +254,7 @@ class Cgroup1Backend(CgroupBackend):
             pass  # gone already, or not ours to thaw any more: removing it says which
         finally:
             anchor._close_controls()
-        try:
-            anchor.path.rmdir()
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            log.warning("could not remove %s: %s", anchor.path, exc.strerror)
+        _removed(anchor.path)
 
     @classmethod
     def discover(cls) -> Cgroup1Backend:
@@ -288,3 +274,17 @@ def cleanup_stale(root: Path, group_class: type[CgroupGroup]) -> None:
         if instance.is_dir() and not _instance_alive(instance.name):
             destroy_instance(instance, group_class is Cgroup1Group)
             log.warning("removed the cgroups of a stopped emulator instance: %s", instance)
+
+
+def _removed(path: Path, *, warn: bool = True) -> bool:
+    """Remove an empty cgroup directory; whether it is gone (a warning names one that stays, unless ``warn`` is
+    False)."""
+    try:
+        path.rmdir()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        if warn:
+            log.warning("could not remove %s: %s", path, exc.strerror)
+        return False
+    return True
