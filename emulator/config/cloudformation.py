@@ -10,11 +10,12 @@ from typing import Any
 import yaml  # type: ignore[import-untyped]
 
 from .resource_values import NAME_PROPERTIES, resource_value
+from .settings import ACCOUNT_ID
 
 # Pseudo parameters as the served functions see them (FunctionConfig's region and account; SAM CLI's stack name).
 PSEUDO_PARAMETERS: dict[str, str] = {
     "AWS::Region": "us-east-1",
-    "AWS::AccountId": "000000000000",
+    "AWS::AccountId": ACCOUNT_ID,
     "AWS::Partition": "aws",
     "AWS::URLSuffix": "amazonaws.com",
     "AWS::StackName": "local",

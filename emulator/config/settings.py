@@ -20,6 +20,9 @@ from .layers import check as check_layers
 from .upstreams import UPSTREAM as UPSTREAM  # where it was defined before; still imported from here
 from .upstreams import parse_upstream
 
+# The local account: every served function's (its ARN), a template's AWS::AccountId, the embedded AWS endpoint's.
+ACCOUNT_ID = "000000000000"
+
 PLACEMENTS = ("mru", "lru", "random")
 # Every Python and Node.js runtime Lambda offers; whether this machine can run one is checked when it is served.
 PYTHON_RUNTIMES = ("python3.9", "python3.10", "python3.11", "python3.12", "python3.13", "python3.14")
@@ -89,7 +92,7 @@ class FunctionConfig:
     # of its own, in DB_HOST / DB_PORT.
     upstreams: Mapping[str, str] = field(default_factory=dict)
     region: str = "us-east-1"
-    account_id: str = "000000000000"
+    account_id: str = ACCOUNT_ID
     routes: tuple[Route, ...] = ()  # API Gateway routes (REST or HTTP API) served by the front door
     url: FunctionUrl | None = None  # a function URL, served by the front door
     # serve --debug-port: the runtime starts under a debugger listening here; its timeouts are suspended

@@ -10,13 +10,10 @@ import subprocess
 import sys
 from typing import Any
 
+from ...config.settings import ACCOUNT_ID
 from ...errors import ConfigError
 
 log = logging.getLogger("lambda_freeze.aws")
-
-# The local account (cloudformation.PSEUDO_PARAMETERS' AWS::AccountId), named here so that serve, which needs no
-# template, does not load the template reader and its YAML parser.
-ACCOUNT_ID = "000000000000"
 
 START_TIMEOUT_S = 30.0
 # Placeholder credentials: moto and LocalStack accept any; real AWS takes the caller's own from the environment.
