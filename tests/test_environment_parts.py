@@ -10,6 +10,7 @@ import time
 import uuid
 
 import pytest
+import uvloop
 
 from emulator.engine.deadline import Deadline
 from emulator.engine.freeze import FreezeControl
@@ -95,6 +96,33 @@ async def test_a_deadline_runs_its_callback_unless_cancelled_or_rearmed():
     deadline.arm(time.monotonic(), on_expiry("last"))
     await asyncio.wait_for(expired.wait(), 5)
     assert fired == ["last"]
+
+
+@pytest.mark.parametrize("loop_factory", [asyncio.new_event_loop, uvloop.new_event_loop], ids=["asyncio", "uvloop"])
+def test_a_deadline_never_ends_anything_before_it_has_passed(loop_factory):
+    # uvloop's timers count whole milliseconds from the time cached at the start of a loop iteration: a timeout's
+    # REPORT showed Duration 999.92 ms for a 1 s timeout before the deadline checked the clock on expiry
+    async def main() -> list[float]:
+        deadline = Deadline(asyncio.get_running_loop())
+        early: list[float] = []
+        for n in range(40):
+            expired = asyncio.Event()
+            due = time.monotonic() + 0.0013 + n * 0.00017
+
+            def expire(due: float = due, expired: asyncio.Event = expired) -> None:
+                early.append(due - time.monotonic())
+                expired.set()
+
+            deadline.arm(due, expire)
+            await asyncio.wait_for(expired.wait(), 5)
+        return early
+
+    loop = loop_factory()
+    try:
+        early = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert len(early) == 40 and max(early) <= 0, f"fired {max(early) * 1e6:.0f} µs before the deadline"
 
 
 def test_request_ids_are_version_4_uuids_and_trace_ids_have_x_ray_shape():

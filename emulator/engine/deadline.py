@@ -16,10 +16,18 @@ class Deadline:
         """``on_expiry`` runs at ``deadline_s`` (monotonic) unless the deadline is re-armed or cancelled first."""
         self.cancel()
         if deadline_s is not None:
-            delay = max(0.0, deadline_s - time.monotonic())
-            self._timer = self._loop.call_later(delay, self._expire, on_expiry)
+            self._schedule(deadline_s, on_expiry)
 
-    def _expire(self, on_expiry: Callable[[], None]) -> None:
+    def _schedule(self, deadline_s: float, on_expiry: Callable[[], None]) -> None:
+        delay = max(0.0, deadline_s - time.monotonic())
+        self._timer = self._loop.call_later(delay, self._expire, deadline_s, on_expiry)
+
+    def _expire(self, deadline_s: float, on_expiry: Callable[[], None]) -> None:
+        # The loop's timers may fire up to a millisecond early (libuv counts whole milliseconds from the time it
+        # cached at the start of an iteration): a deadline never ends anything before it has passed.
+        if time.monotonic() < deadline_s:
+            self._schedule(deadline_s, on_expiry)
+            return
         self._timer = None
         on_expiry()
 
