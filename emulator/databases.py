@@ -91,6 +91,9 @@ class DatabaseLogin:
         return env
 
 
+_ROLES_LOCK = 0x6C66_726F_6C65  # pg_advisory_xact_lock key shared by every PostgresRoles ("lfrole")
+
+
 class PostgresRoles:
     def __init__(self, dsn: str):
         self.admin_dsn = dsn
@@ -100,12 +103,19 @@ class PostgresRoles:
         self.database = parts.path.lstrip("/") or "postgres"
         self.logins: list[DatabaseLogin] = []
 
-    async def _execute(self, *statements: str) -> list[Any]:
+    async def _execute(self, *statements: str, serialized: bool = False) -> list[Any]:
+        """``serialized``: in one transaction that holds this class's advisory lock first. Granting on (or, with
+        ``DROP OWNED``, revoking from) the one database and its ``public`` schema rewrites their catalog rows, and two
+        sessions doing it at once fail with ``tuple concurrently updated``: tests in parallel take turns."""
         import asyncpg
 
         conn = await asyncpg.connect(self.admin_dsn, timeout=10)
         try:
-            return [await conn.fetch(statement) for statement in statements]
+            if not serialized:
+                return [await conn.fetch(statement) for statement in statements]
+            async with conn.transaction():
+                await conn.execute(f"SELECT pg_advisory_xact_lock({_ROLES_LOCK})")
+                return [await conn.fetch(statement) for statement in statements]
         finally:
             await conn.close()
 
@@ -146,7 +156,7 @@ class PostgresRoles:
             *([f'CREATE SCHEMA "{name}" AUTHORIZATION "{name}"'] if own_schema else []),
             *(f"ALTER ROLE \"{name}\" SET {key} = '{value}'" for key, value in values.items()),
         ]
-        _run(lambda: self._execute(*statements))
+        _run(lambda: self._execute(*statements, serialized=True))
         login = DatabaseLogin(
             "postgresql",
             self.host,
@@ -180,6 +190,7 @@ class PostgresRoles:
                     f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{login.user}'",
                     f'DROP OWNED BY "{login.user}"',
                     f'DROP ROLE "{login.user}"',
+                    serialized=True,
                 )
             )
         self.logins.clear()

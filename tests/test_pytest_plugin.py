@@ -8,6 +8,8 @@ import asyncpg  # noqa: F401
 import pymysql  # noqa: F401
 import pytest
 
+from conftest import require
+
 # The database drivers are imported before any pytester test: pytester restores sys.modules when a test ends, which
 # would drop drivers first imported inside a test, and a later import of asyncpg's compiled modules in the same
 # process then crashes it (a segmentation fault in the next test that connects).
@@ -93,6 +95,44 @@ def test_database_fixtures_create_and_drop_their_logins(pytester):
     assert rows[0][0][0] == 0
     users = MySQLUsers(mysql_dsn())
     assert users._execute(f"SELECT COUNT(*) FROM mysql.user WHERE User = '{my_user}'")[0][0] == 0
+
+
+def test_postgres_roles_are_created_and_dropped_by_parallel_workers_at_once():
+    # xdist workers create and drop roles at the same moments: each GRANT on the one database and its public schema
+    # (and each DROP OWNED revoking them) rewrites the same catalog rows, which failed a worker with "tuple
+    # concurrently updated" until the statements took turns
+    import threading
+
+    from emulator.databases import PostgresRoles, _run, postgres_dsn
+
+    probe = PostgresRoles(postgres_dsn())
+    try:
+        probe.check()
+    except OSError as exc:
+        require(False, f"PostgreSQL is not reachable: {exc}")
+    errors: list[BaseException] = []
+    names: list[str] = []
+    start = threading.Barrier(6)
+
+    def worker() -> None:
+        roles = PostgresRoles(postgres_dsn())
+        try:
+            start.wait()
+            for _ in range(4):
+                names.append(roles.create(idle_session_timeout_s=5, own_schema=True).user)
+            roles.drop_all()
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted on below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == [] and len(names) == 24
+    quoted = ", ".join(f"'{name}'" for name in names)
+    rows = _run(lambda: probe._execute(f"SELECT count(*) FROM pg_roles WHERE rolname IN ({quoted})"))
+    assert rows[0][0][0] == 0
 
 
 def test_missing_database_fails_under_ci(pytester, monkeypatch):
