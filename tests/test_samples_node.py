@@ -321,7 +321,8 @@ def test_unhandled_rejection_kills_the_next_invocation(lambda_freeze, lambda_fre
         fn.stay_frozen(ACQUIRE_MS / 1000 + 0.5)
         second = fn.invoke({})
         third = fn.invoke({})
-        assert third.ok, third.payload
+        # both outcomes in the message: a failure shows which invocation the rejection landed in
+        assert third.ok, (second.error_type, second.payload, third.payload, third.log)
         if freezer == "none":
             assert second.ok, second.payload  # the handshake finished between the invocations: nothing rejected
             assert not cold(second) and not cold(third)
