@@ -251,7 +251,6 @@ class Invocation:
     cold_start: bool = False
     status: str | None = None  # REPORT's Status: timeout | error
     leaks: list[Leak] = field(default_factory=list)
-    attempt: int = 1  # asynchronous invocations: which delivery this is
     streaming_invoke: bool = False  # the caller reads a response stream (InvokeWithResponseStream)
     stream: ResponseStream | None = None  # the runtime is streaming its response (set by the environment)
     result: asyncio.Future[Outcome] = field(init=False)

@@ -148,7 +148,6 @@ class AsyncQueue:
                     self._fail(event, "EventAgeExceeded")
                     continue
                 invocation = Invocation(event.payload, self.config.arn, request_id=event.request_id)
-                invocation.attempt = event.attempts + 1
                 self.pool.capacity_freed.clear()
                 if not self.pool.try_place(invocation):
                     # Throttled: wait for an environment to come free (Lambda keeps throttled events queued), or for a
