@@ -460,3 +460,20 @@ def test_a_node_function_needs_its_packages_installed(tmp_path: Path) -> None:
     assert node_modules_problem(tmp_path / "project") is None
     (project / "package.json").unlink()
     assert node_modules_problem(project / "fn") is None  # no package.json: nothing to install
+
+
+def test_a_node_function_with_its_own_package_is_installed_by_the_engine(tmp_path: Path, monkeypatch) -> None:
+    # the engine runs npm ci into a cached build for a code directory with a package.json of its own (as sam build):
+    # a scenario is not refused for the node_modules it has not got, only when npm is not there to make them
+    code = tmp_path / "fn"
+    code.mkdir()
+    (code / "package.json").write_text(json.dumps({"dependencies": {"left-pad": "1.3.0"}}))
+    assert node_modules_problem(code, "nodejs20.x") is None
+    assert "are not installed: run `npm ci`" in str(node_modules_problem(code))  # the build off: the user installs
+    monkeypatch.setenv("PATH", str(tmp_path / "no-npm-here"))
+    assert node_modules_problem(code, "nodejs20.x") == (
+        f"the dependencies in {code / 'package.json'} are not installed, and npm is not on PATH to install them: "
+        f"install Node.js's npm, or run `npm ci` in {code}"
+    )
+    (code / "package.json").write_text("{not json")
+    assert str(node_modules_problem(code, "nodejs20.x")).startswith(f"cannot read {code / 'package.json'}: ")

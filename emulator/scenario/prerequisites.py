@@ -4,6 +4,7 @@ database servers. A missing one is ``CannotRun``, with a message that says how t
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,11 @@ def preflight(scenario: Scenario) -> dict[str, Any]:
 
     for spec in scenario.functions.values():
         config = FunctionConfig(name=spec.name, code_dir=spec.code_dir, **spec.settings)
-        problem = bootstrap_problem(config) or (node_modules_problem(spec.code_dir)
-                                               if config.runtime in NODE_RUNTIMES else None)
+        problem = bootstrap_problem(config) or (
+            node_modules_problem(spec.code_dir, config.runtime if config.build else None)
+            if config.runtime in NODE_RUNTIMES
+            else None
+        )
         if problem is not None:
             raise CannotRun(f"function {spec.name}: {problem}")
     for service in scenario.services.values():
@@ -51,9 +55,24 @@ def preflight(scenario: Scenario) -> dict[str, Any]:
     return admins
 
 
-def node_modules_problem(code_dir: Path) -> str | None:
+def node_modules_problem(code_dir: Path, runtime: str | None = None) -> str | None:
     """A Node.js function's dependencies that ``require()`` would not find: those of the nearest ``package.json`` at or
-    above its code directory, looked up in ``node_modules`` folders from there upwards, as Node does."""
+    above its code directory, looked up in ``node_modules`` folders from there upwards, as Node does. With the
+    ``runtime`` the engine builds for (its dependency build on), a ``package.json`` of the code directory itself is
+    the engine's to install (``npm ci`` into a cached build, as ``sam build``): a problem then only without npm."""
+    if runtime is not None:
+        from ..engine import node_dependencies
+        from ..engine.dependencies import BuildFailed
+
+        try:
+            needed = node_dependencies.build_dir(code_dir, runtime) is not None
+        except BuildFailed as exc:
+            return str(exc)
+        if needed:
+            if node_dependencies.built(code_dir, runtime) is not None or shutil.which("npm") is not None:
+                return None
+            return (f"the dependencies in {code_dir / 'package.json'} are not installed, and npm is not on PATH to "
+                    f"install them: install Node.js's npm, or run `npm ci` in {code_dir}")
     package = next((d / "package.json" for d in (code_dir, *code_dir.parents) if (d / "package.json").is_file()),
                    None)
     if package is None:
