@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from test_cli import Serve, wait_gone
+from test_cli import Serve, cgroup_dirs, wait_gone
 
 from conftest import FREEZERS, FUNCTIONS, freezer_problem, require
 
@@ -38,20 +38,6 @@ def _parked_pid(fn) -> int:
     """Await the function's standby; its parked process's pid."""
     fn.wait_for(lambda emu: emu.functions[fn.name].standby.pid is not None)
     return fn.emulator.emulator.functions[fn.name].standby.pid
-
-
-def _cgroup_dirs(pid: int) -> list[Path]:
-    """The lambda-freeze cgroup directories that ``pid`` is in (freezer and memory)."""
-    dirs = []
-    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
-        path = line.split(":", 2)[2]
-        if "lambda-freeze" not in path:
-            continue
-        for mount in Path("/sys/fs/cgroup").iterdir():
-            candidate = mount / path.lstrip("/")
-            if (candidate / "cgroup.procs").exists() and str(pid) in (candidate / "cgroup.procs").read_text().split():
-                dirs.append(candidate)
-    return dirs
 
 
 @pytest.mark.parametrize("lambda_paths", [True, False], ids=["lambda-paths", "real-paths"])
@@ -138,7 +124,7 @@ def test_nothing_parked_is_left_after_serve_stops(freezer, sig):
                   "--freezer", freezer, "--no-reload", verbose=True)  # its log says when the standby is parked
     parked = _await_parked(serve)
     assert _trampolines_of(serve.proc.pid) == [parked]
-    cgroups = _cgroup_dirs(parked)
+    cgroups = cgroup_dirs(parked)
     if freezer != "sigstop":
         assert cgroups, "the parked process is in no cgroup of its own"
     status = serve.stop(sig)
@@ -150,9 +136,8 @@ def test_nothing_parked_is_left_after_serve_stops(freezer, sig):
             if any(str(d.parent) in _cmdline(int(line)).decode(errors="replace") for d in cgroups):
                 assert wait_gone(int(line), 5.0)
     for directory in cgroups:
-        if "memory" in directory.parts and sig == signal.SIGKILL:
-            continue  # removed by the next emulator's start, as an environment's memory cgroup is
         assert not directory.exists(), f"cgroup {directory} left behind"
+        assert not directory.parent.exists(), f"the instance's cgroup {directory.parent} left behind"
 
 
 def test_serve_no_standby_parks_nothing():

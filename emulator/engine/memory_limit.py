@@ -9,9 +9,20 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 from pathlib import Path
 
-from .freezer import ROOT_NAME, _instance_alive, _mountinfo, _own_cgroup, instance_name, rmdir_when_empty
+from .freezer import (
+    ROOT_NAME,
+    FreezerBackend,
+    _instance_alive,
+    _mountinfo,
+    _own_cgroup,
+    _start_watchdog,
+    _stop_watchdog,
+    instance_name,
+    rmdir_when_empty,
+)
 
 log = logging.getLogger("lambda_freeze.memory")
 
@@ -70,6 +81,17 @@ class MemoryLimiter:
                 except OSError:
                     pass
         self.instance.mkdir(exist_ok=True)
+        self._watchdog: subprocess.Popen[bytes] | None = None
+
+    @property
+    def v1(self) -> bool:
+        return self.limit_file == "memory.limit_in_bytes"
+
+    def watched_by(self, freezer: FreezerBackend) -> None:
+        """If the emulator dies, its memory cgroups go with it: destroyed by the freezer's watchdog, or, with a
+        freezer that has none (``sigstop``, ``none``), by a watchdog of their own."""
+        if not freezer.watch_also(self.instance, self.v1):
+            self._watchdog = _start_watchdog(self.instance, self.v1)
 
     @classmethod
     def discover(cls) -> MemoryLimiter | None:
@@ -111,6 +133,15 @@ class MemoryLimiter:
                 path.rmdir()
             except OSError:
                 pass
+        if self._watchdog is not None:
+            if self.instance.is_dir():
+                _stop_watchdog(self._watchdog)  # EOF: it destroys what is left, then exits
+            else:  # nothing to wait for: a watchdog still starting its interpreter would hold the stop as long
+                self._watchdog.kill()
+                self._watchdog.wait()
+                if self._watchdog.stdin is not None:
+                    self._watchdog.stdin.close()
+            self._watchdog = None
 
 
 def _below(mount_point: str, mount_root: str, own: str | None) -> Path:

@@ -37,6 +37,7 @@ from .instances import (
     _instance_alive,
     _start_watchdog,
     _stop_watchdog,
+    _watch_also,
     instance_name,
     process_start_time,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "_rmdir_when_empty",
     "_start_watchdog",
     "_stop_watchdog",
+    "_watch_also",
     "_write",
     "cleanup_stale",
     "create_freezer",

@@ -17,7 +17,7 @@ from pathlib import Path
 from ...errors import FreezerUnavailable
 from ..cgroupfs import _kill, _read_pids, _write, destroy_instance
 from .base import FreezerBackend, FreezerGroup
-from .instances import ROOT_NAME, _instance_alive, _start_watchdog, _stop_watchdog, instance_name
+from .instances import ROOT_NAME, _instance_alive, _start_watchdog, _stop_watchdog, _watch_also, instance_name
 
 log = logging.getLogger("lambda_freeze.freezer")
 
@@ -189,6 +189,10 @@ class CgroupBackend(FreezerBackend):
 
     def group(self, env_id: str) -> FreezerGroup:
         return self.group_class(self.instance / env_id)
+
+    def watch_also(self, instance: Path, v1: bool) -> bool:
+        _watch_also(self._watchdog, instance, v1)
+        return True
 
     def close(self) -> None:
         self._release()

@@ -57,6 +57,13 @@ def _start_watchdog(instance: Path, v1: bool) -> subprocess.Popen[bytes]:
     )
 
 
+def _watch_also(watchdog: subprocess.Popen[bytes], instance: Path, v1: bool) -> None:
+    """The watchdog destroys ``instance`` (of another hierarchy) too when the emulator dies."""
+    assert watchdog.stdin is not None
+    watchdog.stdin.write(f"{'v1' if v1 else 'v2'} {instance}\n".encode(errors="surrogateescape"))
+    watchdog.stdin.flush()
+
+
 def _stop_watchdog(watchdog: subprocess.Popen[bytes]) -> None:
     if watchdog.stdin is not None:
         watchdog.stdin.close()  # EOF: the watchdog cleans what is left and exits
