@@ -102,3 +102,62 @@ def test_rmdir_waits_for_the_members_to_leave_and_gives_up_in_the_end(freezer):
             member.kill()
             member.wait()
         backend.close()
+
+
+def _frozen(path: Path, freezer: str) -> bool:
+    if freezer == "cgroup2":
+        return "frozen 1" in (path / "cgroup.events").read_text()
+    return (path / "freezer.state").read_text().strip() == "FROZEN"
+
+
+def _freeze_member(env_dir: Path, freezer: str) -> subprocess.Popen[bytes]:
+    """A process put into ``env_dir`` (made here, as an emulator makes an environment's) and frozen there."""
+    env_dir.mkdir(parents=True)
+    member = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
+    (env_dir / "cgroup.procs").write_text(str(member.pid))
+    (env_dir / ("cgroup.freeze" if freezer == "cgroup2" else "freezer.state")).write_text(
+        "1" if freezer == "cgroup2" else "FROZEN"
+    )
+    deadline = time.monotonic() + 10
+    while not _frozen(env_dir, freezer):  # the kernel freezes asynchronously: await its word
+        assert time.monotonic() < deadline, f"{env_dir} did not freeze"
+        time.sleep(0.01)  # wait-ok: polling the kernel's state, which has no event to await here
+    return member
+
+
+@pytest.mark.parametrize("freezer", ["cgroup2", "cgroup1"])
+def test_an_emulator_that_starts_destroys_the_frozen_cgroups_of_one_that_died(freezer):
+    problem = freezer_problem(freezer)
+    require(problem is None, f"freezer {freezer}: {problem}")
+    # The instance that died: named after a process that has exited (its pid and start time match nothing live).
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    start_time = Path(f"/proc/{dead.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    dead.wait()
+    running = BACKENDS[freezer]()  # an emulator still running, whose frozen environment must stay as it is
+    members = []
+    try:
+        stale = running.root / f"i{dead.pid}.{start_time}.1"
+        members.append(_freeze_member(stale / "env-a", freezer))
+        members.append(_freeze_member(stale / "env-b", freezer))
+        alive = _freeze_member(running.instance / "env-live", freezer)
+        members.append(alive)
+        starting = BACKENDS[freezer]()
+        try:
+            assert not stale.exists()  # thawed, emptied and removed before the new emulator goes on
+            for member in members[:2]:
+                assert member.wait(timeout=10) == -9  # killed, frozen as it was
+            assert alive.poll() is None and _frozen(running.instance / "env-live", freezer)
+            assert running.instance.exists()
+        finally:
+            starting.close()
+    finally:
+        live = running.instance / "env-live"
+        if live.exists():  # thawed first: a v1-frozen process acts on SIGKILL only once thawed
+            (live / ("cgroup.freeze" if freezer == "cgroup2" else "freezer.state")).write_text(
+                "0" if freezer == "cgroup2" else "THAWED"
+            )
+        for member in members:
+            member.kill()
+            member.wait()
+        asyncio.run(rmdir_when_empty(live))
+        running.close()
