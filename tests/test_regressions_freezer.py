@@ -4,6 +4,7 @@ without cgroup.kill, and remove a cgroup only once its members are gone (retryin
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -161,3 +162,35 @@ def test_an_emulator_that_starts_destroys_the_frozen_cgroups_of_one_that_died(fr
             member.wait()
         asyncio.run(rmdir_when_empty(live))
         running.close()
+
+
+# A process that moves itself into the cgroup given, then starts a freezer backend there and prints its root.
+IN_CGROUP = """
+import os, sys
+from pathlib import Path
+from emulator.engine.freezer import BACKENDS
+(Path(sys.argv[2]) / "cgroup.procs").write_text(str(os.getpid()))
+backend = BACKENDS[sys.argv[1]]()
+print(backend.root, flush=True)
+backend.close()
+"""
+
+
+@pytest.mark.parametrize("freezer", ["cgroup2", "cgroup1"])
+def test_an_emulator_in_a_nested_cgroup_makes_its_cgroups_under_its_own(freezer):
+    # As in a container or a systemd service: the emulator's own cgroup is not the hierarchy's root.
+    problem = freezer_problem(freezer)
+    require(problem is None, f"freezer {freezer}: {problem}")
+    outer = BACKENDS[freezer]()
+    nested = outer.hierarchy / f"nested-{os.getpid()}-{freezer}"
+    nested.mkdir()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", IN_CGROUP, freezer, str(nested)],
+            cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == str(nested / "lambda-freeze")
+    finally:
+        nested.rmdir()  # its one member has exited, and the backend removed what it made
+        outer.close()
