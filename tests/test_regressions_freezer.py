@@ -1,19 +1,23 @@
 """What every freezer must do beyond the runtime itself: stop the extensions too, kill a whole group on kernels
-without cgroup.kill, and remove a cgroup only once its members are gone (retrying while rmdir says EBUSY)."""
+without cgroup.kill, remove a cgroup only once its members are gone (retrying while rmdir says EBUSY), destroy the
+frozen cgroups of an emulator that died (at the next one's start, or by its watchdog when its terminal hangs up),
+and find its cgroups under its own when that is nested."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from test_cli import wait_gone
 
 from conftest import FREEZERS, freezer_problem, require
-from emulator.engine.freezer import BACKENDS, Cgroup2Group, rmdir_when_empty
+from emulator.engine.freezer import BACKENDS, Cgroup2Group, destroy_instance, rmdir_when_empty
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -194,3 +198,50 @@ def test_an_emulator_in_a_nested_cgroup_makes_its_cgroups_under_its_own(freezer)
     finally:
         nested.rmdir()  # its one member has exited, and the backend removed what it made
         outer.close()
+
+
+# An emulator's freezer with one environment frozen: it prints the environment's process, its instance's directory
+# and its watchdog, then waits to be signalled.
+HOLDING = """
+import signal, subprocess, sys
+from emulator.engine.freezer import BACKENDS
+backend = BACKENDS[sys.argv[1]]()
+group = backend.group("env")
+member = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"], start_new_session=True)
+group.attach_paths[0].write_text(str(member.pid))
+group.attached(member.pid)
+group.freeze()
+print(member.pid, backend.instance, backend._watchdog.pid, flush=True)
+signal.pause()
+"""
+
+
+@pytest.mark.parametrize("freezer", ["cgroup2", "cgroup1"])
+def test_a_hang_up_of_the_emulators_terminal_leaves_no_frozen_environment(freezer):
+    # SIGHUP reaches the whole process group of the terminal's session: the emulator dies of it; its watchdog, in a
+    # session of its own, must live on to kill the frozen environment, which nothing else can end.
+    problem = freezer_problem(freezer)
+    require(problem is None, f"freezer {freezer}: {problem}")
+    emulator = subprocess.Popen(
+        [sys.executable, "-c", HOLDING, freezer], cwd=Path(__file__).parents[1], stdout=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )
+    assert emulator.stdout is not None
+    member_s, instance_s, watchdog_s = emulator.stdout.readline().split()
+    member, instance, watchdog = int(member_s), Path(instance_s), int(watchdog_s)
+    try:
+        deadline = time.monotonic() + 10
+        while not _frozen(instance / "env", freezer):  # the kernel freezes asynchronously: await its word
+            assert time.monotonic() < deadline, "the environment did not freeze"
+            time.sleep(0.01)  # wait-ok: polling the kernel's state, which has no event to await here
+        os.killpg(emulator.pid, signal.SIGHUP)
+        assert emulator.wait(timeout=10) == -signal.SIGHUP
+        assert wait_gone(watchdog, 10.0), "the watchdog did not finish"
+        assert wait_gone(member, 1.0), "the frozen environment outlived its emulator"
+        assert not instance.exists()
+    finally:
+        emulator.kill()
+        emulator.wait()
+        emulator.stdout.close()
+        if instance.exists():
+            destroy_instance(instance, freezer == "cgroup1")
