@@ -22,59 +22,6 @@ from emulator.engine.freezer import BACKENDS, Cgroup2Group, destroy_instance, rm
 pytestmark = pytest.mark.timeout(90)
 
 
-def ticks(path: Path) -> int:
-    return int(path.read_text())
-
-
-@pytest.mark.parametrize("freezer", FREEZERS)
-def test_an_extension_is_stopped_with_the_runtime(serve, tmp_path, freezer):
-    counter = tmp_path / "ticks"
-    fn = serve("python/ticking_extension", freezer=freezer, env={"TICK_FILE": str(counter)})
-    assert fn.invoke({}).payload == "ok"
-    (env,) = fn.environments()
-    assert fn.wait_kernel_frozen(env["id"])
-    frozen_at = ticks(counter)
-    time.sleep(0.5)  # wait-ok: the time the environment stays frozen is the scenario
-    # A tick may land while the stop reaches the extension's thread; a running extension counts ~50 in 0.5 s.
-    assert ticks(counter) - frozen_at <= 1
-    assert fn.invoke({}).payload == "ok"  # thawed with the runtime: the environment still answers
-
-
-def cgroup2_path(pid: int) -> Path:
-    """The cgroup v2 directory of a process, from /proc/<pid>/cgroup and the cgroup2 mount."""
-    relative = next(
-        line.split(":", 2)[2] for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines() if line.startswith("0::")
-    )
-    mount = next(
-        line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines() if " - cgroup2 " in line
-    )
-    return Path(mount + relative)
-
-
-def gone(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(") ", 1)[1].startswith("Z")  # exited, not yet reaped by its parent
-
-
-def test_without_cgroup_kill_a_frozen_group_is_killed_process_by_process(serve, monkeypatch):
-    # Kernels before 5.14 have no cgroup.kill: each member gets SIGKILL instead, the runtime and its children.
-    monkeypatch.setattr(Cgroup2Group, "KILL_FILE", "cgroup.kill-absent-before-5.14")
-    fn = serve("python/memory", freezer="cgroup2", idle_timeout_s=0.5)
-    fn.invoke({"action": "small"})
-    (env,) = fn.environments()
-    runtime = env["pid"]
-    group = cgroup2_path(runtime)
-    assert group.name == env["id"]
-    child = fn.invoke({"action": "child", "megabytes": 1}).payload
-    assert fn.wait_kernel_frozen(env["id"])
-    fn.wait_envs(lambda envs: envs == [])  # retired frozen, at its idle timeout
-    assert gone(runtime) and gone(child)
-    assert not group.exists()
-
-
 @pytest.mark.parametrize("freezer", ["cgroup2", "cgroup1"])
 def test_rmdir_waits_for_the_members_to_leave_and_gives_up_in_the_end(freezer):
     problem = freezer_problem(freezer)
@@ -134,16 +81,17 @@ def _freeze_member(env_dir: Path, freezer: str) -> subprocess.Popen[bytes]:
 def test_an_emulator_that_starts_destroys_the_frozen_cgroups_of_one_that_died(freezer):
     problem = freezer_problem(freezer)
     require(problem is None, f"freezer {freezer}: {problem}")
-    # The instance that died: named after a process that has exited (its pid and start time match nothing live).
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    # The instance that dies: named after a process that exits once its cgroups are made (then its pid and start
+    # time match nothing live).
+    dead = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
     start_time = Path(f"/proc/{dead.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    dead.wait()
     running = BACKENDS[freezer]()  # an emulator still running, whose frozen environment must stay as it is
     members = []
     try:
         stale = running.root / f"i{dead.pid}.{start_time}.1"
         members.append(_freeze_member(stale / "env-a", freezer))
         members.append(_freeze_member(stale / "env-b", freezer))
+        dead.communicate(b"")  # made while its instance lived: an emulator starting elsewhere left it alone
         alive = _freeze_member(running.instance / "env-live", freezer)
         members.append(alive)
         starting = BACKENDS[freezer]()
@@ -156,6 +104,8 @@ def test_an_emulator_that_starts_destroys_the_frozen_cgroups_of_one_that_died(fr
         finally:
             starting.close()
     finally:
+        dead.kill()
+        dead.wait()
         live = running.instance / "env-live"
         if live.exists():  # thawed first: a v1-frozen process acts on SIGKILL only once thawed
             (live / ("cgroup.freeze" if freezer == "cgroup2" else "freezer.state")).write_text(
@@ -245,3 +195,57 @@ def test_a_hang_up_of_the_emulators_terminal_leaves_no_frozen_environment(freeze
         emulator.stdout.close()
         if instance.exists():
             destroy_instance(instance, freezer == "cgroup1")
+
+
+# Through an emulator: slower, so after the freezer's own tests (the mutation run stops at the first failure).
+def ticks(path: Path) -> int:
+    return int(path.read_text())
+
+
+@pytest.mark.parametrize("freezer", FREEZERS)
+def test_an_extension_is_stopped_with_the_runtime(serve, tmp_path, freezer):
+    counter = tmp_path / "ticks"
+    fn = serve("python/ticking_extension", freezer=freezer, env={"TICK_FILE": str(counter)})
+    assert fn.invoke({}).payload == "ok"
+    (env,) = fn.environments()
+    assert fn.wait_kernel_frozen(env["id"])
+    frozen_at = ticks(counter)
+    time.sleep(0.5)  # wait-ok: the time the environment stays frozen is the scenario
+    # A tick may land while the stop reaches the extension's thread; a running extension counts ~50 in 0.5 s.
+    assert ticks(counter) - frozen_at <= 1
+    assert fn.invoke({}).payload == "ok"  # thawed with the runtime: the environment still answers
+
+
+def cgroup2_path(pid: int) -> Path:
+    """The cgroup v2 directory of a process, from /proc/<pid>/cgroup and the cgroup2 mount."""
+    relative = next(
+        line.split(":", 2)[2] for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines() if line.startswith("0::")
+    )
+    mount = next(
+        line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines() if " - cgroup2 " in line
+    )
+    return Path(mount + relative)
+
+
+def gone(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(") ", 1)[1].startswith("Z")  # exited, not yet reaped by its parent
+
+
+def test_without_cgroup_kill_a_frozen_group_is_killed_process_by_process(serve, monkeypatch):
+    # Kernels before 5.14 have no cgroup.kill: each member gets SIGKILL instead, the runtime and its children.
+    monkeypatch.setattr(Cgroup2Group, "KILL_FILE", "cgroup.kill-absent-before-5.14")
+    fn = serve("python/memory", freezer="cgroup2", idle_timeout_s=0.5)
+    fn.invoke({"action": "small"})
+    (env,) = fn.environments()
+    runtime = env["pid"]
+    group = cgroup2_path(runtime)
+    assert group.name == env["id"]
+    child = fn.invoke({"action": "child", "megabytes": 1}).payload
+    assert fn.wait_kernel_frozen(env["id"])
+    fn.wait_envs(lambda envs: envs == [])  # retired frozen, at its idle timeout
+    assert gone(runtime) and gone(child)
+    assert not group.exists()

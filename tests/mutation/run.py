@@ -48,8 +48,8 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "freezer": (
         ["emulator/engine/freezer", "emulator/engine/cgroupfs.py", "emulator/engine/memory.py"],
-        ["tests/test_memory.py", "tests/test_regressions_memory.py", "tests/test_freezing.py",
-         "tests/test_regressions_freezer.py"],
+        ["tests/test_memory.py", "tests/test_regressions_freezer.py", "tests/test_regressions_memory.py",
+         "tests/test_freezing.py"],
     ),
     "environment": (
         [
