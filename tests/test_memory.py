@@ -41,3 +41,30 @@ def test_process_tree_of_a_gone_process_is_the_pid_alone():
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     assert process_tree(gone.pid) == [gone.pid]
+
+
+# Threads that start and end without pause: between the listing of /proc/<pid>/task and the opening of a thread's
+# children file, that thread may be gone.
+CHURN = """
+import threading
+print("churning", flush=True)
+while True:
+    threads = [threading.Thread(target=lambda: None) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+"""
+
+
+def test_process_tree_of_a_process_whose_threads_come_and_go():
+    churning = subprocess.Popen([sys.executable, "-c", CHURN], stdout=subprocess.PIPE, text=True)
+    try:
+        assert churning.stdout.readline() == "churning\n"
+        # About one walk in a hundred meets a thread that ended since the listing (measured): 20,000 walks meet many.
+        for _ in range(20_000):
+            assert process_tree(churning.pid) == [churning.pid]
+    finally:
+        churning.kill()
+        churning.wait()
+        churning.stdout.close()

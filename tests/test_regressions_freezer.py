@@ -1,22 +1,203 @@
 """What every freezer must do beyond the runtime itself: stop the extensions too, kill a whole group on kernels
-without cgroup.kill, and remove a cgroup only once its members are gone (retrying while rmdir says EBUSY)."""
+without cgroup.kill, remove a cgroup only once its members are gone (retrying while rmdir says EBUSY), destroy the
+frozen cgroups of an emulator that died (at the next one's start, or by its watchdog when its terminal hangs up),
+and find its cgroups under its own when that is nested."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from test_cli import wait_gone
 
 from conftest import FREEZERS, freezer_problem, require
-from emulator.engine.freezer import BACKENDS, Cgroup2Group, rmdir_when_empty
+from emulator.engine.freezer import BACKENDS, Cgroup2Group, destroy_instance, rmdir_when_empty
 
 pytestmark = pytest.mark.timeout(90)
 
 
+@pytest.mark.parametrize("freezer", ["cgroup2", "cgroup1"])
+def test_rmdir_waits_for_the_members_to_leave_and_gives_up_in_the_end(freezer):
+    problem = freezer_problem(freezer)
+    require(problem is None, f"freezer {freezer}: {problem}")
+    backend = BACKENDS[freezer]()
+    members = []
+    try:
+        busy, stuck = backend.group("busy"), backend.group("stuck")
+        for group in (busy, stuck):
+            member = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
+            members.append(member)
+            group.attach_paths[0].write_text(str(member.pid))
+            group.attached(member.pid)
+        retries = []
+
+        def kill_at_the_third_retry() -> None:
+            retries.append(time.monotonic())
+            if len(retries) == 3:
+                members[0].kill()
+
+        assert asyncio.run(rmdir_when_empty(busy.path, before_retry=kill_at_the_third_retry))
+        assert len(retries) >= 3 and not busy.path.exists()
+        assert not asyncio.run(rmdir_when_empty(stuck.path, attempts=3))  # still busy: left in place
+        assert stuck.path.exists()
+        stuck.kill()
+        asyncio.run(stuck.remove())
+        assert not stuck.path.exists()
+    finally:
+        for member in members:
+            member.kill()
+            member.wait()
+        backend.close()
+
+
+def _frozen(path: Path, freezer: str) -> bool:
+    if freezer == "cgroup2":
+        return "frozen 1" in (path / "cgroup.events").read_text()
+    return (path / "freezer.state").read_text().strip() == "FROZEN"
+
+
+def _freeze_member(env_dir: Path, freezer: str) -> subprocess.Popen[bytes]:
+    """A process put into ``env_dir`` (made here, as an emulator makes an environment's) and frozen there."""
+    env_dir.mkdir(parents=True)
+    member = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
+    (env_dir / "cgroup.procs").write_text(str(member.pid))
+    (env_dir / ("cgroup.freeze" if freezer == "cgroup2" else "freezer.state")).write_text(
+        "1" if freezer == "cgroup2" else "FROZEN"
+    )
+    deadline = time.monotonic() + 10
+    while not _frozen(env_dir, freezer):  # the kernel freezes asynchronously: await its word
+        assert time.monotonic() < deadline, f"{env_dir} did not freeze"
+        time.sleep(0.01)  # wait-ok: polling the kernel's state, which has no event to await here
+    return member
+
+
+@pytest.mark.parametrize("freezer", ["cgroup2", "cgroup1"])
+def test_an_emulator_that_starts_destroys_the_frozen_cgroups_of_one_that_died(freezer):
+    problem = freezer_problem(freezer)
+    require(problem is None, f"freezer {freezer}: {problem}")
+    # The instance that dies: named after a process that exits once its cgroups are made (then its pid and start
+    # time match nothing live).
+    dead = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    start_time = Path(f"/proc/{dead.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    running = BACKENDS[freezer]()  # an emulator still running, whose frozen environment must stay as it is
+    members = []
+    try:
+        stale = running.root / f"i{dead.pid}.{start_time}.1"
+        members.append(_freeze_member(stale / "env-a", freezer))
+        members.append(_freeze_member(stale / "env-b", freezer))
+        dead.communicate(b"")  # made while its instance lived: an emulator starting elsewhere left it alone
+        alive = _freeze_member(running.instance / "env-live", freezer)
+        members.append(alive)
+        starting = BACKENDS[freezer]()
+        try:
+            assert not stale.exists()  # thawed, emptied and removed before the new emulator goes on
+            for member in members[:2]:
+                assert member.wait(timeout=10) == -9  # killed, frozen as it was
+            assert alive.poll() is None and _frozen(running.instance / "env-live", freezer)
+            assert running.instance.exists()
+        finally:
+            starting.close()
+    finally:
+        dead.kill()
+        dead.wait()
+        live = running.instance / "env-live"
+        if live.exists():  # thawed first: a v1-frozen process acts on SIGKILL only once thawed
+            (live / ("cgroup.freeze" if freezer == "cgroup2" else "freezer.state")).write_text(
+                "0" if freezer == "cgroup2" else "THAWED"
+            )
+        for member in members:
+            member.kill()
+            member.wait()
+        asyncio.run(rmdir_when_empty(live))
+        running.close()
+
+
+# A process that moves itself into the cgroup given, then starts a freezer backend there and prints its root.
+IN_CGROUP = """
+import os, sys
+from pathlib import Path
+from emulator.engine.freezer import BACKENDS
+(Path(sys.argv[2]) / "cgroup.procs").write_text(str(os.getpid()))
+backend = BACKENDS[sys.argv[1]]()
+print(backend.root, flush=True)
+backend.close()
+"""
+
+
+@pytest.mark.parametrize("freezer", ["cgroup2", "cgroup1"])
+def test_an_emulator_in_a_nested_cgroup_makes_its_cgroups_under_its_own(freezer):
+    # As in a container or a systemd service: the emulator's own cgroup is not the hierarchy's root.
+    problem = freezer_problem(freezer)
+    require(problem is None, f"freezer {freezer}: {problem}")
+    outer = BACKENDS[freezer]()
+    nested = outer.hierarchy / f"nested-{os.getpid()}-{freezer}"
+    nested.mkdir()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", IN_CGROUP, freezer, str(nested)],
+            cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == str(nested / "lambda-freeze")
+    finally:
+        nested.rmdir()  # its one member has exited, and the backend removed what it made
+        outer.close()
+
+
+# An emulator's freezer with one environment frozen: it prints the environment's process, its instance's directory
+# and its watchdog, then waits to be signalled.
+HOLDING = """
+import signal, subprocess, sys
+from emulator.engine.freezer import BACKENDS
+backend = BACKENDS[sys.argv[1]]()
+group = backend.group("env")
+member = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"], start_new_session=True)
+group.attach_paths[0].write_text(str(member.pid))
+group.attached(member.pid)
+group.freeze()
+print(member.pid, backend.instance, backend._watchdog.pid, flush=True)
+signal.pause()
+"""
+
+
+@pytest.mark.parametrize("freezer", ["cgroup2", "cgroup1"])
+def test_a_hang_up_of_the_emulators_terminal_leaves_no_frozen_environment(freezer):
+    # SIGHUP reaches the whole process group of the terminal's session: the emulator dies of it; its watchdog, in a
+    # session of its own, must live on to kill the frozen environment, which nothing else can end.
+    problem = freezer_problem(freezer)
+    require(problem is None, f"freezer {freezer}: {problem}")
+    emulator = subprocess.Popen(
+        [sys.executable, "-c", HOLDING, freezer], cwd=Path(__file__).parents[1], stdout=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )
+    assert emulator.stdout is not None
+    member_s, instance_s, watchdog_s = emulator.stdout.readline().split()
+    member, instance, watchdog = int(member_s), Path(instance_s), int(watchdog_s)
+    try:
+        deadline = time.monotonic() + 10
+        while not _frozen(instance / "env", freezer):  # the kernel freezes asynchronously: await its word
+            assert time.monotonic() < deadline, "the environment did not freeze"
+            time.sleep(0.01)  # wait-ok: polling the kernel's state, which has no event to await here
+        os.killpg(emulator.pid, signal.SIGHUP)
+        assert emulator.wait(timeout=10) == -signal.SIGHUP
+        assert wait_gone(watchdog, 10.0), "the watchdog did not finish"
+        assert wait_gone(member, 1.0), "the frozen environment outlived its emulator"
+        assert not instance.exists()
+    finally:
+        emulator.kill()
+        emulator.wait()
+        emulator.stdout.close()
+        if instance.exists():
+            destroy_instance(instance, freezer == "cgroup1")
+
+
+# Through an emulator: slower, so after the freezer's own tests (the mutation run stops at the first failure).
 def ticks(path: Path) -> int:
     return int(path.read_text())
 
@@ -68,37 +249,3 @@ def test_without_cgroup_kill_a_frozen_group_is_killed_process_by_process(serve, 
     fn.wait_envs(lambda envs: envs == [])  # retired frozen, at its idle timeout
     assert gone(runtime) and gone(child)
     assert not group.exists()
-
-
-@pytest.mark.parametrize("freezer", ["cgroup2", "cgroup1"])
-def test_rmdir_waits_for_the_members_to_leave_and_gives_up_in_the_end(freezer):
-    problem = freezer_problem(freezer)
-    require(problem is None, f"freezer {freezer}: {problem}")
-    backend = BACKENDS[freezer]()
-    members = []
-    try:
-        busy, stuck = backend.group("busy"), backend.group("stuck")
-        for group in (busy, stuck):
-            member = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
-            members.append(member)
-            group.attach_paths[0].write_text(str(member.pid))
-            group.attached(member.pid)
-        retries = []
-
-        def kill_at_the_third_retry() -> None:
-            retries.append(time.monotonic())
-            if len(retries) == 3:
-                members[0].kill()
-
-        assert asyncio.run(rmdir_when_empty(busy.path, before_retry=kill_at_the_third_retry))
-        assert len(retries) >= 3 and not busy.path.exists()
-        assert not asyncio.run(rmdir_when_empty(stuck.path, attempts=3))  # still busy: left in place
-        assert stuck.path.exists()
-        stuck.kill()
-        asyncio.run(stuck.remove())
-        assert not stuck.path.exists()
-    finally:
-        for member in members:
-            member.kill()
-            member.wait()
-        backend.close()

@@ -1,5 +1,6 @@
-"""Max Memory Used is the peak of every process of an environment: a freed peak still shows, a child's and an
-extension's memory count, under every freezer; and a process that ends while it is measured is skipped."""
+"""Max Memory Used is the peak of every process of an environment: a freed peak still shows, a child's, a
+grandchild's and an extension's memory count, under every freezer; and a process that ends while it is measured is
+skipped."""
 
 from __future__ import annotations
 
@@ -42,6 +43,16 @@ def test_a_child_process_counts(serve, freezer):
     fn = serve("python/memory", freezer=freezer, memory_mb=MEMORY_MB)
     before = max_memory_used(fn.invoke({"action": "small"}).log)
     result = fn.invoke({"action": "child", "megabytes": HELD_MB})
+    assert result.function_error is None, result.payload
+    assert max_memory_used(result.log) >= before + HELD_MB - 5
+
+
+@pytest.mark.parametrize("freezer", FREEZERS)
+def test_a_grandchild_process_counts(serve, freezer):
+    # The runtime's child starts a process of its own, which holds the memory (as a shell script's command does).
+    fn = serve("python/memory", freezer=freezer, memory_mb=MEMORY_MB)
+    before = max_memory_used(fn.invoke({"action": "small"}).log)
+    result = fn.invoke({"action": "grandchild", "megabytes": HELD_MB})
     assert result.function_error is None, result.payload
     assert max_memory_used(result.log) >= before + HELD_MB - 5
 

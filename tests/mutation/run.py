@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import sqlite3
@@ -47,8 +48,8 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "freezer": (
         ["emulator/engine/freezer", "emulator/engine/cgroupfs.py", "emulator/engine/memory.py"],
-        ["tests/test_freezing.py", "tests/test_memory.py", "tests/test_regressions_freezer.py",
-         "tests/test_regressions_memory.py"],
+        ["tests/test_memory.py", "tests/test_regressions_freezer.py", "tests/test_regressions_memory.py",
+         "tests/test_freezing.py"],
     ),
     "environment": (
         [
@@ -137,10 +138,13 @@ def run_group(
         with sqlite3.connect(session) as db:
             db.execute("DELETE FROM work_results WHERE upper(test_outcome) = 'SURVIVED'")
     started = time.monotonic()
-    baseline = subprocess.run([*cosmic_ray, "baseline", str(config)], cwd=tree)
+    # CI=true: a prerequisite that a mutant breaks (a freezer backend that no longer starts) fails the tests instead
+    # of skipping them, so that mutant is killed.
+    env = {**os.environ, "CI": "true"}
+    baseline = subprocess.run([*cosmic_ray, "baseline", str(config)], cwd=tree, env=env)
     if baseline.returncode != 0:
         sys.exit(f"{name}: the tests fail without any mutation; fix them first ({command})")
-    subprocess.run([*cosmic_ray, "exec", str(config), str(session)], cwd=tree, check=True)
+    subprocess.run([*cosmic_ray, "exec", str(config), str(session)], cwd=tree, check=True, env=env)
     print(f"{name}: {time.monotonic() - started:.0f} s", flush=True)
     shutil.copy(session, ROOT / f"mutation-{name}.sqlite")  # kept for --again
     dumped = subprocess.run([*cosmic_ray, "dump", str(session)], cwd=tree, check=True, capture_output=True, text=True)
