@@ -191,3 +191,41 @@ def test_the_search_paths_name_lambdas_folders():
         "LD_LIBRARY_PATH": "/var/task/lib:/opt/lib",
         "OTHER": "/src/app",  # a function's own variable is its own
     }
+
+
+def _run_parked(parked, command: str) -> str:
+    parked.release(["/bin/sh", "-c", command], {"PATH": "/usr/bin:/bin"})
+    out = b""
+    while chunk := os.read(parked.read_fd, 4096):
+        out += chunk
+    parked.popen.wait()
+    os.close(parked.read_fd)
+    return out.decode()
+
+
+@pytest.mark.parametrize("how", ["park.c", "preexec_fn"])
+def test_a_parked_process_has_lambdas_paths_made_either_way(project, monkeypatch, how):
+    """The standby's park: by the compiled helper (a vfork, no Python in the child) or, where no compiler built it,
+    by a preexec_fn; the same mounts both ways, one layer bound on /opt."""
+    from emulator.engine import process
+
+    require(lambda_paths.available(), "needs a private mount namespace (root, or CAP_SYS_ADMIN)")
+    if how == "park.c":
+        require(process._park_helper() is not None, "needs a C compiler for park.c")
+    else:
+        monkeypatch.setattr(process, "_park_helper", lambda: None)
+    parked = process.park(project / "code", [], Mounts(project / "code", (project / "first",)))
+    said = _run_parked(parked, "pwd; cat /var/task/data.txt; echo; ls /opt")
+    assert said.split("\n") == ["/var/task", "the code's own file", "data", "python", ""]
+
+
+def test_a_mount_the_parked_process_cannot_make_is_an_error_and_leaves_nothing(project):
+    from emulator.engine import process
+
+    require(lambda_paths.available(), "needs a private mount namespace (root, or CAP_SYS_ADMIN)")
+    require(process._park_helper() is not None, "needs a C compiler for park.c")
+    children = [task / "children" for task in Path("/proc/self/task").iterdir()]
+    before = {pid for path in children for pid in path.read_text().split()}
+    with pytest.raises(OSError, match="bind the layer on /opt"):
+        process.park(project / "code", [], Mounts(project / "code", (project / "no-such-layer",)))
+    assert {pid for path in children if path.exists() for pid in path.read_text().split()} <= before  # reaped

@@ -16,28 +16,21 @@ configuration refuses virtual time for them rather than pretend.
 
 from __future__ import annotations
 
-import hashlib
 import mmap
 import os
-import shutil
 import struct
-import subprocess
 import tempfile
 import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ..errors import LambdaFreezeError
+from . import native
 from .timeline import Timeline
 
 SOURCE = Path(__file__).with_name("vclock.c")
 _OFFSET = struct.Struct("<q")  # nanoseconds, as vclock.c reads it
 _built: Path | None = None
-
-
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "lambda-freeze"
 
 
 def preload_library() -> Path:
@@ -46,27 +39,8 @@ def preload_library() -> Path:
     global _built
     if _built is not None and _built.is_file():
         return _built
-    source = SOURCE.read_bytes()
-    target = _cache_dir() / f"vclock-{hashlib.sha256(source).hexdigest()[:16]}.so"
-    if not target.is_file():
-        compiler = shutil.which(os.environ.get("CC", "cc"))
-        if compiler is None:
-            raise LambdaFreezeError(
-                "virtual time builds a small clock preload and needs a C compiler: install one (Debian, Ubuntu: "
-                "apt-get install gcc) or name it in CC"
-            )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Built beside and renamed over: test workers building at once each see a whole library or none.
-        fd, partial = tempfile.mkstemp(dir=target.parent, prefix=target.stem, suffix=".part")
-        os.close(fd)
-        command = [compiler, "-O2", "-Wall", "-shared", "-fPIC", "-o", partial, str(SOURCE), "-ldl"]
-        built = subprocess.run(command, capture_output=True, text=True, check=False)
-        if built.returncode != 0:
-            os.unlink(partial)
-            raise LambdaFreezeError(f"building the virtual clock preload failed: {built.stderr.strip()[-500:]}")
-        os.replace(partial, target)
-    _built = target
-    return target
+    _built = native.build(SOURCE, ".so", ["-shared", "-fPIC"], ["-ldl"], "the virtual clock's preload")
+    return _built
 
 
 def _remove(path: Path) -> None:

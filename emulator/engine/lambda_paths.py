@@ -72,6 +72,10 @@ class Mounts:
                    "overlay the layers on /opt")
         os.chdir(TASK_ROOT)
 
+    def helper_arguments(self) -> list[str]:
+        """The same mounts as ``park.c``'s arguments (``process.park``): the code, then the layers in order."""
+        return ["-m", str(self.code_dir), *(arg for layer in self.layers for arg in ("-l", str(layer)))]
+
     def hidden(self, argv: Sequence[str], env: Mapping[str, str]) -> list[str]:
         """What the runtime needs from the host's ``/opt``, which the layers would cover: its program (symbolic links
         followed) or a module search path (``PYTHONPATH``, ``NODE_PATH``) under ``/opt`` that is neither the code

@@ -17,6 +17,7 @@ import asyncio
 import ctypes
 import errno
 import functools
+import logging
 import os
 import select
 import shlex
@@ -28,6 +29,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import LambdaFreezeError
+from . import native
+from .lambda_paths import Mounts
+
+log = logging.getLogger("lambda_freeze.process")
 _libc = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
 _READ_CHUNK = 64 * 1024
@@ -40,6 +46,8 @@ _TRAMPOLINE = ("/bin/sh", "-c", ". /dev/stdin")
 # no preexec_fn, Popen can use vfork instead of fork, whose copy of the emulator's page tables took 3-15 ms.
 _JOIN_THEN_PARK = 'for f; do echo $$ > "$f" || exit 1; done; echo parked; . /dev/stdin'
 _PARKED = b"parked\n"
+_SAY_THEN_PARK = ("/bin/sh", "-c", "echo parked; . /dev/stdin")  # park.c's program: the shell says it waits
+_PARK_SOURCE = Path(__file__).with_name("park.c")
 
 
 def describe_exit(returncode: int) -> str:
@@ -166,20 +174,37 @@ def _setpriv() -> str | None:
     return shutil.which("setpriv")
 
 
-def park(cwd: Path, attach_paths: Sequence[Path], mounts: Callable[[], None] | None = None) -> Parked:
+@functools.cache
+def _park_helper() -> str | None:
+    """The compiled ``park.c``, which makes a parked process's mount namespace without a preexec_fn; None (and one
+    log line) where it cannot be built: parking then forks the emulator with a preexec_fn, as before."""
+    try:
+        return str(native.build(_PARK_SOURCE, "", [], [], "the parking helper"))
+    except (LambdaFreezeError, OSError) as exc:
+        log.info("parked processes with Lambda's paths are forked with a preexec_fn (%s)", exc)
+        return None
+
+
+def park(cwd: Path, attach_paths: Sequence[Path], mounts: Mounts | None = None) -> Parked:
     """Fork a process that joins ``attach_paths`` (and ``mounts``) and waits in a shell for its runtime; blocking,
     for a spawner thread (``_SPAWNER``: the thread outlives the process, as its parent-death signal requires).
 
-    Without mounts, the shell joins its cgroups itself under ``setpriv --pdeathsig KILL`` and says ``parked``: no
-    Python runs between fork and exec, so the fork is a vfork. Otherwise (a mount namespace to make, or no setpriv)
-    the joins happen in a preexec_fn. Raises OSError when the process cannot be made or cannot join its cgroups."""
-    setpriv = _setpriv() if mounts is None and attach_paths else None
+    No Python runs between fork and exec, so the fork is a vfork: without mounts the shell joins its cgroups itself
+    under ``setpriv --pdeathsig KILL``; with mounts, ``park.c`` joins them and makes the mount namespace; either
+    says ``parked`` before the shell waits. Where neither is at hand, the joins and mounts happen in a preexec_fn.
+    Raises OSError when the process cannot be made or cannot join its cgroups."""
+    argv: list[str] | None = None
+    if mounts is not None:
+        helper = _park_helper()
+        if helper is not None:
+            joins = [arg for path in attach_paths for arg in ("-c", str(path))]
+            argv = [helper, str(os.getpid()), *joins, *mounts.helper_arguments(), "--", *_SAY_THEN_PARK]
+    elif attach_paths and (setpriv := _setpriv()) is not None:
+        argv = [setpriv, "--pdeathsig", "KILL", "--", "/bin/sh", "-c", _JOIN_THEN_PARK, "sh", *map(str, attach_paths)]
     script_r, script_w = os.pipe2(os.O_CLOEXEC)
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     try:
-        if setpriv is not None:
-            shell = ["/bin/sh", "-c", _JOIN_THEN_PARK, "sh", *map(str, attach_paths)]
-            argv = [setpriv, "--pdeathsig", "KILL", "--", *shell]
+        if argv is not None:
             popen = subprocess.Popen(
                 argv, env={}, cwd=cwd, stdin=script_r, stdout=write_fd, stderr=write_fd, process_group=0
             )
@@ -192,7 +217,9 @@ def park(cwd: Path, attach_paths: Sequence[Path], mounts: Callable[[], None] | N
                 stdout=write_fd,
                 stderr=write_fd,
                 process_group=0,
-                preexec_fn=_child_setup([os.fsencode(p) for p in attach_paths], os.getpid(), mounts),
+                preexec_fn=_child_setup(
+                    [os.fsencode(p) for p in attach_paths], os.getpid(), mounts.child_setup if mounts else None
+                ),
             )
     except BaseException:
         os.close(read_fd)
@@ -202,14 +229,14 @@ def park(cwd: Path, attach_paths: Sequence[Path], mounts: Callable[[], None] | N
         os.close(write_fd)
         os.close(script_r)
     parked = Parked(popen, read_fd, script_w)
-    if setpriv is not None:
+    if argv is not None:
         said = b""
         while not said.endswith(_PARKED):
             chunk = os.read(read_fd, 256)
             said += chunk
-            if not chunk or len(said) > 4096:  # the shell ended: a cgroup it could not join, and why
+            if not chunk or len(said) > 4096:  # it ended: a cgroup it could not join, a mount refused, and why
                 parked.discard()
-                raise OSError(f"the parked process could not join its cgroups: {said.decode(errors='replace')}")
+                raise OSError(f"the parked process could not be set up: {said.decode(errors='replace')}")
     return parked
 
 

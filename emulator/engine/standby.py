@@ -135,7 +135,7 @@ class StandbyKeeper:
                 if memory_limiter is not None:
                     memory = memory_limiter.group(name, config.memory_mb * 1024 * 1024)
                 paths = (*group.attach_paths, *((memory.attach_path,) if memory is not None else ()))
-                parked = park(config.code_dir, paths, mounts.child_setup if mounts is not None else None)
+                parked = park(config.code_dir, paths, mounts)
             except BaseException:
                 _remove_now(group, memory)
                 raise
