@@ -117,7 +117,8 @@ class Report:
             "steps": self.steps,
             "results": [
                 {"run": r.number, "reproduced": r.reproduced, "freezer": r.freezer, "failure": r.failure,
-                 "steps": [dataclasses.asdict(s) for s in r.steps]}
+                 # a step's abort is the run's "failure" already
+                 "steps": [{k: v for k, v in dataclasses.asdict(s).items() if k != "aborted"} for s in r.steps]}
                 for r in self.results
             ],
             "timeline_run": shown.number if shown else None,

@@ -36,6 +36,7 @@ class StepResult:
     request_id: str | None = None
     detail: str | None = None  # the error message; why an expectation did not hold
     at_s: float | None = None  # when it started, in seconds after the run's first step started
+    aborted: str | None = None  # the step raised, and the run stops: "<step>: <exception type>: <message>"
 
 
 @dataclass
@@ -113,16 +114,15 @@ class _Run:
                 result = self._step(step)
                 self.step_ended = time.monotonic()
                 results.append(result)
-                if result.outcome.startswith("aborted"):
+                if result.aborted is not None:
                     break
         except Exception as exc:  # setting up: a database, a function
             aborted = f"setup: {type(exc).__name__}: {_short(str(exc))}"
         finally:
-            if aborted is not None or any(r.outcome.startswith("aborted") for r in results):
+            if aborted is not None or any(r.aborted is not None for r in results):
                 self.later.stop()  # the run is over: an invocation whose time has not come does not start
             self.later.join()
-            aborted = aborted or next((f"{r.label}: {r.outcome[len('aborted ('):-1]}: {_short(r.detail or '')}"
-                                       for r in results if r.outcome.startswith("aborted")), None)
+            aborted = aborted or next((r.aborted for r in results if r.aborted is not None), None)
             self._mark("run", began, run=self.number)
             events, freezer = self._teardown()
         return RunResult(self.number, results, events, freezer, aborted)
@@ -133,7 +133,8 @@ class _Run:
         try:
             result: StepResult = getattr(self, f"_{step.action}")(step)
         except Exception as exc:  # a boundary: this run is over, and the report says why
-            result = StepResult(step.label, step.action, f"aborted ({type(exc).__name__})", detail=str(exc))
+            result = StepResult(step.label, step.action, f"aborted ({type(exc).__name__})", detail=str(exc),
+                                aborted=f"{step.label}: {type(exc).__name__}: {_short(str(exc))}")
         result.duration_ms = (time.monotonic() - started) * 1000
         result.at_s = started - self.later.origin
         self._mark("step", started, label=step.label, outcome=result.outcome, request_id=result.request_id,
@@ -148,7 +149,7 @@ class _Run:
 
         def work() -> None:
             done = self._step(step)
-            for name in ("outcome", "request_id", "detail", "duration_ms", "at_s"):
+            for name in ("outcome", "request_id", "detail", "duration_ms", "at_s", "aborted"):
                 setattr(placeholder, name, getattr(done, name))
 
         self.later.start(step.key, step.at, step.after, work)
