@@ -6,6 +6,7 @@ and find its cgroups under its own when that is nested."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from test_cli import wait_gone
+from test_freezing import _cgroup_dir
 
 from conftest import FREEZERS, freezer_problem, require
 from emulator.engine.freezer import BACKENDS, Cgroup2Group, destroy_instance, rmdir_when_empty
@@ -249,3 +251,16 @@ def test_without_cgroup_kill_a_frozen_group_is_killed_process_by_process(serve, 
     fn.wait_envs(lambda envs: envs == [])  # retired frozen, at its idle timeout
     assert gone(runtime) and gone(child)
     assert not group.exists()
+
+
+@pytest.mark.parametrize("freezer", ["cgroup2", "cgroup1"])
+def test_a_retired_environment_removes_its_cgroup_without_a_warning(serve, freezer, caplog):
+    fn = serve("python/basic", freezer=freezer, idle_timeout_s=0.3)
+    with caplog.at_level(logging.WARNING, logger="lambda_freeze"):
+        fn.invoke({"action": "echo"})
+        (env,) = fn.environments()
+        cgroup = _cgroup_dir(env["pid"], freezer)
+        assert cgroup.name == env["id"]
+        fn.wait_envs(lambda envs: envs == [])  # retired frozen, at its idle timeout
+        assert gone(env["pid"]) and not cgroup.exists()
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("lambda_freeze")] == []
