@@ -91,6 +91,8 @@ def test_an_emulator_that_starts_destroys_the_frozen_cgroups_of_one_that_died(fr
     members = []
     try:
         stale = running.root / f"i{dead.pid}.{start_time}.1"
+        foreign = running.root / f"i-not-an-instance-{os.getpid()}"  # not named as an emulator names its own
+        foreign.mkdir()
         members.append(_freeze_member(stale / "env-a", freezer))
         members.append(_freeze_member(stale / "env-b", freezer))
         dead.communicate(b"")  # made while its instance lived: an emulator starting elsewhere left it alone
@@ -103,6 +105,7 @@ def test_an_emulator_that_starts_destroys_the_frozen_cgroups_of_one_that_died(fr
                 assert member.wait(timeout=10) == -9  # killed, frozen as it was
             assert alive.poll() is None and _frozen(running.instance / "env-live", freezer)
             assert running.instance.exists()
+            assert foreign.exists()  # not ours to remove
         finally:
             starting.close()
     finally:
@@ -117,6 +120,7 @@ def test_an_emulator_that_starts_destroys_the_frozen_cgroups_of_one_that_died(fr
             member.kill()
             member.wait()
         asyncio.run(rmdir_when_empty(live))
+        asyncio.run(rmdir_when_empty(running.root / f"i-not-an-instance-{os.getpid()}"))
         running.close()
 
 
@@ -133,7 +137,7 @@ backend.close()
 
 
 @pytest.mark.parametrize("freezer", ["cgroup2", "cgroup1"])
-def test_an_emulator_in_a_nested_cgroup_makes_its_cgroups_under_its_own(freezer):
+def test_an_emulator_in_a_nested_cgroup_makes_its_cgroups_under_its_own_and_removes_them(freezer):
     # As in a container or a systemd service: the emulator's own cgroup is not the hierarchy's root.
     problem = freezer_problem(freezer)
     require(problem is None, f"freezer {freezer}: {problem}")
@@ -147,8 +151,11 @@ def test_an_emulator_in_a_nested_cgroup_makes_its_cgroups_under_its_own(freezer)
         )
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == str(nested / "lambda-freeze")
+        assert not (nested / "lambda-freeze").exists()  # the only instance there: it removed the whole of it
     finally:
-        nested.rmdir()  # its one member has exited, and the backend removed what it made
+        for leftover in (nested / "lambda-freeze", nested):  # its one member has exited
+            if leftover.exists():
+                leftover.rmdir()
         outer.close()
 
 
@@ -264,3 +271,31 @@ def test_a_retired_environment_removes_its_cgroup_without_a_warning(serve, freez
         fn.wait_envs(lambda envs: envs == [])  # retired frozen, at its idle timeout
         assert gone(env["pid"]) and not cgroup.exists()
     assert [r.getMessage() for r in caplog.records if r.name.startswith("lambda_freeze")] == []
+
+
+def open_files() -> list[str]:
+    """What this process (the emulator runs in it) has open."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            found.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            continue  # the descriptor that listed the directory, closed since
+    return found
+
+
+@pytest.mark.parametrize("freezer", FREEZERS)
+def test_a_retired_environment_leaves_no_file_open(serve, freezer):
+    # Each environment keeps its runtime's status (for Max Memory Used) and its cgroup's control files open while it
+    # lives; environments come and go by the thousand in a long session, so each must close what it opened.
+    fn = serve("python/basic", freezer=freezer, idle_timeout_s=0.3)
+    fn.invoke({"action": "echo"})
+    (env,) = fn.environments()
+    runtime, cgroup = f"/proc/{env['pid']}/", f"/{env['id']}/"
+
+    def held() -> list[str]:
+        return [f for f in open_files() if f.startswith(runtime) or (f.startswith("/sys/fs/cgroup/") and cgroup in f)]
+
+    assert any(f.startswith(runtime) for f in held())  # measured while it lives
+    fn.wait_envs(lambda envs: envs == [])
+    assert held() == []
