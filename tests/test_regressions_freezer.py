@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -124,16 +125,20 @@ def test_an_emulator_that_starts_destroys_the_frozen_cgroups_of_one_that_died(fr
         running.close()
 
 
-# A process that moves itself into the cgroup given, then starts a freezer backend there and prints its root.
-IN_CGROUP = """
-import os, sys
-from pathlib import Path
+# An emulator's start: a freezer backend, whose root it prints, then closes.
+PRINT_ROOT = """
+import sys
 from emulator.engine.freezer import BACKENDS
-(Path(sys.argv[2]) / "cgroup.procs").write_text(str(os.getpid()))
 backend = BACKENDS[sys.argv[1]]()
 print(backend.root, flush=True)
 backend.close()
 """
+# The same, in the cgroup given, which it moves itself into first.
+IN_CGROUP = """
+import os, sys
+from pathlib import Path
+(Path(sys.argv[2]) / "cgroup.procs").write_text(str(os.getpid()))
+""" + PRINT_ROOT
 
 
 @pytest.mark.parametrize("freezer", ["cgroup2", "cgroup1"])
@@ -154,6 +159,54 @@ def test_an_emulator_in_a_nested_cgroup_makes_its_cgroups_under_its_own_and_remo
         assert not (nested / "lambda-freeze").exists()  # the only instance there: it removed the whole of it
     finally:
         for leftover in (nested / "lambda-freeze", nested):  # its one member has exited
+            if leftover.exists():
+                leftover.rmdir()
+        outer.close()
+
+
+# A container without a cgroup namespace: its own cgroup (moved into first) is bind-mounted where the hierarchy was,
+# so the mount's root is that cgroup's path, not /. The emulator then starts a backend and prints its root.
+IN_CONTAINER = """
+set -e
+echo $$ > "$NESTED/cgroup.procs"
+mount --bind "$NESTED" "$SCRATCH"
+umount -l "$MOUNT"
+mount --move "$SCRATCH" "$MOUNT"
+exec "$PYTHON" -c "$PRINT_ROOT" "$FREEZER"
+"""
+
+
+def _mount_point(freezer: str) -> str:
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        fstype, _source, options = right.split()[:3]
+        if fstype == freezer or (freezer == "cgroup1" and fstype == "cgroup" and "freezer" in options.split(",")):
+            return left.split()[4]
+    raise AssertionError(f"no {freezer} mount")
+
+
+@pytest.mark.parametrize("freezer", ["cgroup2", "cgroup1"])
+def test_an_emulator_in_a_container_without_a_cgroup_namespace_finds_its_hierarchy(freezer, tmp_path):
+    problem = freezer_problem(freezer)
+    require(problem is None, f"freezer {freezer}: {problem}")
+    require(shutil.which("unshare") is not None, "unshare (util-linux), for a mount namespace of its own")
+    outer = BACKENDS[freezer]()
+    nested = outer.hierarchy / f"container-{os.getpid()}-{freezer}"
+    nested.mkdir()
+    scratch = tmp_path / "mount"
+    scratch.mkdir()
+    try:
+        done = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", IN_CONTAINER],
+            cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=60,
+            env={**os.environ, "NESTED": str(nested), "SCRATCH": str(scratch), "MOUNT": _mount_point(freezer),
+                 "PYTHON": sys.executable, "PRINT_ROOT": PRINT_ROOT, "FREEZER": freezer},
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == f"{_mount_point(freezer)}/lambda-freeze"  # the container's whole hierarchy
+        assert not (nested / "lambda-freeze").exists()
+    finally:
+        for leftover in (nested / "lambda-freeze", nested):
             if leftover.exists():
                 leftover.rmdir()
         outer.close()
