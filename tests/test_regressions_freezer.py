@@ -6,7 +6,9 @@ and find its cgroups under its own when that is nested."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from test_cli import wait_gone
+from test_freezing import _cgroup_dir
 
 from conftest import FREEZERS, freezer_problem, require
 from emulator.engine.freezer import BACKENDS, Cgroup2Group, destroy_instance, rmdir_when_empty
@@ -89,6 +92,8 @@ def test_an_emulator_that_starts_destroys_the_frozen_cgroups_of_one_that_died(fr
     members = []
     try:
         stale = running.root / f"i{dead.pid}.{start_time}.1"
+        foreign = running.root / f"i-not-an-instance-{os.getpid()}"  # not named as an emulator names its own
+        foreign.mkdir()
         members.append(_freeze_member(stale / "env-a", freezer))
         members.append(_freeze_member(stale / "env-b", freezer))
         dead.communicate(b"")  # made while its instance lived: an emulator starting elsewhere left it alone
@@ -101,6 +106,7 @@ def test_an_emulator_that_starts_destroys_the_frozen_cgroups_of_one_that_died(fr
                 assert member.wait(timeout=10) == -9  # killed, frozen as it was
             assert alive.poll() is None and _frozen(running.instance / "env-live", freezer)
             assert running.instance.exists()
+            assert foreign.exists()  # not ours to remove
         finally:
             starting.close()
     finally:
@@ -115,23 +121,28 @@ def test_an_emulator_that_starts_destroys_the_frozen_cgroups_of_one_that_died(fr
             member.kill()
             member.wait()
         asyncio.run(rmdir_when_empty(live))
+        asyncio.run(rmdir_when_empty(running.root / f"i-not-an-instance-{os.getpid()}"))
         running.close()
 
 
-# A process that moves itself into the cgroup given, then starts a freezer backend there and prints its root.
-IN_CGROUP = """
-import os, sys
-from pathlib import Path
+# An emulator's start: a freezer backend, whose root it prints, then closes.
+PRINT_ROOT = """
+import sys
 from emulator.engine.freezer import BACKENDS
-(Path(sys.argv[2]) / "cgroup.procs").write_text(str(os.getpid()))
 backend = BACKENDS[sys.argv[1]]()
 print(backend.root, flush=True)
 backend.close()
 """
+# The same, in the cgroup given, which it moves itself into first.
+IN_CGROUP = """
+import os, sys
+from pathlib import Path
+(Path(sys.argv[2]) / "cgroup.procs").write_text(str(os.getpid()))
+""" + PRINT_ROOT
 
 
 @pytest.mark.parametrize("freezer", ["cgroup2", "cgroup1"])
-def test_an_emulator_in_a_nested_cgroup_makes_its_cgroups_under_its_own(freezer):
+def test_an_emulator_in_a_nested_cgroup_makes_its_cgroups_under_its_own_and_removes_them(freezer):
     # As in a container or a systemd service: the emulator's own cgroup is not the hierarchy's root.
     problem = freezer_problem(freezer)
     require(problem is None, f"freezer {freezer}: {problem}")
@@ -145,8 +156,59 @@ def test_an_emulator_in_a_nested_cgroup_makes_its_cgroups_under_its_own(freezer)
         )
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == str(nested / "lambda-freeze")
+        assert not (nested / "lambda-freeze").exists()  # the only instance there: it removed the whole of it
     finally:
-        nested.rmdir()  # its one member has exited, and the backend removed what it made
+        for leftover in (nested / "lambda-freeze", nested):  # its one member has exited
+            if leftover.exists():
+                leftover.rmdir()
+        outer.close()
+
+
+# A container without a cgroup namespace: its own cgroup (moved into first) is bind-mounted where the hierarchy was,
+# so the mount's root is that cgroup's path, not /. The emulator then starts a backend and prints its root.
+IN_CONTAINER = """
+set -e
+echo $$ > "$NESTED/cgroup.procs"
+mount --bind "$NESTED" "$SCRATCH"
+umount -l "$MOUNT"
+mount --move "$SCRATCH" "$MOUNT"
+exec "$PYTHON" -c "$PRINT_ROOT" "$FREEZER"
+"""
+
+
+def _mount_point(freezer: str) -> str:
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        fstype, _source, options = right.split()[:3]
+        if fstype == freezer or (freezer == "cgroup1" and fstype == "cgroup" and "freezer" in options.split(",")):
+            return left.split()[4]
+    raise AssertionError(f"no {freezer} mount")
+
+
+@pytest.mark.parametrize("freezer", ["cgroup2", "cgroup1"])
+def test_an_emulator_in_a_container_without_a_cgroup_namespace_finds_its_hierarchy(freezer, tmp_path):
+    problem = freezer_problem(freezer)
+    require(problem is None, f"freezer {freezer}: {problem}")
+    require(shutil.which("unshare") is not None, "unshare (util-linux), for a mount namespace of its own")
+    outer = BACKENDS[freezer]()
+    nested = outer.hierarchy / f"container-{os.getpid()}-{freezer}"
+    nested.mkdir()
+    scratch = tmp_path / "mount"
+    scratch.mkdir()
+    try:
+        done = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", IN_CONTAINER],
+            cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=60,
+            env={**os.environ, "NESTED": str(nested), "SCRATCH": str(scratch), "MOUNT": _mount_point(freezer),
+                 "PYTHON": sys.executable, "PRINT_ROOT": PRINT_ROOT, "FREEZER": freezer},
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == f"{_mount_point(freezer)}/lambda-freeze"  # the container's whole hierarchy
+        assert not (nested / "lambda-freeze").exists()
+    finally:
+        for leftover in (nested / "lambda-freeze", nested):
+            if leftover.exists():
+                leftover.rmdir()
         outer.close()
 
 
@@ -249,3 +311,44 @@ def test_without_cgroup_kill_a_frozen_group_is_killed_process_by_process(serve, 
     fn.wait_envs(lambda envs: envs == [])  # retired frozen, at its idle timeout
     assert gone(runtime) and gone(child)
     assert not group.exists()
+
+
+@pytest.mark.parametrize("freezer", ["cgroup2", "cgroup1"])
+def test_a_retired_environment_removes_its_cgroup_without_a_warning(serve, freezer, caplog):
+    fn = serve("python/basic", freezer=freezer, idle_timeout_s=0.3)
+    with caplog.at_level(logging.WARNING, logger="lambda_freeze"):
+        fn.invoke({"action": "echo"})
+        (env,) = fn.environments()
+        cgroup = _cgroup_dir(env["pid"], freezer)
+        assert cgroup.name == env["id"]
+        fn.wait_envs(lambda envs: envs == [])  # retired frozen, at its idle timeout
+        assert gone(env["pid"]) and not cgroup.exists()
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("lambda_freeze")] == []
+
+
+def open_files() -> list[str]:
+    """What this process (the emulator runs in it) has open."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            found.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            continue  # the descriptor that listed the directory, closed since
+    return found
+
+
+@pytest.mark.parametrize("freezer", FREEZERS)
+def test_a_retired_environment_leaves_no_file_open(serve, freezer):
+    # Each environment keeps its runtime's status (for Max Memory Used) and its cgroup's control files open while it
+    # lives; environments come and go by the thousand in a long session, so each must close what it opened.
+    fn = serve("python/basic", freezer=freezer, idle_timeout_s=0.3)
+    fn.invoke({"action": "echo"})
+    (env,) = fn.environments()
+    runtime, cgroup = f"/proc/{env['pid']}/", f"/{env['id']}/"
+
+    def held() -> list[str]:
+        return [f for f in open_files() if f.startswith(runtime) or (f.startswith("/sys/fs/cgroup/") and cgroup in f)]
+
+    assert any(f.startswith(runtime) for f in held())  # measured while it lives
+    fn.wait_envs(lambda envs: envs == [])
+    assert held() == []

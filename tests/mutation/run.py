@@ -133,10 +133,19 @@ def run_group(
                        cwd=tree, check=True)
     else:
         # An earlier session of this group: its survivors (and the mutants it did not run) are run again; the mutants
-        # it killed stay killed, which holds while tests are only added.
+        # it killed stay killed, which holds while tests are only added. The survivors equivalents.md lists stay as
+        # they are: no test can kill them, and each would cost a whole run of the tests.
         shutil.copy(again, session)
+        listed = equivalents()
         with sqlite3.connect(session) as db:
-            db.execute("DELETE FROM work_results WHERE upper(test_outcome) = 'SURVIVED'")
+            survivors = db.execute(
+                "SELECT r.job_id, s.module_path, s.start_pos_row, s.operator_name FROM work_results r"
+                " JOIN mutation_specs s ON s.job_id = r.job_id WHERE upper(r.test_outcome) = 'SURVIVED'"
+            ).fetchall()
+            db.executemany(
+                "DELETE FROM work_results WHERE job_id = ?",
+                [(job,) for job, module, line, operator in survivors if f"{module}:{line} {operator}" not in listed],
+            )
     started = time.monotonic()
     # CI=true: a prerequisite that a mutant breaks (a freezer backend that no longer starts) fails the tests instead
     # of skipping them, so that mutant is killed.
