@@ -41,7 +41,9 @@ if TYPE_CHECKING:
 
 # The next standby is made this long after the environment that adopted the last one is idle (or gone): made at once,
 # its Python work on a spawner thread (the runtime's command, the cgroups, the park) held the GIL while the loop wrote
-# the caller's answer and an in-process caller (a test) read it, which came 1.5-2 ms later.
+# the caller's answer and an in-process caller (a test) read it, which came 1.5-2 ms later; and a test that ends
+# right after its invoke waited in its teardown for a standby nobody would take (its kernel's first cgroup.procs
+# write, about 10 ms).
 _STANDBY_AFTER_S = 0.01
 log = logging.getLogger("lambda_freeze.function")
 
