@@ -17,8 +17,9 @@ Every figure is measured against a `lambda-freeze serve --port 0` subprocess sta
   retires each one after its invocation), caller's request → response, with the freezer and the memory limit on;
   with the standby (the next environment's process parked in its cgroups before its exec) and ``--no-standby``;
   RIE's is its first invoke after launch (it starts the runtime then);
-- pytest: in this process (the emulator imported), ``LambdaFreeze().function(...)`` then the first ``invoke``, and
-  the plugin's per-test overhead, fixture setup + ``function(...)`` + teardown with no invocation;
+- pytest: in this process (the emulator imported), ``LambdaFreeze().function(...)`` then the first ``invoke``; a whole
+  test with that one invoke (fixture setup, ``function(...)``, the invoke, teardown); and the plugin's per-test
+  overhead, fixture setup + ``function(...)`` + teardown with no invocation;
 - serve start: launch → serving line, beside ``python -c "import asyncio, uvloop"`` (the floor of any uvloop server);
 - floor: the same client against a bare uvloop protocol that answers at once (one HTTP round trip, no parsing),
   the least any Python server can cost (an invoke is three such round trips: Invoke API, runtime ``response``,
@@ -273,8 +274,10 @@ def bench_pytest(args: argparse.Namespace) -> dict[str, object]:
 
     code = Path(__file__).resolve().parent / "functions" / "trivial"
     first: list[int] = []
+    whole: list[int] = []
     overhead: list[int] = []
     for _ in range(args.cold_runs):
+        started = time.perf_counter_ns()
         harness = LambdaFreeze(freezer="auto")
         try:
             t0 = time.perf_counter_ns()
@@ -284,14 +287,15 @@ def bench_pytest(args: argparse.Namespace) -> dict[str, object]:
             if result.payload != {"ok": True}:
                 raise RuntimeError(f"pytest-style invoke answered {result.payload!r}")
         finally:
-            harness.close()
+            harness.close()  # the fixture's teardown
+        whole.append(time.perf_counter_ns() - started)
         t0 = time.perf_counter_ns()
         harness = LambdaFreeze(freezer="auto")  # the fixture's setup
         harness.function(code, "app.handler")
         harness.close()  # the fixture's teardown
         overhead.append(time.perf_counter_ns() - t0)
     return {"runs": len(first), "function_to_first_response_ms": _median_ms(first),
-            "setup_function_teardown_ms": _median_ms(overhead)}
+            "test_with_one_invoke_ms": _median_ms(whole), "setup_function_teardown_ms": _median_ms(overhead)}
 
 
 def bench_serve_start(args: argparse.Namespace) -> dict[str, object]:
@@ -440,6 +444,8 @@ def print_starts(starts: dict[str, object]) -> None:
         p: dict[str, float] = pytest_figures  # type: ignore[assignment]
         print("\npytest, in-process, median (ms)")
         print(f"  function(...) → first response   {p['function_to_first_response_ms']:8.1f}")
+        print(f"  a test with one invoke (setup + function(...) + invoke + teardown)   "
+              f"{p['test_with_one_invoke_ms']:8.1f}")
         print(f"  per-test overhead (setup + function(...) + teardown, no invoke)   "
               f"{p['setup_function_teardown_ms']:8.1f}   ({p['runs']} runs)")
         if rie is not None:

@@ -90,6 +90,25 @@ def test_a_standby_made_for_other_settings_is_let_go(serve):
     assert following in {env["pid"] for env in fn.environments()}
 
 
+@pytest.mark.parametrize("lambda_paths", [True, False], ids=["lambda-paths", "real-paths"])
+def test_without_a_standby_the_runtime_starts_as_an_ordinary_start_would(serve, lambda_paths):
+    """No standby: the runtime is parked and released at once (a vfork, not a fork of the emulator), and runs as the
+    ordinary start would run it: in cgroups of its own, in its own process group, with Lambda's variables alone, at
+    /var/task where the kernel allows a private mount namespace."""
+    from emulator.engine import lambda_paths as paths
+
+    fn = serve("python/basic", standby=False, lambda_paths=lambda_paths)
+    env = fn.invoke({"action": "env"}).payload
+    pid = fn.invoke({"action": "pid"}).payload
+    assert fn.emulator.emulator.functions[fn.name].standby.made == 0
+    assert not _parked(pid) and os.getpgid(pid) == pid
+    assert _cgroup_dirs(pid), "the runtime is in no cgroup of its own"
+    assert "PWD" not in env and "OLDPWD" not in env  # the parked shell's own are not passed on
+    assert env["AWS_LAMBDA_FUNCTION_NAME"] == fn.name
+    at_var_task = lambda_paths and paths.available()
+    assert env["LAMBDA_TASK_ROOT"] == ("/var/task" if at_var_task else str(FUNCTIONS / "python/basic"))
+
+
 def test_no_standby_makes_no_process_ahead(serve):
     fn = serve("python/basic", standby=False)
     assert fn.invoke({"action": "echo"}).payload == {"action": "echo"}

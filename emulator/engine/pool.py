@@ -10,7 +10,8 @@ One invocation per environment at a time.
 
 A new environment takes the function's standby when there is one (``standby``: its process, parked in its
 cgroups before the exec, skips the fork and the cgroups' first writes), and the next standby is made once that
-environment is idle (its first answer given) or gone.
+environment is idle (its first answer given) or gone, a moment later (``_STANDBY_AFTER_S``: not while the answer is
+still on its way).
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ from .standby import Standby, StandbyKeeper
 if TYPE_CHECKING:
     from ..proxy import Proxy, ProxyEvent
 
+# The next standby is made this long after the environment that adopted the last one is idle (or gone): made at once,
+# its Python work on a spawner thread (the runtime's command, the cgroups, the park) held the GIL while the loop wrote
+# the caller's answer and an in-process caller (a test) read it, which came 1.5-2 ms later; and a test that ends
+# right after its invoke waited in its teardown for a standby nobody would take (its kernel's first cgroup.procs
+# write, about 10 ms).
+_STANDBY_AFTER_S = 0.01
 log = logging.getLogger("lambda_freeze.function")
 
 _env_numbers = itertools.count(1)
@@ -317,6 +324,10 @@ class FunctionPool:
     def _replace_standby(self, env: Environment) -> None:
         if env in self._standby_owed:
             self._standby_owed.discard(env)
+            asyncio.get_running_loop().call_later(_STANDBY_AFTER_S, self._want_standby)
+
+    def _want_standby(self) -> None:
+        if not self._closing:
             self.standby.want(self.config)
 
     def on_idle(self, env: Environment) -> None:

@@ -121,7 +121,8 @@ class Parked:
     def pid(self) -> int:
         return self.popen.pid
 
-    def can_run(self, argv: Sequence[str], env: Mapping[str, str]) -> bool:
+    @staticmethod
+    def can_run(argv: Sequence[str], env: Mapping[str, str]) -> bool:
         """Whether the kernel will exec ``argv[0]``: found, executable, an ELF binary or a script whose interpreter
         exists. Else the ordinary start raises the OSError a caller expects (Runtime.InvalidEntrypoint), where the
         shell would say it in a line of output or run a file of no executable format as a script itself."""
@@ -185,6 +186,26 @@ def _park_helper() -> str | None:
         return None
 
 
+def _park_command(attach_paths: Sequence[Path], mounts: Mounts | None) -> list[str] | None:
+    """What makes a parked process with no preexec_fn (park.c for mounts, setpriv for cgroups alone), or None."""
+    if mounts is not None:
+        helper = _park_helper()
+        if helper is None:
+            return None
+        joins = [arg for path in attach_paths for arg in ("-c", str(path))]
+        return [helper, str(os.getpid()), *joins, *mounts.helper_arguments(), "--", *_SAY_THEN_PARK]
+    if attach_paths and (setpriv := _setpriv()) is not None:
+        return [setpriv, "--pdeathsig", "KILL", "--", "/bin/sh", "-c", _JOIN_THEN_PARK, "sh", *map(str, attach_paths)]
+    return None
+
+
+def park_by_vfork(cwd: Path, attach_paths: Sequence[Path], mounts: Mounts | None = None) -> Parked | None:
+    """``park``, where it needs no preexec_fn; else None (the caller forks the ordinary way)."""
+    if _park_command(attach_paths, mounts) is None:
+        return None
+    return park(cwd, attach_paths, mounts)
+
+
 def park(cwd: Path, attach_paths: Sequence[Path], mounts: Mounts | None = None) -> Parked:
     """Fork a process that joins ``attach_paths`` (and ``mounts``) and waits in a shell for its runtime; blocking,
     for a spawner thread (``_SPAWNER``: the thread outlives the process, as its parent-death signal requires).
@@ -193,14 +214,7 @@ def park(cwd: Path, attach_paths: Sequence[Path], mounts: Mounts | None = None) 
     under ``setpriv --pdeathsig KILL``; with mounts, ``park.c`` joins them and makes the mount namespace; either
     says ``parked`` before the shell waits. Where neither is at hand, the joins and mounts happen in a preexec_fn.
     Raises OSError when the process cannot be made or cannot join its cgroups."""
-    argv: list[str] | None = None
-    if mounts is not None:
-        helper = _park_helper()
-        if helper is not None:
-            joins = [arg for path in attach_paths for arg in ("-c", str(path))]
-            argv = [helper, str(os.getpid()), *joins, *mounts.helper_arguments(), "--", *_SAY_THEN_PARK]
-    elif attach_paths and (setpriv := _setpriv()) is not None:
-        argv = [setpriv, "--pdeathsig", "KILL", "--", "/bin/sh", "-c", _JOIN_THEN_PARK, "sh", *map(str, attach_paths)]
+    argv = _park_command(attach_paths, mounts)
     script_r, script_w = os.pipe2(os.O_CLOEXEC)
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     try:

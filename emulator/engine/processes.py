@@ -15,7 +15,7 @@ from .freezer import FreezerGroup
 from .lambda_paths import Mounts
 from .logs import LineSplitter
 from .memory_limit import MemoryGroup
-from .process import Parked, RuntimeProcess, describe_exit
+from .process import _SPAWNER, Parked, RuntimeProcess, describe_exit, park_by_vfork
 
 log = logging.getLogger("lambda_freeze.environment")
 
@@ -58,14 +58,18 @@ class EnvironmentProcesses:
         parked, self.parked = self.parked, None
         # Checked where the emulator sees it: a bootstrap at /var/task/bootstrap is the code directory's.
         program = self.mounts.real(argv[0]) if self.mounts is not None else argv[0]
-        if parked is not None and not parked.can_run([program, *argv[1:]], env):
+        runnable = Parked.can_run([program, *argv[1:]], env)
+        if parked is not None and not runnable:
             parked.discard()  # the ordinary start below says why, as Lambda would
             parked = None
+        attach_paths = self.attach_paths(group)
+        if parked is None and runnable:  # no standby: parked and released at once all the same (``_park_now``)
+            parked = await self._park_now(attach_paths)
         self._runtime = RuntimeProcess(
             argv,
             env=env,
             cwd=self._cwd,
-            attach_paths=self.attach_paths(group),
+            attach_paths=attach_paths,
             on_output=self._lines.feed,
             on_exit=on_exit,
             mounts=self.mounts.child_setup if self.mounts is not None else None,
@@ -79,6 +83,20 @@ class EnvironmentProcesses:
             raise
         self.runtime_started = True
         return pid
+
+    async def _park_now(self, attach_paths: Sequence[Path]) -> Parked | None:
+        """A process parked in ``attach_paths`` for the runtime to exec in at once: a park is a vfork (park.c,
+        setpriv), where the ordinary start forks the whole emulator for its preexec_fn (3-15 ms, the GIL held). None
+        where a park would need a preexec_fn too, or failed (the ordinary start then says why)."""
+        making = asyncio.get_running_loop().run_in_executor(_SPAWNER, park_by_vfork, self._cwd, attach_paths,
+                                                            self.mounts)
+        try:
+            return await asyncio.shield(making)
+        except asyncio.CancelledError:
+            making.add_done_callback(_discard_parked)
+            raise
+        except OSError:
+            return None
 
     async def start_extension(
         self, path: Path, env: Mapping[str, str], group: FreezerGroup, on_exit: Callable[[int], None]
@@ -155,3 +173,9 @@ class EnvironmentProcesses:
     def close_lines(self) -> None:
         """The last partial line out; nothing is emitted after this."""
         self._lines.close()
+
+
+def _discard_parked(making: asyncio.Future[Parked | None]) -> None:
+    """A park whose start was cancelled while it ran on: nobody will release it."""
+    if not making.cancelled() and making.exception() is None and (parked := making.result()) is not None:
+        parked.discard()
