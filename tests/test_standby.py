@@ -102,7 +102,7 @@ def test_without_a_standby_the_runtime_starts_as_an_ordinary_start_would(serve, 
     pid = fn.invoke({"action": "pid"}).payload
     assert fn.emulator.emulator.functions[fn.name].standby.made == 0
     assert not _parked(pid) and os.getpgid(pid) == pid
-    assert _cgroup_dirs(pid), "the runtime is in no cgroup of its own"
+    assert cgroup_dirs(pid), "the runtime is in no cgroup of its own"
     assert "PWD" not in env and "OLDPWD" not in env  # the parked shell's own are not passed on
     assert env["AWS_LAMBDA_FUNCTION_NAME"] == fn.name
     at_var_task = lambda_paths and paths.available()
