@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,25 @@ from emulator.testing import CollectingSink, EmulatorThread
 
 FUNCTIONS = Path(__file__).parent / "functions"
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+# Programs a test started that must not outlive it (``lambda-freeze serve`` in test_cli.Serve): a test that fails
+# before it stops one of them would otherwise leave it, its runtimes and its cgroups running.
+STARTED: list[subprocess.Popen[Any]] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_what_the_test_left() -> Iterator[None]:
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.terminate()  # the emulator's own shutdown, which removes its cgroups
+            try:
+                proc.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()  # its watchdog cleans up
+                proc.communicate()
 
 
 def require(condition: bool, what: str) -> None:

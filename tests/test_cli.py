@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FREEZERS, FUNCTIONS, freezer_problem, lambda_client, require
+from conftest import FREEZERS, FUNCTIONS, STARTED, freezer_problem, lambda_client, require
 from emulator.cli import _timeline
 from emulator.engine.timeline import MAX_EVENTS, RECENT_EVENTS
 
@@ -37,6 +37,7 @@ class Serve:
             stderr=subprocess.PIPE,
             text=True,
         )
+        STARTED.append(self.proc)
         self.stderr: list[str] = []
         for line in self.proc.stderr:  # type: ignore[union-attr]
             self.stderr.append(line)
