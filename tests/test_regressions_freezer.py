@@ -1,7 +1,8 @@
 """What every freezer must do beyond the runtime itself: stop the extensions too, kill a whole group on kernels
 without cgroup.kill, remove a cgroup only once its members are gone (retrying while rmdir says EBUSY), destroy the
 frozen cgroups of an emulator that died (at the next one's start, or by its watchdog when its terminal hangs up),
-and find its cgroups under its own when that is nested."""
+find its cgroups under its own when that is nested or bind-mounted (a container), take the first freezer the host
+allows under `auto`, and close every file an environment opened."""
 
 from __future__ import annotations
 
@@ -210,6 +211,52 @@ def test_an_emulator_in_a_container_without_a_cgroup_namespace_finds_its_hierarc
             if leftover.exists():
                 leftover.rmdir()
         outer.close()
+
+
+# The freezer `auto` chooses, in a mount namespace of its own where the shell commands given change the cgroup mounts
+# first: it prints the backend's name, and its log says why the ones before it could not work.
+AUTO = """
+import logging, sys
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+from emulator.engine.freezer import create_freezer
+backend = create_freezer("auto")
+print(backend.name, flush=True)
+backend.close()
+"""
+
+HOSTS = {
+    # a host with cgroup v1 alone (older distributions, some CI runners)
+    "v1 only": ('umount -l "$V2"', "cgroup1", ["cgroup2: no cgroup v2 hierarchy is mounted"]),
+    # a container that sees no cgroup file system at all
+    "no cgroups": (
+        'umount -l "$V2"; umount -l "$V1"',
+        "sigstop",
+        ["cgroup2: no cgroup v2 hierarchy is mounted", "cgroup1: no cgroup v1 freezer hierarchy is mounted"],
+    ),
+    # a container given the cgroup v2 file system read-only
+    "v2 read-only": ('mount -o remount,bind,ro "$V2"', "cgroup1", ["cgroup2: cannot create cgroups under"]),
+}
+
+
+@pytest.mark.parametrize("host", list(HOSTS))
+def test_auto_takes_the_first_freezer_the_host_allows(host):
+    for freezer in ("cgroup2", "cgroup1"):
+        problem = freezer_problem(freezer)
+        require(problem is None, f"freezer {freezer}: {problem}")
+    require(shutil.which("unshare") is not None, "unshare (util-linux), for a mount namespace of its own")
+    change, chosen, reasons = HOSTS[host]
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", f'set -e; {change}; exec "$PYTHON" -c "$AUTO"'],
+        cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "V1": _mount_point("cgroup1"), "V2": _mount_point("cgroup2"), "PYTHON": sys.executable,
+             "AUTO": AUTO},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == chosen
+    said = next(line for line in done.stderr.splitlines() if line.startswith("freezer: "))
+    assert said.startswith(f"freezer: {chosen} (auto); ")
+    for reason in reasons:
+        assert reason in said
 
 
 # An emulator's freezer with one environment frozen: it prints the environment's process, its instance's directory
