@@ -82,19 +82,26 @@ def _freeze_member(env_dir: Path, freezer: str) -> subprocess.Popen[bytes]:
 
 
 @pytest.mark.parametrize("freezer", ["cgroup2", "cgroup1"])
-def test_an_emulator_that_starts_destroys_the_frozen_cgroups_of_one_that_died(freezer):
+def test_an_emulator_that_starts_destroys_the_frozen_cgroups_of_one_that_died(freezer, tmp_path):
     problem = freezer_problem(freezer)
     require(problem is None, f"freezer {freezer}: {problem}")
     # The instance that dies: named after a process that exits once its cgroups are made (then its pid and start
     # time match nothing live).
     dead = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
     start_time = Path(f"/proc/{dead.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    # Another one still running, started through a name with ") " in it: its process's name, in /proc/<pid>/stat
+    # between parentheses, then has a ") " of its own.
+    (tmp_path / "emulator) x").symlink_to(sys.executable)
+    odd = subprocess.Popen([str(tmp_path / "emulator) x"), "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    odd_start = Path(f"/proc/{odd.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
     running = BACKENDS[freezer]()  # an emulator still running, whose frozen environment must stay as it is
     members = []
     try:
         stale = running.root / f"i{dead.pid}.{start_time}.1"
         foreign = running.root / f"i-not-an-instance-{os.getpid()}"  # not named as an emulator names its own
         foreign.mkdir()
+        odd_instance = running.root / f"i{odd.pid}.{odd_start}.1"
+        odd_instance.mkdir()
         members.append(_freeze_member(stale / "env-a", freezer))
         members.append(_freeze_member(stale / "env-b", freezer))
         dead.communicate(b"")  # made while its instance lived: an emulator starting elsewhere left it alone
@@ -108,11 +115,15 @@ def test_an_emulator_that_starts_destroys_the_frozen_cgroups_of_one_that_died(fr
             assert alive.poll() is None and _frozen(running.instance / "env-live", freezer)
             assert running.instance.exists()
             assert foreign.exists()  # not ours to remove
+            assert odd_instance.exists()  # alive, whatever its name
         finally:
             starting.close()
     finally:
-        dead.kill()
-        dead.wait()
+        for process in (dead, odd):
+            process.kill()
+            process.wait()
+            assert process.stdin is not None
+            process.stdin.close()
         live = running.instance / "env-live"
         if live.exists():  # thawed first: a v1-frozen process acts on SIGKILL only once thawed
             (live / ("cgroup.freeze" if freezer == "cgroup2" else "freezer.state")).write_text(
@@ -123,6 +134,7 @@ def test_an_emulator_that_starts_destroys_the_frozen_cgroups_of_one_that_died(fr
             member.wait()
         asyncio.run(rmdir_when_empty(live))
         asyncio.run(rmdir_when_empty(running.root / f"i-not-an-instance-{os.getpid()}"))
+        asyncio.run(rmdir_when_empty(running.root / f"i{odd.pid}.{odd_start}.1"))
         running.close()
 
 
