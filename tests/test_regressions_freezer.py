@@ -160,7 +160,7 @@ def test_an_emulator_in_a_nested_cgroup_makes_its_cgroups_under_its_own_and_remo
     problem = freezer_problem(freezer)
     require(problem is None, f"freezer {freezer}: {problem}")
     outer = BACKENDS[freezer]()
-    nested = outer.hierarchy / f"nested-{os.getpid()}-{freezer}"
+    nested = outer.hierarchy / f"nested:{os.getpid()}-{freezer}"  # a colon, as some service managers name units
     nested.mkdir()
     try:
         done = subprocess.run(
