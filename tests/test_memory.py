@@ -68,3 +68,19 @@ def test_process_tree_of_a_process_whose_threads_come_and_go():
         churning.kill()
         churning.wait()
         churning.stdout.close()
+
+
+def test_process_tree_of_hundreds_of_processes():
+    # A function that starts a pool of workers: 300 children, each found once.
+    parent = subprocess.Popen(
+        ["sh", "-c", "for i in $(seq 300); do sleep 600 & done; echo started; wait"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert parent.stdout.readline() == "started\n"
+        tree = process_tree(parent.pid)
+        assert len(tree) == len(set(tree)) == 301 and tree[0] == parent.pid
+    finally:
+        subprocess.run(["pkill", "-KILL", "-P", str(parent.pid)], check=False)
+        parent.kill()
+        parent.wait()
+        parent.stdout.close()

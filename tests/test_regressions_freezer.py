@@ -1,7 +1,8 @@
 """What every freezer must do beyond the runtime itself: stop the extensions too, kill a whole group on kernels
 without cgroup.kill, remove a cgroup only once its members are gone (retrying while rmdir says EBUSY), destroy the
 frozen cgroups of an emulator that died (at the next one's start, or by its watchdog when its terminal hangs up),
-and find its cgroups under its own when that is nested."""
+find its cgroups under its own when that is nested or bind-mounted (a container), take the first freezer the host
+allows under `auto`, and close every file an environment opened."""
 
 from __future__ import annotations
 
@@ -81,19 +82,26 @@ def _freeze_member(env_dir: Path, freezer: str) -> subprocess.Popen[bytes]:
 
 
 @pytest.mark.parametrize("freezer", ["cgroup2", "cgroup1"])
-def test_an_emulator_that_starts_destroys_the_frozen_cgroups_of_one_that_died(freezer):
+def test_an_emulator_that_starts_destroys_the_frozen_cgroups_of_one_that_died(freezer, tmp_path):
     problem = freezer_problem(freezer)
     require(problem is None, f"freezer {freezer}: {problem}")
     # The instance that dies: named after a process that exits once its cgroups are made (then its pid and start
     # time match nothing live).
     dead = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
     start_time = Path(f"/proc/{dead.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    # Another one still running, started through a name with ") " in it: its process's name, in /proc/<pid>/stat
+    # between parentheses, then has a ") " of its own.
+    (tmp_path / "emulator) x").symlink_to(sys.executable)
+    odd = subprocess.Popen([str(tmp_path / "emulator) x"), "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    odd_start = Path(f"/proc/{odd.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
     running = BACKENDS[freezer]()  # an emulator still running, whose frozen environment must stay as it is
     members = []
     try:
         stale = running.root / f"i{dead.pid}.{start_time}.1"
         foreign = running.root / f"i-not-an-instance-{os.getpid()}"  # not named as an emulator names its own
         foreign.mkdir()
+        odd_instance = running.root / f"i{odd.pid}.{odd_start}.1"
+        odd_instance.mkdir()
         members.append(_freeze_member(stale / "env-a", freezer))
         members.append(_freeze_member(stale / "env-b", freezer))
         dead.communicate(b"")  # made while its instance lived: an emulator starting elsewhere left it alone
@@ -107,11 +115,15 @@ def test_an_emulator_that_starts_destroys_the_frozen_cgroups_of_one_that_died(fr
             assert alive.poll() is None and _frozen(running.instance / "env-live", freezer)
             assert running.instance.exists()
             assert foreign.exists()  # not ours to remove
+            assert odd_instance.exists()  # alive, whatever its name
         finally:
             starting.close()
     finally:
-        dead.kill()
-        dead.wait()
+        for process in (dead, odd):
+            process.kill()
+            process.wait()
+            assert process.stdin is not None
+            process.stdin.close()
         live = running.instance / "env-live"
         if live.exists():  # thawed first: a v1-frozen process acts on SIGKILL only once thawed
             (live / ("cgroup.freeze" if freezer == "cgroup2" else "freezer.state")).write_text(
@@ -122,6 +134,7 @@ def test_an_emulator_that_starts_destroys_the_frozen_cgroups_of_one_that_died(fr
             member.wait()
         asyncio.run(rmdir_when_empty(live))
         asyncio.run(rmdir_when_empty(running.root / f"i-not-an-instance-{os.getpid()}"))
+        asyncio.run(rmdir_when_empty(running.root / f"i{odd.pid}.{odd_start}.1"))
         running.close()
 
 
@@ -147,7 +160,7 @@ def test_an_emulator_in_a_nested_cgroup_makes_its_cgroups_under_its_own_and_remo
     problem = freezer_problem(freezer)
     require(problem is None, f"freezer {freezer}: {problem}")
     outer = BACKENDS[freezer]()
-    nested = outer.hierarchy / f"nested-{os.getpid()}-{freezer}"
+    nested = outer.hierarchy / f"nested:{os.getpid()}-{freezer}"  # a colon, as some service managers name units
     nested.mkdir()
     try:
         done = subprocess.run(
@@ -210,6 +223,52 @@ def test_an_emulator_in_a_container_without_a_cgroup_namespace_finds_its_hierarc
             if leftover.exists():
                 leftover.rmdir()
         outer.close()
+
+
+# The freezer `auto` chooses, in a mount namespace of its own where the shell commands given change the cgroup mounts
+# first: it prints the backend's name, and its log says why the ones before it could not work.
+AUTO = """
+import logging, sys
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+from emulator.engine.freezer import create_freezer
+backend = create_freezer("auto")
+print(backend.name, flush=True)
+backend.close()
+"""
+
+HOSTS = {
+    # a host with cgroup v1 alone (older distributions, some CI runners)
+    "v1 only": ('umount -l "$V2"', "cgroup1", ["cgroup2: no cgroup v2 hierarchy is mounted"]),
+    # a container that sees no cgroup file system at all
+    "no cgroups": (
+        'umount -l "$V2"; umount -l "$V1"',
+        "sigstop",
+        ["cgroup2: no cgroup v2 hierarchy is mounted", "cgroup1: no cgroup v1 freezer hierarchy is mounted"],
+    ),
+    # a container given the cgroup v2 file system read-only
+    "v2 read-only": ('mount -o remount,bind,ro "$V2"', "cgroup1", ["cgroup2: cannot create cgroups under"]),
+}
+
+
+@pytest.mark.parametrize("host", list(HOSTS))
+def test_auto_takes_the_first_freezer_the_host_allows(host):
+    for freezer in ("cgroup2", "cgroup1"):
+        problem = freezer_problem(freezer)
+        require(problem is None, f"freezer {freezer}: {problem}")
+    require(shutil.which("unshare") is not None, "unshare (util-linux), for a mount namespace of its own")
+    change, chosen, reasons = HOSTS[host]
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", f'set -e; {change}; exec "$PYTHON" -c "$AUTO"'],
+        cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "V1": _mount_point("cgroup1"), "V2": _mount_point("cgroup2"), "PYTHON": sys.executable,
+             "AUTO": AUTO},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == chosen
+    said = next(line for line in done.stderr.splitlines() if line.startswith("freezer: "))
+    assert said.startswith(f"freezer: {chosen} (auto); ")
+    for reason in reasons:
+        assert reason in said
 
 
 # An emulator's freezer with one environment frozen: it prints the environment's process, its instance's directory

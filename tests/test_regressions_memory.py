@@ -92,6 +92,19 @@ def test_a_process_that_ends_between_two_reads_is_left_out():
         stays.communicate(b"")
 
 
+def test_a_process_gone_before_its_first_read_adds_nothing():
+    # Listed as a member (by the cgroup, or the walk of the process tree), then gone before its status is opened.
+    stays = _paused()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    reader = PeakRssReader()
+    try:
+        assert reader.total_kb([stays.pid, gone.pid]) == reader.total_kb([stays.pid]) > 0
+    finally:
+        reader.close()
+        stays.communicate(b"")
+
+
 def test_a_zombie_adds_nothing_and_its_tree_is_itself():
     zombie = subprocess.Popen([sys.executable, "-c", "pass"])
     os.waitid(os.P_PID, zombie.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: its status has no Vm line
