@@ -44,7 +44,8 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "pool": (
         ["emulator/engine/pool.py"],
         # Fastest first; of the timing tests, the two that time the pool (its idle timer, its capacity_freed wake-up).
-        ["tests/test_invoke_api.py", "tests/test_regressions_start.py", "tests/test_pool.py",
+        ["tests/test_invoke_api.py", "tests/test_regressions_start.py", "tests/test_regressions_pool.py",
+         "tests/test_pool.py",
          "tests/test_standby.py", "tests/test_reload.py",
          "tests/test_regressions_timing.py::test_an_idle_environment_lives_its_idle_timeout",
          "tests/test_regressions_timing.py::test_a_throttled_queue_waits_without_burning_cpu"],
