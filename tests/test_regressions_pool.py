@@ -3,6 +3,7 @@ reached through the fault proxy, whose port lives as long as its environment."""
 
 from __future__ import annotations
 
+import os
 import socket
 import socketserver
 import threading
@@ -93,3 +94,42 @@ def test_an_upstream_is_reached_through_a_port_of_the_environments_own_that_clos
     fn.wait_envs(lambda envs: envs == [])  # recycled after its one invocation: its port is closed
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((proxy_host, proxy_port), timeout=10).close()
+
+
+def _timeline(fn) -> list:
+    return list(fn.emulator.emulator.timeline.events)
+
+
+def test_the_next_standby_is_parked_a_moment_after_the_environment_that_took_the_last_is_idle(serve):
+    fn = serve("python/basic")
+    parked = lambda emu: [e for e in emu.timeline.events if e.kind == "standby" and e.detail["event"] == "parked"]  # noqa: E731
+    fn.wait_for(lambda emu: len(parked(emu)) == 1)
+    fn.invoke({"action": "echo"})  # a cold start: it adopts the standby
+    fn.wait_for(lambda emu: len(parked(emu)) == 2)
+    events = _timeline(fn)
+    first, second = (e for e in events if e.kind == "standby" and e.detail["event"] == "parked")
+    adopter = next(e.detail["env_id"] for e in events if e.kind == "standby" and e.detail["event"] == "adopted")
+    assert adopter == first.subject != second.subject
+    idle = [e for e in events if e.subject == adopter and e.kind == "state" and e.detail["new"] == "ready"]
+    # INIT's end, then the end of its invocation: the next standby waits for the second (its first answer given).
+    assert len(idle) == 2 and idle[1].monotonic_s < second.monotonic_s
+    # 10 ms after, plus the fork and the cgroups' first writes on a spawner thread; a loaded CI may add some
+    # hundreds of ms, a standby made a second later still shows.
+    assert second.monotonic_s - idle[1].monotonic_s < 0.8
+
+
+def test_proactive_init_runs_at_most_twice_the_cores_at_once(serve):
+    at_once = max(2, 2 * (os.cpu_count() or 1))
+    fn = serve("python/slow_init", prewarm=at_once + 2, env={"INIT_SLEEP_S": "0.5"})
+    fn.wait_envs(lambda envs: len(envs) == at_once + 2 and all(e["state"] == "frozen" for e in envs))
+    initialising: set[str] = set()
+    most = 0
+    for event in _timeline(fn):
+        if event.kind == "spawn":
+            assert event.detail["reason"] == "prewarm"
+            initialising.add(event.subject)
+            most = max(most, len(initialising))
+        elif event.kind == "state" and event.detail["old"] == "initializing":
+            initialising.discard(event.subject)
+    # The first ones start together (INIT takes 0.5 s: they all overlap); the others as each of those is done.
+    assert most == at_once
