@@ -133,3 +133,21 @@ def test_proactive_init_runs_at_most_twice_the_cores_at_once(serve):
             initialising.discard(event.subject)
     # The first ones start together (INIT takes 0.5 s: they all overlap); the others as each of those is done.
     assert most == at_once
+
+
+def test_an_environment_retiring_beside_its_replacement_leaves_the_reserved_concurrency_to_others(serve):
+    # Recycled after each invocation, the old environment waits for its replacement's INIT (1 s) before it stops;
+    # meanwhile it takes nothing, so of the two reserved, only the replacement counts: the next caller is served by a
+    # third environment, not throttled.
+    fn = serve(
+        "python/slow_init",
+        reserved_concurrency=2,
+        max_invocations=1,
+        replace_before_retire=True,
+        env={"INIT_SLEEP_S": "1.0"},
+    )
+    first = fn.invoke({})
+    fn.wait_envs(lambda envs: len(envs) == 2 and sorted(e["state"] for e in envs) == ["frozen", "initializing"])
+    second = fn.invoke({})
+    assert second.function_error is None and second.payload["pid"] != first.payload["pid"]
+    assert "Init Duration" in second.log
