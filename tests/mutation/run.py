@@ -45,6 +45,11 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         ["emulator/engine/pool.py"],
         # Fastest first; of the timing tests, the two that time the pool (its idle timer, its capacity_freed wake-up).
         ["tests/test_invoke_api.py", "tests/test_regressions_start.py", "tests/test_regressions_pool.py",
+         # INIT that fails, retried inside the invocation by a new environment (on_init_failed)
+         "tests/test_misbehaving.py::test_exit_during_init_is_exit_error",
+         "tests/test_misbehaving.py::test_exit_during_init_once_is_retried_inside_the_invocation",
+         "tests/test_python_runtime.py::test_import_error",
+         "tests/test_python_runtime.py::test_slow_init_is_retried_inside_the_invocation",
          "tests/test_pool.py",
          "tests/test_standby.py", "tests/test_reload.py",
          "tests/test_regressions_timing.py::test_an_idle_environment_lives_its_idle_timeout",
