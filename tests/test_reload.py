@@ -92,6 +92,7 @@ def test_python_edit_answers_with_new_code_and_stops_the_old_environment(tmp_pat
     assert not fn.env_ids() & old
     [reload] = fn.emu.call(_async(fn.reloads))
     assert reload.subject == "fn" and reload.detail["files"] == ["app.py"]
+    assert reload.detail["retired"] == 1  # the one environment there was
 
 
 def test_a_layer_edit_answers_with_the_new_layer(tmp_path: Path, reloading: Any) -> None:

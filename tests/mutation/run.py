@@ -43,8 +43,17 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "pool": (
         ["emulator/engine/pool.py"],
-        ["tests/test_pool.py", "tests/test_regressions_timing.py", "tests/test_regressions_start.py",
-         "tests/test_invoke_api.py"],
+        # Fastest first; of the timing tests, the two that time the pool (its idle timer, its capacity_freed wake-up).
+        ["tests/test_invoke_api.py", "tests/test_regressions_start.py", "tests/test_regressions_pool.py",
+         # INIT that fails, retried inside the invocation by a new environment (on_init_failed)
+         "tests/test_misbehaving.py::test_exit_during_init_is_exit_error",
+         "tests/test_misbehaving.py::test_exit_during_init_once_is_retried_inside_the_invocation",
+         "tests/test_python_runtime.py::test_import_error",
+         "tests/test_python_runtime.py::test_slow_init_is_retried_inside_the_invocation",
+         "tests/test_pool.py",
+         "tests/test_standby.py", "tests/test_reload.py",
+         "tests/test_regressions_timing.py::test_an_idle_environment_lives_its_idle_timeout",
+         "tests/test_regressions_timing.py::test_a_throttled_queue_waits_without_burning_cpu"],
     ),
     "freezer": (
         ["emulator/engine/freezer", "emulator/engine/cgroupfs.py", "emulator/engine/memory.py"],
@@ -107,10 +116,10 @@ def copy_tree(into: Path) -> None:
 
 
 def run_group(
-    name: str, tree: Path, timeout_s: float, tests: list[str] | None, again: Path | None = None
+    name: str, tree: Path, timeout_s: float, tests: list[str] | None, again: Path | None = None, jobs: int = 1
 ) -> list[tuple[dict, dict | None]]:
     modules, default_tests = GROUPS[name]
-    tests = [t for t in tests or default_tests if (tree / t).exists()]
+    tests = [t for t in tests or default_tests if (tree / t.split("::")[0]).exists()]  # a file, or a test in it
     # `python -m pytest` in the copy puts the copy first on sys.path: the mutated modules are the ones imported.
     command = f"{sys.executable} -m pytest -x -q -p no:cacheprovider --timeout 120 {' '.join(tests)}"
     config = tree / f"mutation-{name}.toml"
@@ -153,11 +162,47 @@ def run_group(
     baseline = subprocess.run([*cosmic_ray, "baseline", str(config)], cwd=tree, env=env)
     if baseline.returncode != 0:
         sys.exit(f"{name}: the tests fail without any mutation; fix them first ({command})")
-    subprocess.run([*cosmic_ray, "exec", str(config), str(session)], cwd=tree, check=True, env=env)
+    if jobs > 1:
+        execute_in_parallel(tree, config, session, jobs, env)
+    else:
+        subprocess.run([*cosmic_ray, "exec", str(config), str(session)], cwd=tree, check=True, env=env)
     print(f"{name}: {time.monotonic() - started:.0f} s", flush=True)
     shutil.copy(session, ROOT / f"mutation-{name}.sqlite")  # kept for --again
     dumped = subprocess.run([*cosmic_ray, "dump", str(session)], cwd=tree, check=True, capture_output=True, text=True)
     return [tuple(json.loads(line)) for line in dumped.stdout.splitlines()]  # type: ignore[misc]
+
+
+def execute_in_parallel(tree: Path, config: Path, session: Path, jobs: int, env: dict[str, str]) -> None:
+    """The session's pending mutants dealt out to ``jobs`` copies of the tree (a mutant is written into the files of
+    the tree it runs in), each with its own cosmic-ray, and their outcomes gathered back into ``session``."""
+    cosmic_ray = str(Path(sys.executable).parent / "cosmic-ray")
+    with sqlite3.connect(session) as db:
+        pending = [job for (job,) in db.execute(
+            "SELECT job_id FROM work_items WHERE job_id NOT IN (SELECT job_id FROM work_results) ORDER BY job_id"
+        )]
+    with tempfile.TemporaryDirectory(prefix="lambda-freeze-mutation-jobs-") as tmp:
+        workers = []
+        for n in range(jobs):
+            copy = tree if n == 0 else Path(tmp) / str(n)
+            if n:
+                shutil.copytree(tree, copy, ignore=shutil.ignore_patterns("*.sqlite"))
+            part = Path(tmp) / f"part-{n}.sqlite"
+            shutil.copy(session, part)
+            others = [(job,) for i, job in enumerate(pending) if i % jobs != n]
+            with sqlite3.connect(part) as db:  # this worker's share: the mutants dealt to the others are left out
+                db.executemany("DELETE FROM mutation_specs WHERE job_id = ?", others)
+                db.executemany("DELETE FROM work_items WHERE job_id = ?", others)
+            workers.append((part, subprocess.Popen([cosmic_ray, "exec", str(config.relative_to(tree)), str(part)],
+                                                   cwd=copy, env=env)))
+        failed = [part.name for part, worker in workers if worker.wait() != 0]
+        with sqlite3.connect(session) as db:
+            for part, _ in workers:
+                db.execute("ATTACH DATABASE ? AS part", (str(part),))
+                db.execute("INSERT OR REPLACE INTO work_results SELECT * FROM part.work_results")
+                db.commit()
+                db.execute("DETACH DATABASE part")
+        if failed:
+            sys.exit(f"cosmic-ray exec failed in {', '.join(failed)}")
 
 
 def equivalents() -> set[str]:
@@ -205,6 +250,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds one mutant's tests may take")
     parser.add_argument("--tests", nargs="+", help="these tests instead of the group's (e.g. to score an older suite)")
     parser.add_argument(
+        "--jobs", type=int, default=1, help="mutants run at the same time, each in its own copy of the tree"
+    )
+    parser.add_argument(
         "--again", type=Path, help="an earlier session (.sqlite) of the one group named: run only its survivors again"
     )
     args = parser.parse_args()
@@ -218,7 +266,7 @@ def main() -> None:
         tree = Path(tmp)
         copy_tree(tree)
         for name in args.groups or list(GROUPS):
-            results.extend(run_group(name, tree, args.timeout, args.tests, args.again))
+            results.extend(run_group(name, tree, args.timeout, args.tests, args.again, args.jobs))
     survivors = report(results)
     (ROOT / "mutation-survivors.txt").write_text("\n".join(survivors))
     print(f"{len(survivors)} survivors written to mutation-survivors.txt")

@@ -1,0 +1,153 @@
+"""The pool's settings the suite had left open: recycling values randomised by ``recycle_jitter``, and an upstream
+reached through the fault proxy, whose port lives as long as its environment."""
+
+from __future__ import annotations
+
+import os
+import socket
+import socketserver
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_each_environment_gets_its_own_idle_timeout_within_the_jitter(serve):
+    # Measured inside the emulator (from the moment an environment is idle to its retirement, both on the timeline),
+    # so what a loaded CI adds is only how late the loop runs a due timer, not any trip to a caller.
+    idle_timeout_s, jitter, count = 0.3, 0.5, 6
+    fn = serve("python/basic", idle_timeout_s=idle_timeout_s, recycle_jitter=jitter)
+    with ThreadPoolExecutor(count) as pool:  # at the same time: one environment each
+        answers = list(pool.map(lambda _: fn.invoke({"action": "sleep", "seconds": 1.0}, tail=False), range(count)))
+    assert [a.payload for a in answers] == ["slept"] * count
+    fn.wait_envs(lambda envs: envs == [])
+    events = list(fn.emulator.emulator.timeline.events)
+    idle_s = {}
+    for n, event in enumerate(events):
+        if event.kind == "retire":
+            assert event.detail["reason"] == "idle timeout"
+            idle_since = next(
+                e for e in reversed(events[:n])
+                if e.subject == event.subject and e.kind == "state" and e.detail["new"] == "ready"
+            )
+            idle_s[event.subject] = event.monotonic_s - idle_since.monotonic_s
+    assert len(idle_s) == count
+    low, high = idle_timeout_s * (1 - jitter), idle_timeout_s * (1 + jitter)
+    # 0.3 s for a timer that a loaded loop runs late; a value made longer by a second or more still shows.
+    assert all(low <= s < high + 0.3 for s in idle_s.values()), idle_s
+    # Six draws from a 0.3 s wide range all within 30 ms of one another: about once in 20,000 runs.
+    assert max(idle_s.values()) - min(idle_s.values()) > 0.03, idle_s
+
+
+class _Echo(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        while data := self.request.recv(65536):
+            self.request.sendall(data)
+
+
+@pytest.fixture
+def echo_server() -> Iterator[tuple[str, int]]:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Echo)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[:2]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+ECHO_FUNCTION = """\
+import os, socket
+
+def handler(event, context):
+    address = (os.environ["ECHO_HOST"], int(os.environ["ECHO_PORT"]))
+    with socket.create_connection(address, timeout=10) as connection:
+        connection.sendall(event["send"].encode())
+        return {"echo": connection.recv(100).decode(), "address": list(address)}
+"""
+
+
+def test_an_upstream_is_reached_through_a_port_of_the_environments_own_that_closes_with_it(serve, tmp_path: Path,
+                                                                                        echo_server):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "app.py").write_text(ECHO_FUNCTION)
+    host, port = echo_server
+    fn = serve(str(code), upstreams={"ECHO": f"{host}:{port}"}, max_invocations=1)
+    result = fn.invoke({"send": "hello"})
+    assert result.payload["echo"] == "hello"
+    proxy_host, proxy_port = result.payload["address"]
+    assert proxy_port != port  # the proxy's port, not the server's
+    env_id = next(e.subject for e in fn.emulator.emulator.timeline.events if e.kind == "spawn")
+    # The proxy's records land on the timeline under the environment, with their kind as "event" and plain values.
+    proxied = [e.detail for e in fn.emulator.emulator.timeline.events if e.kind == "proxy"]
+    assert proxied and all(d["proxy"] == "fn/ECHO" for d in proxied)
+    connects = [d for d in proxied if d["event"] == "connect"]
+    assert connects, proxied
+    assert all(isinstance(v, (str, int, float)) for d in proxied for v in d.values())
+    assert {e.subject for e in fn.emulator.emulator.timeline.events if e.kind == "proxy"} == {env_id}
+    fn.wait_envs(lambda envs: envs == [])  # recycled after its one invocation: its port is closed
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((proxy_host, proxy_port), timeout=10).close()
+
+
+def _timeline(fn) -> list:
+    return list(fn.emulator.emulator.timeline.events)
+
+
+def test_the_next_standby_is_parked_a_moment_after_the_environment_that_took_the_last_is_idle(serve):
+    fn = serve("python/basic")
+    parked = lambda emu: [e for e in emu.timeline.events if e.kind == "standby" and e.detail["event"] == "parked"]  # noqa: E731
+    fn.wait_for(lambda emu: len(parked(emu)) == 1)
+    fn.invoke({"action": "echo"})  # a cold start: it adopts the standby
+    fn.wait_for(lambda emu: len(parked(emu)) == 2)
+    events = _timeline(fn)
+    first, second = (e for e in events if e.kind == "standby" and e.detail["event"] == "parked")
+    adopter = next(e.detail["env_id"] for e in events if e.kind == "standby" and e.detail["event"] == "adopted")
+    assert adopter == first.subject != second.subject
+    idle = [e for e in events if e.subject == adopter and e.kind == "state" and e.detail["new"] == "ready"]
+    # INIT's end, then the end of its invocation: the next standby waits for the second (its first answer given).
+    assert len(idle) == 2 and idle[1].monotonic_s < second.monotonic_s
+    # 10 ms after, plus the fork and the cgroups' first writes on a spawner thread; a loaded CI may add some
+    # hundreds of ms, a standby made a second later still shows.
+    assert second.monotonic_s - idle[1].monotonic_s < 0.8
+
+
+def test_proactive_init_runs_at_most_twice_the_cores_at_once(serve):
+    at_once = max(2, 2 * (os.cpu_count() or 1))
+    fn = serve("python/slow_init", prewarm=at_once + 2, env={"INIT_SLEEP_S": "0.5"})
+    fn.wait_envs(lambda envs: len(envs) == at_once + 2 and all(e["state"] == "frozen" for e in envs))
+    initialising: set[str] = set()
+    most = 0
+    for event in _timeline(fn):
+        if event.kind == "spawn":
+            assert event.detail["reason"] == "prewarm"
+            initialising.add(event.subject)
+            most = max(most, len(initialising))
+        elif event.kind == "state" and event.detail["old"] == "initializing":
+            initialising.discard(event.subject)
+    # The first ones start together (INIT takes 0.5 s: they all overlap); the others as each of those is done.
+    assert most == at_once
+
+
+def test_an_environment_retiring_beside_its_replacement_leaves_the_reserved_concurrency_to_others(serve):
+    # Recycled after each invocation, the old environment waits for its replacement's INIT (1 s) before it stops;
+    # meanwhile it takes nothing, so of the two reserved, only the replacement counts: the next caller is served by a
+    # third environment, not throttled.
+    fn = serve(
+        "python/slow_init",
+        reserved_concurrency=2,
+        max_invocations=1,
+        replace_before_retire=True,
+        env={"INIT_SLEEP_S": "1.0"},
+    )
+    first = fn.invoke({})
+    fn.wait_envs(lambda envs: len(envs) == 2 and sorted(e["state"] for e in envs) == ["frozen", "initializing"])
+    second = fn.invoke({})
+    assert second.function_error is None and second.payload["pid"] != first.payload["pid"]
+    assert "Init Duration" in second.log
