@@ -42,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from _harness import (
@@ -458,6 +459,39 @@ def print_starts(starts: dict[str, object]) -> None:
               f"({s['launch_to_serving_ms'] / s['import_asyncio_uvloop_ms']:.2f}× the floor; {s['runs']} runs)")
 
 
+def bench_new_env_rounds(args: argparse.Namespace, progress: Callable[[str], None]) -> list[dict[str, object]]:
+    """The new-environment figure alone, ``--rounds`` times, ours and RIE's taking turns (who goes first alternates)."""
+    kinds = ["standby", *(["rie"] if args.rie is not None else [])]
+    rounds: list[dict[str, object]] = []
+    for i in range(args.rounds):
+        progress(f"new environment, round {i + 1}/{args.rounds} ...")
+        order = kinds if i % 2 == 0 else kinds[::-1]
+        figures: dict[str, object] = {kind: bench_new_env(kind, args) for kind in order}
+        rounds.append(figures | {"loadavg": os.getloadavg()[0]})
+    return rounds
+
+
+def print_new_env_rounds(rounds: list[dict[str, object]]) -> None:
+    print("\nnew environment in a running emulator, caller's request → response (freezer and memory limit on), ms")
+    print(f"  {'round':<6} {'ours':>7} {'init':>7} {'RIE':>7} {'init':>7} {'ratio':>7} {'load':>6}")
+    ratios, ours_all, rie_all = [], [], []
+    for i, r in enumerate(rounds, 1):
+        ours: dict[str, float] = r["standby"]  # type: ignore[assignment]
+        rie: dict[str, float] | None = r.get("rie")  # type: ignore[assignment]
+        ours_all.append(ours["median_ms"])
+        line = f"  {i:<6} {ours['median_ms']:7.1f} {ours['init_ms'] or 0:7.1f}"
+        if rie is not None:
+            rie_all.append(rie["median_ms"])
+            ratios.append(ours["median_ms"] / rie["median_ms"])
+            line += f" {rie['median_ms']:7.1f} {rie['init_ms'] or 0:7.1f} {ratios[-1]:6.2f}×"
+        print(f"{line} {r['loadavg']:6.2f}")
+    summary = f"  medians of the rounds: ours {statistics.median(ours_all):.1f}"
+    if ratios:
+        summary += (f", RIE {statistics.median(rie_all):.1f}, ratio {statistics.median(ratios):.2f}× "
+                    f"({min(ratios):.2f}-{max(ratios):.2f})")
+    print(summary)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 200 invokes, 20 × 1 MB, 3 cold starts")
@@ -473,6 +507,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--only-starts", action="store_true",
                         help="only the new-environment, pytest and serve-start figures")
+    parser.add_argument("--only-new-env", action="store_true",
+                        help="only the new-environment figure (with the standby, and RIE's with --rie)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="with --only-new-env: rounds of --cold-runs each, ours and RIE's taking turns; the "
+                        "figures are the medians of the rounds' medians, each ratio taken within its round")
     parser.add_argument(
         "--rie",
         type=Path,
@@ -514,6 +553,14 @@ def main(argv: list[str] | None = None) -> int:
         },
         "reference_rie": REFERENCE,
     }
+    if args.only_new_env:
+        report["new_environment_rounds"] = rounds = bench_new_env_rounds(args, progress)
+        if args.json:
+            json.dump(report, sys.stdout, indent=2)
+            print()
+        else:
+            print_new_env_rounds(rounds)
+        return 0
     if args.only_starts:
         args.skip = ["floor", "warm", "echo", "cold"]
         freezers = ["rie"] if args.rie is not None else []
