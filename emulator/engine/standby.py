@@ -175,6 +175,16 @@ class StandbyKeeper:
         making = self._making
         if making is not None:
             await asyncio.wait([making])  # its callback has run when this returns
+        return self.take_made(config)
+
+    @property
+    def made_already(self) -> bool:
+        """Whether the claimed standby is made (or failed to be): ``take_made`` hands it over without waiting."""
+        return self._making is None
+
+    def take_made(self, config: FunctionConfig) -> Standby | None:
+        """``take`` for a standby made already (``made_already``): at once, so that the environment adopting it
+        uses what it worked out at park time (``Environment.start``)."""
         standby, self._ready = self._ready, None
         self._reserved, self._claimed = None, False
         if standby is not None and (
