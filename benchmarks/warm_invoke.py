@@ -42,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from _harness import (
@@ -216,56 +217,71 @@ def _settle(server: Server, client: RawClient) -> None:
     time.sleep(0.2)  # the next standby is made once the last INIT is over: off the measured request, as in use
 
 
+def _rie_new_env(args: argparse.Namespace) -> tuple[int, float | None]:
+    """One RIE launched, its first invoke (which starts the runtime) timed: ns, and its Init Duration in ms."""
+    with RieServer(args.rie, "app.handler") as server:
+        client = RawClient(server.host, server.port)
+        t0 = time.perf_counter_ns()
+        status, body = client.post(INVOKE_PATH, SMALL_EVENT)
+        elapsed = time.perf_counter_ns() - t0
+        client.close()
+        if status != 200 or body != SMALL_RESPONSE:
+            raise RuntimeError(f"RIE's first invoke answered {status}: {body[:300]!r}")
+        init = next(filter(None, map(RIE_INIT_DURATION.search, server.log_until("REPORT "))), None)
+    return elapsed, float(init.group(1)) if init else None
+
+
+def _new_env_server(kind: str, args: argparse.Namespace) -> Server:
+    """``serve`` whose every invocation finds no idle environment (``--max-invocations 1``)."""
+    extra = ("--max-invocations", "1", "--no-reload", *(("--no-standby",) if kind == "no-standby" else ()))
+    return Server.lambda_freeze(
+        "app.handler", freezer="auto", stdout=subprocess.PIPE, src=args.src, extra_args=extra
+    )
+
+
+def _ours_new_env(server: Server, client: RawClient) -> tuple[int, float | None]:
+    """One invocation of ``_new_env_server``'s, once its last environment is gone: ns, and its Init Duration in ms."""
+    _settle(server, client)
+    t0 = time.perf_counter_ns()
+    status, body = client.post(INVOKE_PATH, SMALL_EVENT)
+    elapsed = time.perf_counter_ns() - t0
+    if status != 200 or body != SMALL_RESPONSE:
+        raise RuntimeError(f"new-environment invoke answered {status}: {body[:300]!r}")
+    init = INIT_DURATION.search(server.log_until("REPORT ")[-1])
+    return elapsed, float(init.group(1)) if init else None
+
+
+def _new_env_figures(kind: str, samples: list[int], inits: list[float]) -> dict[str, object]:
+    return {
+        "kind": kind,
+        "runs": len(samples),
+        "median_ms": _median_ms(samples),
+        "p90_ms": sorted(samples)[int(0.9 * (len(samples) - 1))] / 1e6,
+        "init_ms": statistics.median(inits) if inits else None,
+    }
+
+
 def bench_new_env(kind: str, args: argparse.Namespace) -> dict[str, object]:
     """Caller's request → response for invocations that each find no idle environment."""
     samples: list[int] = []
     inits: list[float] = []
     if kind == "rie":  # one environment per RIE: its first invoke after launch starts the runtime
         for _ in range(args.cold_runs):
-            with RieServer(args.rie, "app.handler") as server:
-                client = RawClient(server.host, server.port)
-                t0 = time.perf_counter_ns()
-                status, body = client.post(INVOKE_PATH, SMALL_EVENT)
-                samples.append(time.perf_counter_ns() - t0)
-                client.close()
-                if status != 200 or body != SMALL_RESPONSE:
-                    raise RuntimeError(f"RIE's first invoke answered {status}: {body[:300]!r}")
-                init = next(filter(None, map(RIE_INIT_DURATION.search, server.log_until("REPORT "))), None)
-                if init:
-                    inits.append(float(init.group(1)))
-        return {
-            "kind": kind,
-            "runs": len(samples),
-            "median_ms": _median_ms(samples),
-            "p90_ms": sorted(samples)[int(0.9 * (len(samples) - 1))] / 1e6,
-            "init_ms": statistics.median(inits) if inits else None,
-        }
-    extra = ("--max-invocations", "1", "--no-reload", *(("--no-standby",) if kind == "no-standby" else ()))
-    server = Server.lambda_freeze("app.handler", freezer="auto", stdout=subprocess.PIPE, src=args.src,
-                                  extra_args=extra)
+            elapsed, init = _rie_new_env(args)
+            samples.append(elapsed)
+            inits.extend([init] if init is not None else [])
+        return _new_env_figures(kind, samples, inits)
+    server = _new_env_server(kind, args)
     with server:
         client = RawClient(server.host, server.port)
         try:
             for _ in range(args.cold_runs):
-                _settle(server, client)
-                t0 = time.perf_counter_ns()
-                status, body = client.post(INVOKE_PATH, SMALL_EVENT)
-                samples.append(time.perf_counter_ns() - t0)
-                if status != 200 or body != SMALL_RESPONSE:
-                    raise RuntimeError(f"new-environment invoke answered {status}: {body[:300]!r}")
-                init = INIT_DURATION.search(server.log_until("REPORT ")[-1])
-                if init:
-                    inits.append(float(init.group(1)))
+                elapsed, init = _ours_new_env(server, client)
+                samples.append(elapsed)
+                inits.extend([init] if init is not None else [])
         finally:
             client.close()
-    return {
-        "kind": kind,
-        "freezer": server.freezer,
-        "runs": len(samples),
-        "median_ms": _median_ms(samples),
-        "p90_ms": sorted(samples)[int(0.9 * (len(samples) - 1))] / 1e6,
-        "init_ms": statistics.median(inits) if inits else None,
-    }
+    return {**_new_env_figures(kind, samples, inits), "freezer": server.freezer}
 
 
 def bench_pytest(args: argparse.Namespace) -> dict[str, object]:
@@ -458,6 +474,58 @@ def print_starts(starts: dict[str, object]) -> None:
               f"({s['launch_to_serving_ms'] / s['import_asyncio_uvloop_ms']:.2f}× the floor; {s['runs']} runs)")
 
 
+def bench_new_env_rounds(args: argparse.Namespace, progress: Callable[[str], None]) -> list[dict[str, object]]:
+    """The new-environment figure alone, ``--rounds`` rounds of ``--cold-runs``: within a round ours (the standby)
+    and RIE's take turns run by run, who goes first alternating, so that both see the machine's same moments."""
+    rounds: list[dict[str, object]] = []
+    for i in range(args.rounds):
+        progress(f"new environment, round {i + 1}/{args.rounds} ...")
+        samples: dict[str, list[int]] = {"standby": [], "rie": []}
+        inits: dict[str, list[float]] = {"standby": [], "rie": []}
+        server = _new_env_server("standby", args)
+        with server:
+            client = RawClient(server.host, server.port)
+            try:
+                for run in range(args.cold_runs):
+                    order = ["standby", "rie"] if run % 2 == 0 else ["rie", "standby"]
+                    for kind in order:
+                        if kind == "rie" and args.rie is None:
+                            continue
+                        if kind == "rie":  # ours quiet meanwhile: its last environment gone, its standby made
+                            _settle(server, client)
+                        elapsed, init = _ours_new_env(server, client) if kind == "standby" else _rie_new_env(args)
+                        samples[kind].append(elapsed)
+                        inits[kind].extend([init] if init is not None else [])
+            finally:
+                client.close()
+        figures: dict[str, object] = {
+            kind: _new_env_figures(kind, samples[kind], inits[kind]) for kind in samples if samples[kind]
+        }
+        rounds.append(figures | {"loadavg": os.getloadavg()[0]})
+    return rounds
+
+
+def print_new_env_rounds(rounds: list[dict[str, object]]) -> None:
+    print("\nnew environment in a running emulator, caller's request → response (freezer and memory limit on), ms")
+    print(f"  {'round':<6} {'ours':>7} {'init':>7} {'RIE':>7} {'init':>7} {'ratio':>7} {'load':>6}")
+    ratios, ours_all, rie_all = [], [], []
+    for i, r in enumerate(rounds, 1):
+        ours: dict[str, float] = r["standby"]  # type: ignore[assignment]
+        rie: dict[str, float] | None = r.get("rie")  # type: ignore[assignment]
+        ours_all.append(ours["median_ms"])
+        line = f"  {i:<6} {ours['median_ms']:7.1f} {ours['init_ms'] or 0:7.1f}"
+        if rie is not None:
+            rie_all.append(rie["median_ms"])
+            ratios.append(ours["median_ms"] / rie["median_ms"])
+            line += f" {rie['median_ms']:7.1f} {rie['init_ms'] or 0:7.1f} {ratios[-1]:6.2f}×"
+        print(f"{line} {r['loadavg']:6.2f}")
+    summary = f"  medians of the rounds: ours {statistics.median(ours_all):.1f}"
+    if ratios:
+        summary += (f", RIE {statistics.median(rie_all):.1f}, ratio {statistics.median(ratios):.2f}× "
+                    f"({min(ratios):.2f}-{max(ratios):.2f})")
+    print(summary)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 200 invokes, 20 × 1 MB, 3 cold starts")
@@ -473,6 +541,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--only-starts", action="store_true",
                         help="only the new-environment, pytest and serve-start figures")
+    parser.add_argument("--only-new-env", action="store_true",
+                        help="only the new-environment figure (with the standby, and RIE's with --rie)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="with --only-new-env: rounds of --cold-runs each, ours and RIE's taking turns run by run; "
+                        "the figures are the medians of the rounds' medians, each ratio taken within its round")
     parser.add_argument(
         "--rie",
         type=Path,
@@ -514,6 +587,14 @@ def main(argv: list[str] | None = None) -> int:
         },
         "reference_rie": REFERENCE,
     }
+    if args.only_new_env:
+        report["new_environment_rounds"] = rounds = bench_new_env_rounds(args, progress)
+        if args.json:
+            json.dump(report, sys.stdout, indent=2)
+            print()
+        else:
+            print_new_env_rounds(rounds)
+        return 0
     if args.only_starts:
         args.skip = ["floor", "warm", "echo", "cold"]
         freezers = ["rie"] if args.rie is not None else []

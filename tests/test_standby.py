@@ -192,7 +192,8 @@ ENV_PROBE = """import os
 def handler(event, context):
     with open("marker.txt") as marker:  # relative: the working directory is the code directory, as /var/task
         text = marker.read()
-    return {"env": sorted(os.environ), "cwd": os.getcwd(), "marker": text, "pid": os.getpid()}
+    return {"env": sorted(os.environ), "values": dict(os.environ), "cwd": os.getcwd(), "marker": text,
+            "pid": os.getpid()}
 """
 
 
@@ -211,6 +212,16 @@ def test_a_runtime_from_the_standby_sees_what_an_ordinary_start_gives(serve, tmp
     assert from_standby["pid"] == parked
     ordinary = serve(str(code), name="ordinary", standby=False).invoke({}).payload
     assert from_standby["env"] == ordinary["env"]  # the same variables: none of the parked shell's (PWD, OLDPWD)
+    # and the same values (worked out at park time for the standby), but for what names the function, the emulator
+    # (two serve here), the environment or the invocation: the standby's runtime got its own environment's Runtime
+    # API address, not one of park time.
+    own = {"AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
+           "AWS_LAMBDA_RUNTIME_API", "AWS_ENDPOINT_URL_LAMBDA", "_X_AMZN_TRACE_ID"}
+    assert {k: v for k, v in from_standby["values"].items() if k not in own} == {
+        k: v for k, v in ordinary["values"].items() if k not in own
+    }
+    assert from_standby["values"]["AWS_LAMBDA_INITIALIZATION_TYPE"] == "on-demand"
+    assert from_standby["values"]["AWS_LAMBDA_RUNTIME_API"] != ordinary["values"]["AWS_LAMBDA_RUNTIME_API"]
     assert from_standby["cwd"] == ordinary["cwd"] in (str(code), "/var/task")  # its real path, or Lambda's
 
 

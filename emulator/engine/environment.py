@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from runtime_api import NextEvent
 
-from ..config.settings import FunctionConfig
+from ..config.settings import PYTHON_RUNTIMES, FunctionConfig
 from ..errors import InvalidStateTransition, LambdaFreezeError
 from . import lambda_paths, runtimes
 from .clock import VirtualTime
@@ -39,6 +39,9 @@ from .runtime_side import RuntimeSide
 from .shutdown import Shutdown
 from .slot import InvocationSlot
 from .standby import Standby
+
+# The variables that decide a function's view of the paths (``lambda_paths.Mounts.hidden``).
+_SEARCH_PATHS = frozenset({"PYTHONPATH", "NODE_PATH"})
 
 __all__ = ["Environment", "InitFailure", "Owner"]
 
@@ -178,7 +181,13 @@ class Environment:
             self.endings.arm_deadline(retry.deadline_s)
         else:
             self.endings.arm_deadline(time.monotonic() + self.config.init_timeout_s)
-        problem = runtimes.bootstrap_problem(self.config)
+        if isinstance(standby, asyncio.Future) and standby.done() and not standby.cancelled():
+            if standby.exception() is None:
+                standby = standby.result()
+        ready = standby if isinstance(standby, Standby) else None  # taken: what it worked out at park time holds
+        # A Python runtime's standby was parked only once its interpreter was found installed (``runtimes.command``).
+        python_ready = ready is not None and self.config.runtime in PYTHON_RUNTIMES
+        problem = None if python_ready else runtimes.bootstrap_problem(self.config)
         if problem is not None:
             self.endings.fail_init(Outcome.error("Runtime.InvalidEntrypoint", problem), "error")
             return False
@@ -189,14 +198,25 @@ class Environment:
             return False
         adopted = False
         try:
-            argv = runtimes.command(self.config)
-            env = runtimes.environment(
-                self.config,
-                runtime_api=endpoint.address,
-                initialization_type=self.initialization_type,
-                extra=extra,
-            )
-            mounts = lambda_paths.for_function(self.config, argv, env)
+            if ready is not None and not _SEARCH_PATHS & extra.keys():  # its view of the paths holds for this env
+                argv = list(ready.argv)
+                env = runtimes.completed_environment(
+                    self.config,
+                    ready.base_env,
+                    runtime_api=endpoint.address,
+                    initialization_type=self.initialization_type,
+                    extra=extra,
+                )
+                mounts = ready.mounts
+            else:
+                argv = runtimes.command(self.config)
+                env = runtimes.environment(
+                    self.config,
+                    runtime_api=endpoint.address,
+                    initialization_type=self.initialization_type,
+                    extra=extra,
+                )
+                mounts = lambda_paths.for_function(self.config, argv, env)
             if isinstance(standby, asyncio.Future):
                 standby = await standby
             if self.shutdown.begun:  # stopped while the standby was made: it stays its keeper's

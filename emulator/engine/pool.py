@@ -230,7 +230,12 @@ class FunctionPool:
     async def _start(self, env: Environment, *, with_standby: bool = False) -> None:
         # A standby still being made is taken while the environment prepares what needs no process (the function's
         # preparation, its Runtime API endpoint, its upstreams): the environment waits for it only to adopt it.
-        taking = asyncio.ensure_future(self.standby.take(self.config)) if with_standby else None
+        taking: asyncio.Future[Standby | None] | None = None
+        if with_standby and self.standby.made_already:  # the usual case: handed over now, nothing to wait for
+            taking = asyncio.get_running_loop().create_future()
+            taking.set_result(self.standby.take_made(self.config))
+        elif with_standby:
+            taking = asyncio.ensure_future(self.standby.take(self.config))
         adopted = False
         try:
             adopted = await self._start_environment(env, taking)

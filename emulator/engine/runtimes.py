@@ -71,6 +71,31 @@ def environment(
     Nothing else of the emulator's environment leaks in except ``PATH`` (after Lambda's) and ``LANG``. A Python
     function's ``python3`` is its runtime's interpreter, not the emulator's.
     """
+    return completed_environment(
+        config, base_environment(config), runtime_api=runtime_api, initialization_type=initialization_type, extra=extra
+    )
+
+
+def completed_environment(
+    config: FunctionConfig,
+    base: dict[str, str],
+    *,
+    runtime_api: str,
+    initialization_type: str = "on-demand",
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """``environment`` from its part that depends on the function's settings alone (``base_environment``, which a
+    standby computes ahead of need), completed with what only the environment itself knows."""
+    env = dict(base)
+    env["AWS_LAMBDA_INITIALIZATION_TYPE"] = initialization_type
+    env["AWS_LAMBDA_RUNTIME_API"] = runtime_api
+    env.update(extra or {})
+    return debugger.environment(config, env)
+
+
+def base_environment(config: FunctionConfig) -> dict[str, str]:
+    """``environment`` without the Runtime API's address, the initialization type and the environment's extra
+    variables: the function's settings alone decide it (a log stream name of its own included)."""
     env = dict(config.env)
     host_path = os.environ.get("PATH", "")
     # A layer's bin/ and lib/ where Lambda has /opt/bin and /opt/lib (the code's lib/ first, as /var/task/lib).
@@ -89,10 +114,8 @@ def environment(
             "AWS_LAMBDA_FUNCTION_NAME": config.name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_INITIALIZATION_TYPE": initialization_type,
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.name}",
             "AWS_LAMBDA_LOG_STREAM_NAME": log_stream_name(),
-            "AWS_LAMBDA_RUNTIME_API": runtime_api,
             "AWS_ACCESS_KEY_ID": "lambda-freeze-local",
             "AWS_SECRET_ACCESS_KEY": "lambda-freeze-local",
             "AWS_SESSION_TOKEN": "lambda-freeze-local",
@@ -117,5 +140,4 @@ def environment(
         modules = node_dependencies.built(config.code_dir, config.runtime) if config.build else None
         from_build = [str(modules)] if modules is not None else []
         env["NODE_PATH"] = ":".join([*from_layers, *from_build, node_ric.node_path(config.code_dir)])
-    env.update(extra or {})
-    return debugger.environment(config, env)
+    return env

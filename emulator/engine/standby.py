@@ -44,6 +44,11 @@ class Standby:
     mounts: Mounts | None
     parked: Parked
     generation: int  # the keeper's when it was made: an older one has an outdated view of the code (``renew``)
+    # What the adopting environment would otherwise work out after the caller's request, made at park time from the
+    # function's settings alone: the runtime's command line and its environment before the environment's own part
+    # (``runtimes.completed_environment``). Nothing of it depends on the invocation.
+    argv: list[str]
+    base_env: dict[str, str]
 
     async def discard(self) -> None:
         """Kill the parked process and remove its cgroups."""
@@ -126,8 +131,10 @@ class StandbyKeeper:
         def make() -> Standby:  # off the loop: cgroup directories, the fork, the kernel's first cgroup.procs writes
             # The view of the paths its environment will have (lambda_paths decides on the runtime's command; its
             # first call probes the kernel with a child process).
+            argv = runtimes.command(config)
+            base_env = runtimes.base_environment(config)
             mounts = lambda_paths.for_function(
-                config, runtimes.command(config), runtimes.environment(config, runtime_api="")
+                config, argv, runtimes.completed_environment(config, base_env, runtime_api="")
             )
             group = self._ctx.freezer.group(name)
             memory = None
@@ -139,7 +146,7 @@ class StandbyKeeper:
             except BaseException:
                 _remove_now(group, memory)
                 raise
-            return Standby(name, _settings(config), group, memory, mounts, parked, generation)
+            return Standby(name, _settings(config), group, memory, mounts, parked, generation, argv, base_env)
 
         try:
             standby = await asyncio.get_running_loop().run_in_executor(_SPAWNER, make)
@@ -168,6 +175,16 @@ class StandbyKeeper:
         making = self._making
         if making is not None:
             await asyncio.wait([making])  # its callback has run when this returns
+        return self.take_made(config)
+
+    @property
+    def made_already(self) -> bool:
+        """Whether the claimed standby is made (or failed to be): ``take_made`` hands it over without waiting."""
+        return self._making is None
+
+    def take_made(self, config: FunctionConfig) -> Standby | None:
+        """``take`` for a standby made already (``made_already``): at once, so that the environment adopting it
+        uses what it worked out at park time (``Environment.start``)."""
         standby, self._ready = self._ready, None
         self._reserved, self._claimed = None, False
         if standby is not None and (
