@@ -6,6 +6,7 @@ import base64
 import json
 import shutil
 import subprocess
+import uuid
 
 import botocore.exceptions
 import pytest
@@ -168,3 +169,17 @@ def test_runtime_api_refuses_what_the_state_does_not_allow(serve):
     second = fn.invoke({})
     assert second.payload["previous_id"]["status"] == 400
     assert len(fn.environments()) == 1
+
+
+def test_request_ids_are_random_version_4_uuids(serve):
+    # As Lambda's: a UUID of version 4 and the RFC 4122 variant, whose other 122 bits are random. Over 30 ids, a bit
+    # that never changes is a bit the generator fixed (a random one stays the same 30 times once in 2^29).
+    fn = serve("python/basic")
+    ids = [uuid.UUID(fn.invoke({"action": "echo"}, tail=False).request_id) for _ in range(30)]
+    assert len(set(ids)) == len(ids)
+    assert all(i.version == 4 and i.variant == uuid.RFC_4122 for i in ids)
+    fixed = (0xF000 << 64) | (0xC000 << 48)  # the version's and the variant's bits
+    varied = 0
+    for i in ids:
+        varied |= i.int ^ ids[0].int
+    assert varied | fixed == (1 << 128) - 1, f"bits never random: {~(varied | fixed) & ((1 << 128) - 1):032x}"
