@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 import subprocess
 import uuid
@@ -183,3 +184,19 @@ def test_request_ids_are_random_version_4_uuids(serve):
     for i in ids:
         varied |= i.int ^ ids[0].int
     assert varied | fixed == (1 << 128) - 1, f"bits never random: {~(varied | fixed) & ((1 << 128) - 1):032x}"
+
+
+def test_trace_ids_carry_random_96_bit_roots(serve):
+    # X-Ray's format, as the runtime sees it in _X_AMZN_TRACE_ID: Root=1-<epoch seconds, 8 hex>-<96 random bits, 24
+    # hex>;Parent=<64 random bits>. Over 30 invocations every bit of the root's random part changes at least once.
+    fn = serve("python/basic")
+    traces = [fn.invoke({"action": "env"}, tail=False).payload["_X_AMZN_TRACE_ID"] for _ in range(30)]
+    roots = []
+    for trace in traces:
+        match = re.fullmatch(r"Root=1-([0-9a-f]{8})-([0-9a-f]{24});Parent=([0-9a-f]{16});Sampled=0", trace)
+        assert match, trace
+        roots.append(int(match[2], 16))
+    varied = 0
+    for root in roots:
+        varied |= root ^ roots[0]
+    assert varied == (1 << 96) - 1, f"bits never random: {~varied & ((1 << 96) - 1):024x}"
