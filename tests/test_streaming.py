@@ -309,6 +309,16 @@ async def test_over_the_limit_the_stream_keeps_what_fits_and_ends_with_the_error
 
 
 @pytest.mark.asyncio
+async def test_a_stream_that_fills_the_limit_to_the_byte_is_complete() -> None:
+    stream = ResponseStream(10, "text/plain", forward=True)
+    assert await stream.write(b"123456") is True
+    assert await stream.write(b"789a") is True  # exactly the 10 bytes allowed: not over the limit
+    stream.close(None, None)
+    assert [chunk async for chunk in stream.chunks()] == [b"123456", b"789a"]
+    assert stream.ended.result() is None
+
+
+@pytest.mark.asyncio
 async def test_an_invocation_that_fails_mid_stream_ends_its_stream() -> None:
     invocation = Invocation(b"{}", "arn:aws:lambda:us-east-1:000000000000:function:fn", streaming_invoke=True)
     stream = ResponseStream(MAX_STREAMED_RESPONSE_BYTES, "text/plain", forward=True)
