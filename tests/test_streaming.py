@@ -104,6 +104,20 @@ def test_an_error_trailer_ends_the_stream_with_the_function_error(streaming: Ser
     assert len(streaming.environments()) == 1
 
 
+def test_a_streamed_invocation_is_on_the_timeline_with_how_it_ended(streaming: Served) -> None:
+    # recorded once the stream has ended (the caller may still be reading): a complete stream as a success, one ended
+    # by an error trailer with its error type
+    ok, _, _ = stream_invoke(streaming, {"chunks": ["fine"]})
+    failed, _, _ = stream_invoke(streaming, {"chunks": ["partial "], "error": "Custom.Failure"})
+    expected = {ok["ResponseMetadata"]["RequestId"]: None, failed["ResponseMetadata"]["RequestId"]: "Custom.Failure"}
+
+    def recorded(emulator: Any) -> dict[str, str | None]:
+        return {e.detail["request_id"]: e.detail["error_type"] for e in emulator.timeline.events if e.kind == "invoke"}
+
+    streaming.wait_for(lambda emulator: expected.keys() <= recorded(emulator).keys(), timeout_s=10)
+    assert recorded(streaming.emulator.emulator) == expected
+
+
 def test_invoke_gets_a_streamed_response_whole(streaming: Served) -> None:
     ok = streaming.invoke({"chunks": ['{"streamed": ', "true}"]}, tail=False)
     assert (ok.function_error, ok.payload) == (None, {"streamed": True})
