@@ -151,3 +151,18 @@ def test_an_environment_retiring_beside_its_replacement_leaves_the_reserved_conc
     second = fn.invoke({})
     assert second.function_error is None and second.payload["pid"] != first.payload["pid"]
     assert "Init Duration" in second.log
+
+
+def test_proactive_init_leaves_the_reserved_concurrency_to_invocations_that_came_first(serve):
+    # Proactive INIT runs in waves (twice the cores at once). An invocation that arrives while the first wave is in
+    # INIT finds no idle environment and starts its own; the later waves then take only what the reserved
+    # concurrency has left: the function never has more live environments than it reserved.
+    at_once = max(2, 2 * (os.cpu_count() or 1))
+    reserved = at_once + 1
+    fn = serve("python/slow_init", prewarm=reserved, reserved_concurrency=reserved, env={"INIT_SLEEP_S": "2"})
+    answer = fn.invoke({}, tail=False)  # while the first wave is in INIT
+    assert answer.payload["ok"] is True
+    fn.wait_envs(lambda envs: len(envs) >= reserved and all(e["state"] == "frozen" for e in envs))
+    spawned = [e.detail.get("reason") for e in _timeline(fn) if e.kind == "spawn"]
+    assert len(fn.environments()) == reserved and len(spawned) == reserved, spawned
+    assert spawned.count("prewarm") == at_once  # the last wave's one was the invocation's

@@ -213,7 +213,9 @@ class FunctionPool:
 
         async def one() -> None:
             async with waves:
-                if not self._closing:
+                # A later wave takes only what is left: invocations that came meanwhile started their own
+                # environments, and those count against the reserved (and the account's) concurrency first.
+                if not self._closing and self._throttle_reason() is None:
                     await asyncio.shield(self._spawn(reason="prewarm").init_done)
 
         await asyncio.gather(*(one() for _ in range(count)))
