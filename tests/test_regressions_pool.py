@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from emulator import FunctionConfig
+
 pytestmark = pytest.mark.timeout(60)
 
 
@@ -151,3 +153,33 @@ def test_an_environment_retiring_beside_its_replacement_leaves_the_reserved_conc
     second = fn.invoke({})
     assert second.function_error is None and second.payload["pid"] != first.payload["pid"]
     assert "Init Duration" in second.log
+
+
+def test_a_function_that_cannot_be_built_answers_every_invoke_and_lets_its_standby_go(serve, tmp_path: Path):
+    # Added to a running emulator (as the harness and the pytest plugin add functions), so its build happens at its
+    # first cold start: that environment took the standby parked for it, which is let go, not left parked.
+    fn = serve("python/basic")
+    code = tmp_path / "broken"
+    code.mkdir()
+    (code / "app.py").write_text("def handler(event, context):\n    return 'built'\n")
+    (code / "requirements.txt").write_text("./no-such-project\n")
+    config = FunctionConfig(name="broken", code_dir=code, handler="app.handler", runtime="python3.11")
+
+    async def add(emulator):
+        emulator.add_function(config)
+
+    fn.emulator.call(add)
+    standby = lambda emu, event: [  # noqa: E731
+        e for e in emu.timeline.events if e.kind == "standby" and e.detail["function"] == "broken"
+        and e.detail["event"] == event
+    ]
+    fn.wait_for(lambda emu: standby(emu, "parked"))
+    for _ in range(2):  # the build is not tried again: every cold start fails the same way, at once
+        result = fn.invoke({}, function_name="broken")
+        assert result.function_error == "Unhandled"
+        assert result.payload["errorType"] == "Runtime.InvalidEntrypoint"
+        assert result.payload["errorMessage"].startswith("pip could not install"), result.payload
+    (parked,) = (e.subject for e in standby(fn.emulator.emulator, "parked")[:1])
+    fn.wait_for(lambda emu: any(e.subject == parked for e in standby(emu, "let go")), timeout_s=10)
+    fn.wait_for(lambda emu: not emu.functions["broken"].environments)
+    assert fn.invoke({"action": "echo"}).function_error is None  # the other function is served on
