@@ -183,3 +183,30 @@ def test_a_function_that_cannot_be_built_answers_every_invoke_and_lets_its_stand
     fn.wait_for(lambda emu: any(e.subject == parked for e in standby(emu, "let go")), timeout_s=10)
     fn.wait_for(lambda emu: not emu.functions["broken"].environments)
     assert fn.invoke({"action": "echo"}).function_error is None  # the other function is served on
+
+
+ANSWERS_THEN_EXITS = """\
+#!/usr/bin/env python3
+import json, os, time, urllib.request
+
+API = f"http://{os.environ['AWS_LAMBDA_RUNTIME_API']}/2018-06-01/runtime"
+with urllib.request.urlopen(f"{API}/invocation/next") as event:
+    request_id = event.headers["Lambda-Runtime-Aws-Request-Id"]
+answer = json.dumps({"pid": os.getpid()}).encode()
+urllib.request.urlopen(urllib.request.Request(f"{API}/invocation/{request_id}/response", data=answer)).read()
+time.sleep(0.5)  # wait-ok: answered and not back in next: an invocation sent now waits for this environment
+os._exit(1)
+"""
+
+
+def test_an_invocation_waiting_for_a_runtime_that_exits_instead_of_coming_back_runs_elsewhere(serve, tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "bootstrap").write_text(ANSWERS_THEN_EXITS)
+    (code / "bootstrap").chmod(0o755)
+    fn = serve(str(code), runtime="provided", handler="x")
+    first = fn.invoke({}, tail=False)  # answered at once (a tail would wait for the REPORT: once the runtime exits)
+    second = fn.invoke({})  # assigned to the environment that answered, which then exits: placed elsewhere
+    assert first.function_error is None and second.function_error is None, second.payload
+    assert second.payload["pid"] != first.payload["pid"]
+    assert "Init Duration" in second.log
