@@ -210,3 +210,19 @@ def test_an_invocation_waiting_for_a_runtime_that_exits_instead_of_coming_back_r
     assert first.function_error is None and second.function_error is None, second.payload
     assert second.payload["pid"] != first.payload["pid"]
     assert "Init Duration" in second.log
+
+
+def test_a_function_removed_while_a_cold_start_runs_init_tells_its_caller_it_is_shutting_down(serve):
+    fn = serve("python/slow_init", env={"INIT_SLEEP_S": "5"})
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(fn.invoke, {}, tail=False)
+        fn.wait_envs(lambda envs: [e["state"] for e in envs] == ["initializing"])
+
+        async def remove(emulator):
+            await emulator.remove_function("fn")
+
+        fn.emulator.call(remove)
+        result = waiting.result(timeout=30)
+    assert result.function_error == "Unhandled"
+    assert result.payload["errorType"] == "ServiceException", result.payload  # not a throttle: nothing will run it
+    assert result.payload["errorMessage"] == "the emulator is shutting down"
