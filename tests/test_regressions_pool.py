@@ -226,3 +226,12 @@ def test_a_function_removed_while_a_cold_start_runs_init_tells_its_caller_it_is_
     assert result.function_error == "Unhandled"
     assert result.payload["errorType"] == "ServiceException", result.payload  # not a throttle: nothing will run it
     assert result.payload["errorMessage"] == "the emulator is shutting down"
+
+
+def test_max_invocations_above_256_recycles_after_exactly_that_many(serve):
+    # Counts above 256 are ints that Python does not share: compared by identity, they would never match.
+    fn = serve("python/basic", max_invocations=300)
+    pids = {fn.invoke({"action": "pid"}, tail=False).payload for _ in range(300)}
+    assert len(pids) == 1
+    fn.wait_envs(lambda envs: envs == [], timeout_s=10)  # retired after its 300th
+    assert fn.invoke({"action": "pid"}, tail=False).payload not in pids
