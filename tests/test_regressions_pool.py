@@ -235,3 +235,18 @@ def test_max_invocations_above_256_recycles_after_exactly_that_many(serve):
     assert len(pids) == 1
     fn.wait_envs(lambda envs: envs == [], timeout_s=10)  # retired after its 300th
     assert fn.invoke({"action": "pid"}, tail=False).payload not in pids
+
+
+def test_a_removed_function_stops_its_idle_environments(serve):
+    fn = serve("python/basic")
+    with ThreadPoolExecutor(2) as pool:  # two environments, then both idle (frozen), nothing under way
+        list(pool.map(lambda _: fn.invoke({"action": "sleep", "seconds": 0.5}, tail=False), range(2)))
+    fn.wait_envs(lambda envs: [e["state"] for e in envs] == ["frozen", "frozen"])
+    ids = {e["id"] for e in fn.environments()}
+
+    async def remove(emulator):
+        await emulator.remove_function("fn")
+
+    fn.emulator.call(remove)
+    stopped = {e.subject for e in fn.emulator.emulator.timeline.events if e.kind == "stopped"}
+    assert stopped == ids  # stopped by the time the removal returns
