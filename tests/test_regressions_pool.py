@@ -3,6 +3,7 @@ reached through the fault proxy, whose port lives as long as its environment."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import socketserver
@@ -250,3 +251,14 @@ def test_a_removed_function_stops_its_idle_environments(serve):
     fn.emulator.call(remove)
     stopped = {e.subject for e in fn.emulator.emulator.timeline.events if e.kind == "stopped"}
     assert stopped == ids  # stopped by the time the removal returns
+
+
+def test_random_placement_takes_either_idle_environment(serve):
+    fn = serve("python/basic", placement="random")
+    with ThreadPoolExecutor(2) as pool:  # two environments, both idle after
+        list(pool.map(lambda _: fn.invoke({"action": "sleep", "seconds": 0.5}, tail=False), range(2)))
+    fn.wait_envs(lambda envs: len(envs) == 2 and all(e["state"] == "frozen" for e in envs))
+    pids = [fn.invoke({"action": "pid"}, tail=False).payload for _ in range(24)]
+    assert len(set(pids)) == 2  # not always the most recently idle (mru)
+    # nor always the least recently idle (lru alternates): 24 fair draws do so about once in four million runs
+    assert any(a == b for a, b in itertools.pairwise(pids))
