@@ -3,6 +3,7 @@ reached through the fault proxy, whose port lives as long as its environment."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import socketserver
@@ -13,13 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from emulator import FunctionConfig
+
 pytestmark = pytest.mark.timeout(60)
 
 
 def test_each_environment_gets_its_own_idle_timeout_within_the_jitter(serve):
     # Measured inside the emulator (from the moment an environment is idle to its retirement, both on the timeline),
     # so what a loaded CI adds is only how late the loop runs a due timer, not any trip to a caller.
-    idle_timeout_s, jitter, count = 0.3, 0.5, 6
+    idle_timeout_s, jitter, count = 1.0, 0.5, 6
     fn = serve("python/basic", idle_timeout_s=idle_timeout_s, recycle_jitter=jitter)
     with ThreadPoolExecutor(count) as pool:  # at the same time: one environment each
         answers = list(pool.map(lambda _: fn.invoke({"action": "sleep", "seconds": 1.0}, tail=False), range(count)))
@@ -37,10 +40,10 @@ def test_each_environment_gets_its_own_idle_timeout_within_the_jitter(serve):
             idle_s[event.subject] = event.monotonic_s - idle_since.monotonic_s
     assert len(idle_s) == count
     low, high = idle_timeout_s * (1 - jitter), idle_timeout_s * (1 + jitter)
-    # 0.3 s for a timer that a loaded loop runs late; a value made longer by a second or more still shows.
+    # 0.3 s for a timer that a loaded loop runs late; a value drawn from a range half a value higher still shows.
     assert all(low <= s < high + 0.3 for s in idle_s.values()), idle_s
-    # Six draws from a 0.3 s wide range all within 30 ms of one another: about once in 20,000 runs.
-    assert max(idle_s.values()) - min(idle_s.values()) > 0.03, idle_s
+    # Six draws from a 1 s wide range all within 0.1 s of one another: about once in 20,000 runs.
+    assert max(idle_s.values()) - min(idle_s.values()) > 0.1, idle_s
 
 
 class _Echo(socketserver.BaseRequestHandler):
@@ -151,6 +154,114 @@ def test_an_environment_retiring_beside_its_replacement_leaves_the_reserved_conc
     second = fn.invoke({})
     assert second.function_error is None and second.payload["pid"] != first.payload["pid"]
     assert "Init Duration" in second.log
+
+
+def test_a_function_that_cannot_be_built_answers_every_invoke_and_lets_its_standby_go(serve, tmp_path: Path):
+    # Added to a running emulator (as the harness and the pytest plugin add functions), so its build happens at its
+    # first cold start: that environment took the standby parked for it, which is let go, not left parked.
+    fn = serve("python/basic")
+    code = tmp_path / "broken"
+    code.mkdir()
+    (code / "app.py").write_text("def handler(event, context):\n    return 'built'\n")
+    (code / "requirements.txt").write_text("./no-such-project\n")
+    config = FunctionConfig(name="broken", code_dir=code, handler="app.handler", runtime="python3.11")
+
+    async def add(emulator):
+        emulator.add_function(config)
+
+    fn.emulator.call(add)
+    standby = lambda emu, event: [  # noqa: E731
+        e for e in emu.timeline.events if e.kind == "standby" and e.detail["function"] == "broken"
+        and e.detail["event"] == event
+    ]
+    fn.wait_for(lambda emu: standby(emu, "parked"))
+    for _ in range(2):  # the build is not tried again: every cold start fails the same way, at once
+        result = fn.invoke({}, function_name="broken")
+        assert result.function_error == "Unhandled"
+        assert result.payload["errorType"] == "Runtime.InvalidEntrypoint"
+        assert result.payload["errorMessage"].startswith("pip could not install"), result.payload
+    (parked,) = (e.subject for e in standby(fn.emulator.emulator, "parked")[:1])
+    fn.wait_for(lambda emu: any(e.subject == parked for e in standby(emu, "let go")), timeout_s=10)
+    fn.wait_for(lambda emu: not emu.functions["broken"].environments)
+    assert fn.invoke({"action": "echo"}).function_error is None  # the other function is served on
+
+
+ANSWERS_THEN_EXITS = """\
+#!/usr/bin/env python3
+import json, os, time, urllib.request
+
+API = f"http://{os.environ['AWS_LAMBDA_RUNTIME_API']}/2018-06-01/runtime"
+with urllib.request.urlopen(f"{API}/invocation/next") as event:
+    request_id = event.headers["Lambda-Runtime-Aws-Request-Id"]
+answer = json.dumps({"pid": os.getpid()}).encode()
+urllib.request.urlopen(urllib.request.Request(f"{API}/invocation/{request_id}/response", data=answer)).read()
+time.sleep(0.5)  # wait-ok: answered and not back in next: an invocation sent now waits for this environment
+os._exit(1)
+"""
+
+
+def test_an_invocation_waiting_for_a_runtime_that_exits_instead_of_coming_back_runs_elsewhere(serve, tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "bootstrap").write_text(ANSWERS_THEN_EXITS)
+    (code / "bootstrap").chmod(0o755)
+    fn = serve(str(code), runtime="provided", handler="x")
+    first = fn.invoke({}, tail=False)  # answered at once (a tail would wait for the REPORT: once the runtime exits)
+    second = fn.invoke({})  # assigned to the environment that answered, which then exits: placed elsewhere
+    assert first.function_error is None and second.function_error is None, second.payload
+    assert second.payload["pid"] != first.payload["pid"]
+    assert "Init Duration" in second.log
+
+
+def test_a_function_removed_while_a_cold_start_runs_init_tells_its_caller_it_is_shutting_down(serve):
+    fn = serve("python/slow_init", env={"INIT_SLEEP_S": "5"})
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(fn.invoke, {}, tail=False)
+        fn.wait_envs(lambda envs: [e["state"] for e in envs] == ["initializing"])
+
+        async def remove(emulator):
+            await emulator.remove_function("fn")
+
+        fn.emulator.call(remove)
+        result = waiting.result(timeout=30)
+    assert result.function_error == "Unhandled"
+    assert result.payload["errorType"] == "ServiceException", result.payload  # not a throttle: nothing will run it
+    assert result.payload["errorMessage"] == "the emulator is shutting down"
+
+
+def test_max_invocations_above_256_recycles_after_exactly_that_many(serve):
+    # Counts above 256 are ints that Python does not share: compared by identity, they would never match.
+    fn = serve("python/basic", max_invocations=300)
+    pids = {fn.invoke({"action": "pid"}, tail=False).payload for _ in range(300)}
+    assert len(pids) == 1
+    fn.wait_envs(lambda envs: envs == [], timeout_s=10)  # retired after its 300th
+    assert fn.invoke({"action": "pid"}, tail=False).payload not in pids
+
+
+def test_a_removed_function_stops_its_idle_environments(serve):
+    fn = serve("python/basic")
+    with ThreadPoolExecutor(2) as pool:  # two environments, then both idle (frozen), nothing under way
+        list(pool.map(lambda _: fn.invoke({"action": "sleep", "seconds": 0.5}, tail=False), range(2)))
+    fn.wait_envs(lambda envs: [e["state"] for e in envs] == ["frozen", "frozen"])
+    ids = {e["id"] for e in fn.environments()}
+
+    async def remove(emulator):
+        await emulator.remove_function("fn")
+
+    fn.emulator.call(remove)
+    stopped = {e.subject for e in fn.emulator.emulator.timeline.events if e.kind == "stopped"}
+    assert stopped == ids  # stopped by the time the removal returns
+
+
+def test_random_placement_takes_either_idle_environment(serve):
+    fn = serve("python/basic", placement="random")
+    with ThreadPoolExecutor(2) as pool:  # two environments, both idle after
+        list(pool.map(lambda _: fn.invoke({"action": "sleep", "seconds": 0.5}, tail=False), range(2)))
+    fn.wait_envs(lambda envs: len(envs) == 2 and all(e["state"] == "frozen" for e in envs))
+    pids = [fn.invoke({"action": "pid"}, tail=False).payload for _ in range(24)]
+    assert len(set(pids)) == 2  # not always the most recently idle (mru)
+    # nor always the least recently idle (lru alternates): 24 fair draws do so about once in four million runs
+    assert any(a == b for a, b in itertools.pairwise(pids))
 
 
 def test_proactive_init_leaves_the_reserved_concurrency_to_invocations_that_came_first(serve):

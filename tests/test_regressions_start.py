@@ -33,6 +33,15 @@ def test_a_bootstrap_without_the_execute_bit(serve, tmp_path):
     assert "is not executable (chmod +x)" in fn.invoke({}).payload["errorMessage"]
 
 
+def test_a_function_that_will_fail_to_start_is_warned_about_when_serving_begins(serve, tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="lambda_freeze.function"):
+        serve("python/basic", name="fine")
+        assert not [r for r in caplog.records if "will fail to start" in r.getMessage()]
+        serve(str(code_dir(tmp_path, "#!/bin/sh\nexit 0\n", 0o644)), runtime="provided", handler="x")
+    (warning,) = [r.getMessage() for r in caplog.records if "will fail to start" in r.getMessage()]
+    assert warning.startswith("function fn will fail to start: bootstrap ") and "is not executable" in warning
+
+
 def test_a_bootstrap_the_kernel_cannot_run(serve, tmp_path):
     # Executable, but its interpreter does not exist: exec fails in the child, and Popen raises it in the parent.
     fn = serve(str(code_dir(tmp_path, "#!/nonexistent/interpreter\n", 0o755)), runtime="provided", handler="x")

@@ -132,6 +132,31 @@ def test_invocation_in_flight_finishes_then_the_next_runs_new_code(tmp_path: Pat
     assert fn.invoke() == {"version": 2}
 
 
+def test_a_second_change_retires_the_environments_the_first_did_not(tmp_path: Path, reloading: Any) -> None:
+    # The first change finds one environment busy (it retires when its invocation ends); an invocation after it
+    # starts a second one on the new code. The second change skips the first environment (already told) and
+    # retires the second.
+    (tmp_path / "app.py").write_text(PYTHON_APP.format(version=1))
+    fn = reloading(tmp_path, "app.handler")
+    results: dict[str, Any] = {}
+    first = threading.Thread(target=lambda: results.update(first=fn.invoke({"hold_s": 3})))
+    first.start()
+    fn.emu.wait_for(lambda emu: _states(emu) == ["invoking"])
+    (tmp_path / "app.py").write_text(PYTHON_APP.format(version=2))
+    fn.emu.wait_for(lambda emu: len(fn.reloads(emu)) == 1)
+    second = threading.Thread(target=lambda: results.update(second=fn.invoke({"hold_s": 1})))
+    second.start()
+    fn.emu.wait_for(lambda emu: _states(emu) == ["invoking", "invoking"])
+    (tmp_path / "app.py").write_text(PYTHON_APP.format(version=3))
+    fn.emu.wait_for(lambda emu: len(fn.reloads(emu)) == 2)
+    assert [r.detail["retired"] for r in fn.emu.call(_async(fn.reloads))] == [1, 1]
+    first.join(30)
+    second.join(30)
+    assert results == {"first": {"version": 1}, "second": {"version": 2}}
+    fn.emu.wait_for(lambda emu: not emu.functions["fn"].environments)  # each retired once its invocation ended
+    assert fn.invoke() == {"version": 3}
+
+
 def test_node_edit_answers_with_new_code(tmp_path: Path, reloading: Any) -> None:
     (tmp_path / "index.js").write_text(NODE_APP.format(version=1))
     try:

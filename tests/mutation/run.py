@@ -55,6 +55,15 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
          "tests/test_regressions_timing.py::test_an_idle_environment_lives_its_idle_timeout",
          "tests/test_regressions_timing.py::test_a_throttled_queue_waits_without_burning_cpu"],
     ),
+    # The smaller parts of the environment alone (the slot and the runtime's answers, the deadline, the freeze
+    # control, the bound owner): their unit tests first, then the tests that drive them through real runtimes.
+    "environment_parts": (
+        ["emulator/engine/slot.py", "emulator/engine/deadline.py", "emulator/engine/freeze.py",
+         "emulator/engine/owner.py"],
+        ["tests/test_environment_parts.py", "tests/test_invoke_api.py", "tests/test_regressions_start.py",
+         "tests/test_streaming.py", "tests/test_python_runtime.py", "tests/test_regressions_pool.py",
+         "tests/test_misbehaving.py", "tests/test_pool.py", "tests/test_freezing.py"],
+    ),
     "freezer": (
         ["emulator/engine/freezer", "emulator/engine/cgroupfs.py", "emulator/engine/memory.py"],
         ["tests/test_memory.py", "tests/test_regressions_freezer.py", "tests/test_regressions_memory.py",
