@@ -31,8 +31,9 @@ STARTED: list[subprocess.Popen[Any]] = []
 
 @pytest.fixture(autouse=True)
 def _stop_what_the_test_left() -> Iterator[None]:
+    before = len(STARTED)  # those of wider-scoped fixtures (set up before this one) are theirs to stop
     yield
-    while STARTED:
+    while len(STARTED) > before:
         proc = STARTED.pop()
         if proc.poll() is None:
             proc.terminate()  # the emulator's own shutdown, which removes its cgroups
