@@ -149,11 +149,15 @@ def test_freeze_control_tells_its_listeners_and_counts_the_time_frozen():
     control.add_listener(told.append)
     control.open()
     assert control.backend == "none" and not control.freezes
+    before_freeze = time.monotonic()
     control.freeze()
     assert control.frozen and told == [True]
     assert control.frozen_s(time.monotonic() + 2.0) >= 2.0  # the current freeze counts
     control.thaw()
+    after_thaw = time.monotonic()
     assert not control.frozen and told == [True, False]
+    # once thawed, the freeze counts for as long as it lasted, and no more
+    assert 0.0 <= control.frozen_s(after_thaw + 5.0) <= after_thaw - before_freeze
     control.remove_listener(told.append)
     control.freeze()
     assert told == [True, False]
