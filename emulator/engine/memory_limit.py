@@ -134,13 +134,7 @@ class MemoryLimiter:
             except OSError:
                 pass
         if self._watchdog is not None:
-            if self.instance.is_dir():
-                _stop_watchdog(self._watchdog)  # EOF: it destroys what is left, then exits
-            else:  # nothing to wait for: a watchdog still starting its interpreter would hold the stop as long
-                self._watchdog.kill()
-                self._watchdog.wait()
-                if self._watchdog.stdin is not None:
-                    self._watchdog.stdin.close()
+            _stop_watchdog(self._watchdog, leftovers=self.instance.is_dir())
             self._watchdog = None
 
 

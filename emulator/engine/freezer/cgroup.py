@@ -197,14 +197,10 @@ class CgroupBackend(FreezerBackend):
     def close(self) -> None:
         self._release()
         if not _removed(self.instance, warn=False):  # something is left for the watchdog to destroy
-            _stop_watchdog(self._watchdog)  # EOF: it destroys what is left, then exits
+            _stop_watchdog(self._watchdog)
             _removed(self.instance)
             return
-        # Nothing to wait for: a watchdog still starting its interpreter would hold the stop for as long.
-        self._watchdog.kill()
-        self._watchdog.wait()
-        if self._watchdog.stdin is not None:
-            self._watchdog.stdin.close()
+        _stop_watchdog(self._watchdog, leftovers=False)
         try:
             self.root.rmdir()  # shared by every instance: stays while another one runs
         except OSError:

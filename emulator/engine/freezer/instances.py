@@ -69,10 +69,14 @@ def _watch_also(watchdog: subprocess.Popen[bytes], instance: Path, v1: bool) -> 
     watchdog.stdin.flush()
 
 
-def _stop_watchdog(watchdog: subprocess.Popen[bytes]) -> None:
+def _stop_watchdog(watchdog: subprocess.Popen[bytes], *, leftovers: bool = True) -> None:
+    """With ``leftovers`` (cgroups the emulator could not remove), EOF: the watchdog destroys them and exits. Without,
+    it is killed: nothing to wait for, where a watchdog still starting its interpreter would hold the stop as long."""
+    if not leftovers:
+        watchdog.kill()
     if watchdog.stdin is not None:
         watchdog.stdin.close()  # EOF: the watchdog cleans what is left and exits
-    if not _exits_within(watchdog, 5.0):
+    if leftovers and not _exits_within(watchdog, 5.0):
         watchdog.kill()
     watchdog.wait()
 
