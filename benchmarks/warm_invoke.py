@@ -17,9 +17,11 @@ Every figure is measured against a `lambda-freeze serve --port 0` subprocess sta
   retires each one after its invocation), caller's request → response, with the freezer and the memory limit on;
   with the standby (the next environment's process parked in its cgroups before its exec) and ``--no-standby``;
   RIE's is its first invoke after launch (it starts the runtime then);
-- pytest: in this process (the emulator imported), ``LambdaFreeze().function(...)`` then the first ``invoke``; a whole
-  test with that one invoke (fixture setup, ``function(...)``, the invoke, teardown); and the plugin's per-test
-  overhead, fixture setup + ``function(...)`` + teardown with no invocation;
+- pytest: in this process (the emulator imported), ``LambdaFreeze(spare=True).function(...)`` then the first
+  ``invoke``, as the plugin's fixture does it test after test (each teardown starts the next test's emulator, with a
+  spare process parked in its cgroups); a whole test with that one invoke (fixture setup, ``function(...)``, the
+  invoke, teardown); and the plugin's per-test overhead, fixture setup + ``function(...)`` + teardown with no
+  invocation;
 - serve start: launch → serving line, beside ``python -c "import asyncio, uvloop"`` (the floor of any uvloop server);
 - floor: the same client against a bare uvloop protocol that answers at once (one HTTP round trip, no parsing),
   the least any Python server can cost (an invoke is three such round trips: Invoke API, runtime ``response``,
@@ -286,15 +288,21 @@ def bench_new_env(kind: str, args: argparse.Namespace) -> dict[str, object]:
 
 def bench_pytest(args: argparse.Namespace) -> dict[str, object]:
     """What a test pays in this process: ``function(...)`` then the first invoke; and setup + teardown alone."""
+    import inspect
+
+    from emulator import harness as harnesses
     from emulator.harness import LambdaFreeze
 
+    # As the plugin's fixture makes it: each test's closing starts the next one's emulator (a tree before that has no
+    # ``spare``); the first run finds none, as a session's first test does.
+    kind = {"spare": True} if "spare" in inspect.signature(LambdaFreeze).parameters else {}
     code = Path(__file__).resolve().parent / "functions" / "trivial"
     first: list[int] = []
     whole: list[int] = []
     overhead: list[int] = []
     for _ in range(args.cold_runs):
         started = time.perf_counter_ns()
-        harness = LambdaFreeze(freezer="auto")
+        harness = LambdaFreeze(freezer="auto", **kind)
         try:
             t0 = time.perf_counter_ns()
             fn = harness.function(code, "app.handler")
@@ -306,10 +314,12 @@ def bench_pytest(args: argparse.Namespace) -> dict[str, object]:
             harness.close()  # the fixture's teardown
         whole.append(time.perf_counter_ns() - started)
         t0 = time.perf_counter_ns()
-        harness = LambdaFreeze(freezer="auto")  # the fixture's setup
+        harness = LambdaFreeze(freezer="auto", **kind)  # the fixture's setup
         harness.function(code, "app.handler")
         harness.close()  # the fixture's teardown
         overhead.append(time.perf_counter_ns() - t0)
+    if kind:
+        harnesses.spares.close()  # as at the session's end
     return {"runs": len(first), "function_to_first_response_ms": _median_ms(first),
             "test_with_one_invoke_ms": _median_ms(whole), "setup_function_teardown_ms": _median_ms(overhead)}
 

@@ -9,9 +9,12 @@ What the pytest fixtures hand out, and usable from any script:
 
 from __future__ import annotations
 
+import atexit
 import base64
+import concurrent.futures
 import itertools
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -310,13 +313,100 @@ class FaultControl:
         return self._emulator.call(events)
 
 
-class LambdaFreeze:
-    """Starts functions in emulators of its own (one per freezer backend asked for); ``close()`` stops them all."""
+_Started = concurrent.futures.Future[tuple[EmulatorThread, CollectingSink]]
 
-    def __init__(self, *, freezer: str = "auto", base_dir: Path | None = None, aws_endpoint: str | None = None):
+
+class _Spares:
+    """Emulators started ahead, each with a spare process parked in its cgroups (``Emulator.keep_spare``), for the
+    next ``LambdaFreeze`` asking for the same kind: started as one closes (the pytest plugin's next test's), so that
+    its first ``function(...)`` finds the emulator serving and the kernel's first ``cgroup.procs`` write paid. At
+    most one per kind; those never taken stop when the process exits (or ``close()``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._started: dict[tuple[str, str | None], _Started] = {}
+        self._at_exit = False
+
+    def take(self, freezer: str, aws_endpoint: str | None) -> tuple[EmulatorThread, CollectingSink] | None:
+        """The one started for this kind (waited for if it is still starting); None if there is none or it failed
+        to start (the caller starts its own, which says why)."""
+        with self._lock:
+            started = self._started.pop((freezer, aws_endpoint), None)
+        if started is None:
+            return None
+        try:
+            return started.result(timeout=_SPARE_START_S)
+        except Exception:
+            return None
+
+    def start(self, freezer: str, aws_endpoint: str | None) -> None:
+        """Start one for this kind in the background, unless one is there already."""
+        with self._lock:
+            if (freezer, aws_endpoint) in self._started:
+                return
+            started: _Started = concurrent.futures.Future()
+            self._started[(freezer, aws_endpoint)] = started
+            if not self._at_exit:
+                atexit.register(self.close)
+                self._at_exit = True
+        threading.Thread(
+            target=self._start, args=(started, freezer, aws_endpoint), name="lambda-freeze-spare", daemon=True
+        ).start()
+
+    @staticmethod
+    def _start(started: _Started, freezer: str, aws_endpoint: str | None) -> None:
+        try:
+            sink = CollectingSink()
+            emulator = EmulatorThread(_server_config(freezer, aws_endpoint), sink=sink).start()
+
+            async def keep_spare(emu: Emulator) -> None:
+                emu.keep_spare()
+
+            emulator.call(keep_spare)
+        except BaseException as exc:
+            started.set_exception(exc)
+            return
+        started.set_result((emulator, sink))
+
+    def close(self) -> None:
+        """Stop every one not taken (their spare processes killed, their cgroups removed)."""
+        with self._lock:
+            started, self._started = list(self._started.values()), {}
+        for future in started:
+            try:
+                emulator, _ = future.result(timeout=_SPARE_START_S)
+            except Exception:
+                continue
+            emulator.stop()
+
+
+_SPARE_START_S = 30.0
+spares = _Spares()
+
+
+def _server_config(freezer: str, aws_endpoint: str | None) -> ServerConfig:
+    # The front door on a free port: fn.http serves a function's API routes and function URL.
+    return ServerConfig(port=0, api_port=0, freezer=freezer, aws_endpoint=aws_endpoint)
+
+
+class LambdaFreeze:
+    """Starts functions in emulators of its own (one per freezer backend asked for); ``close()`` stops them all.
+
+    With ``spare=True`` (the pytest plugin's fixture), ``close()`` starts the next emulator of each kind it used in
+    the background, and the next ``LambdaFreeze(spare=True)`` takes it (``_Spares``)."""
+
+    def __init__(
+        self,
+        *,
+        freezer: str = "auto",
+        base_dir: Path | None = None,
+        aws_endpoint: str | None = None,
+        spare: bool = False,
+    ):
         self.freezer = freezer
         self.base_dir = base_dir  # relative code directories are looked up here first (the test file's folder)
         self.aws_endpoint = aws_endpoint  # the SQS/S3 endpoint functions and SQS mappings use (harness_aws)
+        self.spare = spare
         self._emulators: dict[str, tuple[EmulatorThread, CollectingSink]] = {}
         self.functions: list[LambdaFunction] = []
 
@@ -362,15 +452,19 @@ class LambdaFreeze:
 
     def _emulator(self, freezer: str) -> tuple[EmulatorThread, CollectingSink]:
         if freezer not in self._emulators:
-            sink = CollectingSink()
-            # The front door on a free port: fn.http serves a function's API routes and function URL.
-            config = ServerConfig(port=0, api_port=0, freezer=freezer, aws_endpoint=self.aws_endpoint)
-            self._emulators[freezer] = (EmulatorThread(config, sink=sink).start(), sink)
+            taken = spares.take(freezer, self.aws_endpoint) if self.spare else None
+            if taken is None:
+                sink = CollectingSink()
+                taken = (EmulatorThread(_server_config(freezer, self.aws_endpoint), sink=sink).start(), sink)
+            self._emulators[freezer] = taken
         return self._emulators[freezer]
 
     def close(self) -> None:
         for emulator, _ in self._emulators.values():
             emulator.stop()
+        if self.spare:
+            for freezer in self._emulators:
+                spares.start(freezer, self.aws_endpoint)
         self._emulators.clear()
 
     def __enter__(self) -> LambdaFreeze:

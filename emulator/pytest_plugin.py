@@ -21,6 +21,7 @@ synchronous; ``await asyncio.to_thread(fn.invoke, ...)`` from async tests).
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("lambda_freeze_freezer", "freezer backend for the lambda_freeze fixture", default="auto")
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The emulator started for a next test that never came stops with the session (its processes, its cgroups)."""
+    harness = sys.modules.get("emulator.harness")
+    if harness is not None:
+        harness.spares.close()
+
+
 def _freezer(config: pytest.Config) -> str:
     return str(config.getoption("--lambda-freeze-freezer") or config.getini("lambda_freeze_freezer") or "auto")
 
@@ -56,7 +64,8 @@ def lambda_freeze(request: pytest.FixtureRequest) -> Iterator[LambdaFreeze]:
     from .harness import LambdaFreeze
 
     # A relative code directory is found beside the test file first, then in the working directory.
-    harness = LambdaFreeze(freezer=_freezer(request.config), base_dir=request.path.parent)
+    # The next test's emulator starts as this one's closes (``spare``).
+    harness = LambdaFreeze(freezer=_freezer(request.config), base_dir=request.path.parent, spare=True)
     yield harness
     harness.close()
 

@@ -25,6 +25,7 @@ from .engine.logs import LogSink, StreamSink
 from .engine.memory_limit import MemoryLimiter
 from .engine.pool import FunctionPool
 from .engine.preparation import prepare_all
+from .engine.standby import Spare
 from .engine.timeline import Timeline
 from .errors import ConfigError
 from .sources.async_invoke import AsyncQueue, FailureRecord, load_pending, save_pending
@@ -205,6 +206,20 @@ class Emulator:
             pool.make_standby()
         return pool
 
+    def keep_spare(self) -> None:
+        """Park a process for the next function added (``add_function`` on a running emulator): its standby is then
+        made of it at once, its cgroups joined already. For an emulator started before its functions are known (the
+        pytest plugin's next test's); ``serve`` knows its functions and makes their standbys once serving."""
+        if self._ctx is None:
+            raise RuntimeError("Emulator.start() must be awaited before keep_spare()")
+        if self._ctx.spare is None:
+            self._ctx.spare = Spare(self._ctx)
+
+    async def spare_pid(self) -> int | None:
+        """The spare process's (``keep_spare``), once parked; None when there is none (or it was taken)."""
+        spare = self._ctx.spare if self._ctx is not None else None
+        return await spare.pid() if spare is not None else None
+
     async def remove_function(self, name: str) -> None:
         pool = self.functions.pop(name)
         save_pending(self.config.state_dir, await self.queues.pop(name).close())
@@ -230,6 +245,8 @@ class Emulator:
         left = await asyncio.gather(*(queue.close() for queue in self.queues.values()))
         save_pending(self.config.state_dir, [event for events in left for event in events])
         await asyncio.gather(*(pool.close() for pool in self.functions.values()))
+        if self._ctx is not None and (spare := self._ctx.take_spare()) is not None:
+            await spare.discard()
         await self._runtime_server.close()
         if self.freezer is not None:
             self.freezer.close()

@@ -221,9 +221,11 @@ def test_a_parked_process_has_lambdas_paths_made_either_way(project, monkeypatch
 
 def test_a_mount_the_parked_process_cannot_make_is_an_error_and_leaves_nothing(project):
     from emulator.engine import process
+    from emulator.harness import spares
 
     require(lambda_paths.available(), "needs a private mount namespace (root, or CAP_SYS_ADMIN)")
     require(process._park_helper() is not None, "needs a C compiler for park.c")
+    spares.close()  # the next test's emulator, started by an earlier test's teardown, makes children of its own
     children = [task / "children" for task in Path("/proc/self/task").iterdir()]
     before = {pid for path in children for pid in path.read_text().split()}
     with pytest.raises(OSError, match="bind the layer on /opt"):

@@ -243,7 +243,9 @@ def test_a_code_directory_replaced_since_the_park_is_the_one_the_runtime_sees(se
 
 def test_a_cgroup_the_parked_shell_cannot_join_is_an_error_and_leaves_nothing(tmp_path):
     from emulator.engine.process import park
+    from emulator.harness import spares
 
+    spares.close()  # the next test's emulator, started by an earlier test's teardown, makes children of its own
     before = set(_children(os.getpid()))
     with pytest.raises(OSError):  # said by the shell, or by the preexec_fn where there is no setpriv
         park(tmp_path, [tmp_path / "no-such-cgroup" / "cgroup.procs"])
@@ -262,3 +264,106 @@ def test_a_provided_bootstrap_runs_in_the_parked_process(serve, lambda_paths):
     fn.invoke({"n": 1})
     (env,) = fn.environments()
     assert env["pid"] == parked
+
+
+
+# ------------------------------------------------------------------------------------ the harness's spare emulator
+def _spare(freezer: str = "auto"):
+    """The emulator started for the next ``LambdaFreeze(spare=True)`` of ``freezer`` (as a closing one starts it), and
+    its spare process's pid once parked."""
+    from emulator.harness import spares
+
+    spares.close()  # what an earlier test's teardown started
+    spares.start(freezer, None)
+    emulator, _ = spares._started[(freezer, None)].result(30)
+
+    async def spare_pid(emu) -> int | None:
+        return await emu.spare_pid()
+
+    pid = emulator.call(spare_pid)
+    assert pid is not None and _parked(pid)
+    return emulator, pid
+
+
+def _standby_of(fn) -> int:
+    """A harness function's standby, awaited: its parked process's pid."""
+    emulator = fn._emulator
+    emulator.wait_for(lambda emu: emu.functions[fn.name].standby.pid is not None)
+    return emulator.emulator.functions[fn.name].standby.pid
+
+
+def _memory_limit(pid: int) -> int:
+    (limit,) = [int((d / name).read_text()) for d in cgroup_dirs(pid)
+                for name in ("memory.limit_in_bytes", "memory.max") if (d / name).exists()]
+    return limit
+
+
+def _lambda_paths_or_not(lambda_paths: bool) -> None:
+    from emulator.engine import lambda_paths as paths
+
+    if lambda_paths:
+        require(paths.available(), "needs a private mount namespace (root, or CAP_SYS_ADMIN)")
+
+
+@pytest.mark.parametrize("lambda_paths", [True, False], ids=["lambda-paths", "real-paths"])
+def test_the_next_tests_first_function_starts_in_the_spare_process(tmp_path, lambda_paths):
+    from emulator.harness import LambdaFreeze
+
+    _lambda_paths_or_not(lambda_paths)
+    emulator, spare = _spare()
+    spare_dirs = cgroup_dirs(spare)
+    assert len(spare_dirs) == 2  # the freezer's and the memory limit's
+    init_log = tmp_path / "init.log"
+    harness = LambdaFreeze(spare=True)
+    try:
+        fn = harness.function(FUNCTIONS / "python/init_marker", env={"INIT_LOG": str(init_log)}, memory=256,
+                              lambda_paths=lambda_paths)
+        assert fn.url == emulator.url  # the emulator started ahead, not one of its own
+        assert _standby_of(fn) == spare and _parked(spare)  # its standby is the spare: nothing of it ran yet
+        assert not init_log.exists()
+        assert _memory_limit(spare) == 256 * 1024 * 1024  # the function's size, written when it was taken
+        result = fn.invoke({})
+        assert result.payload == {"pid": spare} and "Init Duration" in result.log  # INIT, then the handler
+        assert init_log.read_text().splitlines() == [f"init {spare}"]
+        assert cgroup_dirs(spare) == spare_dirs  # the cgroups it was parked in
+        other = harness.function(FUNCTIONS / "python/basic", lambda_paths=lambda_paths)
+        assert _standby_of(other) != spare  # one spare per emulator: the next standby is made as usual
+        assert other.invoke({"action": "echo"}).payload == {"action": "echo"}
+    finally:
+        harness.close()
+
+
+@pytest.mark.parametrize("lambda_paths", [True, False], ids=["lambda-paths", "real-paths"])
+def test_a_runtime_from_the_spare_sees_what_an_ordinary_start_gives(serve, tmp_path, lambda_paths):
+    from emulator.harness import LambdaFreeze
+
+    _lambda_paths_or_not(lambda_paths)
+    code = _probe_code(tmp_path / "code", "one")
+    _, spare = _spare()
+    harness = LambdaFreeze(spare=True)
+    try:
+        from_spare = harness.function(code, name="spare", lambda_paths=lambda_paths).invoke({}).payload
+    finally:
+        harness.close()
+    assert from_spare["pid"] == spare
+    ordinary = serve(str(code), name="ordinary", standby=False, lambda_paths=lambda_paths).invoke({}).payload
+    assert from_spare["env"] == ordinary["env"]
+    own = {"AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
+           "AWS_LAMBDA_RUNTIME_API", "AWS_ENDPOINT_URL_LAMBDA", "_X_AMZN_TRACE_ID"}
+    assert {k: v for k, v in from_spare["values"].items() if k not in own} == {
+        k: v for k, v in ordinary["values"].items() if k not in own
+    }
+    assert from_spare["cwd"] == ordinary["cwd"] == ("/var/task" if lambda_paths else str(code))
+    assert from_spare["marker"] == "one"  # read relative to its working directory: the code
+
+
+@pytest.mark.parametrize("freezer", FREEZERS)
+def test_a_spare_nobody_takes_is_stopped_with_its_cgroups(freezer):
+    from emulator.harness import spares
+
+    require(freezer_problem(freezer) is None, f"freezer {freezer}: {freezer_problem(freezer)}")
+    _, spare = _spare(freezer)
+    dirs = cgroup_dirs(spare)
+    spares.close()  # as at the end of the test session
+    assert wait_gone(spare, 5.0)
+    assert dirs and not any(d.exists() for d in dirs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from runtime_api import RuntimeApiServer
 
@@ -11,6 +12,9 @@ from .freezer import FreezerBackend
 from .logs import LogSink
 from .memory_limit import MemoryLimiter
 from .timeline import Timeline
+
+if TYPE_CHECKING:
+    from .standby import Spare
 
 
 @dataclass
@@ -23,3 +27,8 @@ class EngineContext:
     account_concurrency: int = 1000
     count_environments: Callable[[], int] = lambda: 0  # live environments across all functions
     memory: MemoryLimiter | None = None  # enforces memory sizes, where this machine lets it
+    spare: Spare | None = None  # a parked process for the next function that wants a standby (``keep_spare``)
+
+    def take_spare(self) -> Spare | None:
+        spare, self.spare = self.spare, None
+        return spare

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 from .freezer import (
@@ -30,15 +31,26 @@ log = logging.getLogger("lambda_freeze.memory")
 class MemoryGroup:
     def __init__(self, path: Path, limit_file: str, limit_bytes: int):
         self.path = path
+        self._limit_file = limit_file
+        self.limit_bytes = sys.maxsize  # a new group's limits: none
         path.mkdir()
-        (path / limit_file).write_text(str(limit_bytes))
-        swap = path / "memory.memsw.limit_in_bytes"
-        if swap.exists():
-            try:
-                swap.write_text(str(limit_bytes))  # no swapping past the limit either
-            except OSError:
-                pass
+        self.set_limit(limit_bytes)
         self.attach_path = path / "cgroup.procs"
+
+    def set_limit(self, limit_bytes: int) -> None:
+        """Limit the group's memory (and, where the kernel counts it, memory and swap together) to ``limit_bytes``.
+        cgroup v1 keeps the memory limit at or below the memory+swap one: the higher of the two moves first."""
+        files = [self.path / self._limit_file]
+        swap = self.path / "memory.memsw.limit_in_bytes"
+        if swap.exists():
+            files = [*files, swap] if limit_bytes < self.limit_bytes else [swap, *files]
+        for file in files:
+            try:
+                file.write_text(str(limit_bytes))
+            except OSError:
+                if file is not swap:  # swap accounting may be off: no swapping past the limit is a bonus
+                    raise
+        self.limit_bytes = limit_bytes
 
     def oom_killed(self) -> bool:
         """Whether the kernel's OOM killer killed a process of this group."""

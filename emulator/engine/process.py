@@ -116,6 +116,9 @@ class Parked:
     popen: subprocess.Popen[bytes]
     read_fd: int
     script_fd: int
+    # Lambda's paths still to make at the release (a spare parked before its function was known): the runtime is
+    # exec'd through park.c, which makes them, instead of at once.
+    mounts_at_release: Mounts | None = None
 
     @property
     def pid(self) -> int:
@@ -147,6 +150,8 @@ class Parked:
         lines = [f"cd -- {shlex.quote(str(cwd))} || exit 126"] if cwd is not None else []
         lines += [f"unset {name}" for name in ("PWD", "OLDPWD") if name not in env]  # the shell's own, not Lambda's
         lines += [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
+        if self.mounts_at_release is not None:
+            argv = [*_mount_then_exec(self.mounts_at_release), *argv]
         lines.append("exec " + " ".join(map(shlex.quote, argv)) + " </dev/null")
         fd, self.script_fd = self.script_fd, -1
         try:
@@ -184,6 +189,20 @@ def _park_helper() -> str | None:
     except (LambdaFreezeError, OSError) as exc:
         log.info("parked processes with Lambda's paths are forked with a preexec_fn (%s)", exc)
         return None
+
+
+def _mount_then_exec(mounts: Mounts) -> list[str]:
+    """park.c's command line that makes ``mounts`` (and the working directory ``/var/task``), then execs what
+    follows; raises OSError where park.c could not be built (``can_mount_at_release`` says it beforehand)."""
+    helper = _park_helper()
+    if helper is None:
+        raise OSError(errno.ENOEXEC, "no parking helper to make Lambda's paths with")
+    return [helper, str(os.getpid()), *mounts.helper_arguments(), "--"]
+
+
+def can_mount_at_release() -> bool:
+    """Whether a parked process without Lambda's paths can still be given them at its release (park.c is built)."""
+    return _park_helper() is not None
 
 
 def _park_command(attach_paths: Sequence[Path], mounts: Mounts | None) -> list[str] | None:

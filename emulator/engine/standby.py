@@ -7,6 +7,12 @@ before the runtime client's exec (``process.park``). Nothing of the function run
 happen only when an environment adopts it and releases it, as Lambda would run them. An environment's ``Init
 Duration`` counts from the environment's creation, so the time a standby spent parked is never part of it.
 
+An emulator that serves functions not known yet (the pytest plugin's next test's) may keep a ``Spare``: a process
+parked the same way in cgroups of no function yet, with no memory limit below Lambda's largest and no mounts. The
+first keeper that wants a standby makes it from the spare (the function's memory limit written, its mounts left to
+the release), so that the kernel's first ``cgroup.procs`` write, an RCU grace period of 1-10 ms, is paid before the
+function is known.
+
 The keeper holds at most one standby per function, made once serving has begun and again after each adoption once
 the adopting environment is idle or gone (off its first invocation's critical path). A standby is made under the id of
 the environment that will adopt it (cgroup v2 cannot rename a cgroup): a new environment ``claim``s that id at
@@ -17,9 +23,11 @@ hold, or not adopted, is let go. Closing the keeper kills its standby and remove
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..config.settings import FunctionConfig
 from ..errors import LambdaFreezeError
@@ -28,9 +36,10 @@ from .context import EngineContext
 from .freezer import FreezerGroup
 from .lambda_paths import Mounts
 from .memory_limit import MemoryGroup
-from .process import _SPAWNER, Parked, park
+from .process import _SPAWNER, Parked, can_mount_at_release, park
 
 log = logging.getLogger("lambda_freeze.standby")
+_spare_numbers = itertools.count(1)
 
 
 @dataclass
@@ -57,6 +66,61 @@ class Standby:
         await self.group.remove()
         if self.memory is not None:
             await self.memory.remove()
+
+
+class Spare:
+    """A process parked in cgroups of its own before any function wants it (``Emulator.keep_spare``); the first
+    ``StandbyKeeper`` that makes a standby makes it from this one."""
+
+    # Lambda's largest memory size: the function's own is written when a keeper takes the spare.
+    _LIMIT_BYTES = 10240 * 1024 * 1024
+
+    def __init__(self, ctx: EngineContext):
+        self.name = f"spare-{next(_spare_numbers)}"  # its cgroups' name, which the environment adopting it keeps
+        self._ctx = ctx
+        self._making: asyncio.Future[tuple[FreezerGroup, MemoryGroup | None, Parked] | None] = (
+            asyncio.get_running_loop().run_in_executor(_SPAWNER, self._make)
+        )
+        self._taken = False
+
+    def _make(self) -> tuple[FreezerGroup, MemoryGroup | None, Parked] | None:
+        group = self._ctx.freezer.group(self.name)
+        memory = None
+        try:
+            if self._ctx.memory is not None:
+                memory = self._ctx.memory.group(self.name, self._LIMIT_BYTES)
+            paths = (*group.attach_paths, *((memory.attach_path,) if memory is not None else ()))
+            parked = park(Path("/"), paths)
+        except OSError as exc:
+            _remove_now(group, memory)
+            log.warning("no spare process (%s)", exc)
+            return None
+        log.info("spare process %d parked in %s", parked.pid, self.name)
+        return group, memory, parked
+
+    async def pid(self) -> int | None:
+        """Its parked process's, once made (None if making it failed)."""
+        made = await asyncio.shield(self._making)
+        return made[2].pid if made is not None else None
+
+    async def take(self) -> tuple[FreezerGroup, MemoryGroup | None, Parked] | None:
+        """Its cgroups and process, once made (None if making it failed); taken once."""
+        self._taken = True
+        return await asyncio.shield(self._making)
+
+    async def discard(self) -> None:
+        """Not taken: killed, its cgroups removed."""
+        if self._taken:
+            return
+        self._taken = True
+        made = await asyncio.shield(self._making)
+        if made is not None:
+            group, memory, parked = made
+            parked.discard()  # on the loop (a shell killed and reaped): also at the process's exit, with no executor
+            group.kill()
+            await group.remove()
+            if memory is not None:
+                await memory.remove()
 
 
 def _settings(config: FunctionConfig) -> tuple[object, ...]:
@@ -127,6 +191,11 @@ class StandbyKeeper:
 
     async def _make(self, name: str, config: FunctionConfig) -> Standby | None:
         generation = self._generation
+        spare = self._ctx.take_spare()
+        if spare is not None:
+            standby = await self._from_spare(spare, config, generation)
+            if standby is not None:
+                return standby
         memory_limiter = self._ctx.memory
         def make() -> Standby:  # off the loop: cgroup directories, the fork, the kernel's first cgroup.procs writes
             # The view of the paths its environment will have (lambda_paths decides on the runtime's command; its
@@ -158,6 +227,37 @@ class StandbyKeeper:
             return None
         self.made += 1
         log.info("%s: standby process %d parked in %s", config.name, standby.parked.pid, name)
+        return standby
+
+    async def _from_spare(self, spare: Spare, config: FunctionConfig, generation: int) -> Standby | None:
+        """The standby made of the emulator's spare: the function's memory limit written, its mounts (if any) made
+        when it is released. None (and the spare let go) if it cannot be: a standby is then made as usual."""
+        made = await spare.take()
+        if made is None:
+            return None
+        group, memory, parked = made
+
+        def adapt() -> Standby:
+            argv = runtimes.command(config)
+            base_env = runtimes.base_environment(config)
+            mounts = lambda_paths.for_function(
+                config, argv, runtimes.completed_environment(config, base_env, runtime_api="")
+            )
+            if mounts is not None and not can_mount_at_release():
+                raise OSError("no parking helper to make Lambda's paths at the release with")
+            if memory is not None:
+                memory.set_limit(config.memory_mb * 1024 * 1024)
+            parked.mounts_at_release = mounts
+            return Standby(spare.name, _settings(config), group, memory, mounts, parked, generation, argv, base_env)
+
+        try:
+            standby = await asyncio.get_running_loop().run_in_executor(_SPAWNER, adapt)
+        except (LambdaFreezeError, OSError) as exc:
+            log.info("%s: the spare process is not used (%s)", config.name, getattr(exc, "message", exc))
+            await Standby(spare.name, (), group, memory, None, parked, 0, [], {}).discard()
+            return None
+        self.made += 1
+        log.info("%s: standby process %d (the spare) in %s", config.name, parked.pid, spare.name)
         return standby
 
     def claim(self) -> str | None:
