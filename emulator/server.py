@@ -25,7 +25,7 @@ from .engine.logs import LogSink, StreamSink
 from .engine.memory_limit import MemoryLimiter
 from .engine.pool import FunctionPool
 from .engine.preparation import prepare_all
-from .engine.standby import Spare
+from .engine.spare import Spare
 from .engine.timeline import Timeline
 from .errors import ConfigError
 from .sources.async_invoke import AsyncQueue, FailureRecord, load_pending, save_pending
@@ -213,7 +213,7 @@ class Emulator:
         if self._ctx is None:
             raise RuntimeError("Emulator.start() must be awaited before keep_spare()")
         if self._ctx.spare is None:
-            self._ctx.spare = Spare(self._ctx)
+            self._ctx.spare = Spare(self._ctx.freezer, self._ctx.memory)
 
     async def spare_pid(self) -> int | None:
         """The spare process's (``keep_spare``), once parked; None when there is none (or it was taken)."""

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from runtime_api import RuntimeApiServer
 
 from .freezer import FreezerBackend
 from .logs import LogSink
 from .memory_limit import MemoryLimiter
+from .spare import Spare
 from .timeline import Timeline
-
-if TYPE_CHECKING:
-    from .standby import Spare
 
 
 @dataclass

@@ -23,11 +23,9 @@ hold, or not adopted, is let go. Closing the keeper kills its standby and remove
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..config.settings import FunctionConfig
 from ..errors import LambdaFreezeError
@@ -37,9 +35,9 @@ from .freezer import FreezerGroup
 from .lambda_paths import Mounts
 from .memory_limit import MemoryGroup
 from .process import _SPAWNER, Parked, can_mount_at_release, park
+from .spare import Spare, remove_now
 
 log = logging.getLogger("lambda_freeze.standby")
-_spare_numbers = itertools.count(1)
 
 
 @dataclass
@@ -66,61 +64,6 @@ class Standby:
         await self.group.remove()
         if self.memory is not None:
             await self.memory.remove()
-
-
-class Spare:
-    """A process parked in cgroups of its own before any function wants it (``Emulator.keep_spare``); the first
-    ``StandbyKeeper`` that makes a standby makes it from this one."""
-
-    # Lambda's largest memory size: the function's own is written when a keeper takes the spare.
-    _LIMIT_BYTES = 10240 * 1024 * 1024
-
-    def __init__(self, ctx: EngineContext):
-        self.name = f"spare-{next(_spare_numbers)}"  # its cgroups' name, which the environment adopting it keeps
-        self._ctx = ctx
-        self._making: asyncio.Future[tuple[FreezerGroup, MemoryGroup | None, Parked] | None] = (
-            asyncio.get_running_loop().run_in_executor(_SPAWNER, self._make)
-        )
-        self._taken = False
-
-    def _make(self) -> tuple[FreezerGroup, MemoryGroup | None, Parked] | None:
-        group = self._ctx.freezer.group(self.name)
-        memory = None
-        try:
-            if self._ctx.memory is not None:
-                memory = self._ctx.memory.group(self.name, self._LIMIT_BYTES)
-            paths = (*group.attach_paths, *((memory.attach_path,) if memory is not None else ()))
-            parked = park(Path("/"), paths)
-        except OSError as exc:
-            _remove_now(group, memory)
-            log.warning("no spare process (%s)", exc)
-            return None
-        log.info("spare process %d parked in %s", parked.pid, self.name)
-        return group, memory, parked
-
-    async def pid(self) -> int | None:
-        """Its parked process's, once made (None if making it failed)."""
-        made = await asyncio.shield(self._making)
-        return made[2].pid if made is not None else None
-
-    async def take(self) -> tuple[FreezerGroup, MemoryGroup | None, Parked] | None:
-        """Its cgroups and process, once made (None if making it failed); taken once."""
-        self._taken = True
-        return await asyncio.shield(self._making)
-
-    async def discard(self) -> None:
-        """Not taken: killed, its cgroups removed."""
-        if self._taken:
-            return
-        self._taken = True
-        made = await asyncio.shield(self._making)
-        if made is not None:
-            group, memory, parked = made
-            parked.discard()  # on the loop (a shell killed and reaped): also at the process's exit, with no executor
-            group.kill()
-            await group.remove()
-            if memory is not None:
-                await memory.remove()
 
 
 def _settings(config: FunctionConfig) -> tuple[object, ...]:
@@ -213,7 +156,7 @@ class StandbyKeeper:
                 paths = (*group.attach_paths, *((memory.attach_path,) if memory is not None else ()))
                 parked = park(config.code_dir, paths, mounts)
             except BaseException:
-                _remove_now(group, memory)
+                remove_now(group, memory)
                 raise
             return Standby(name, _settings(config), group, memory, mounts, parked, generation, argv, base_env)
 
@@ -322,13 +265,3 @@ class StandbyKeeper:
             self._let_go(standby)
         while self._letting_go:
             await asyncio.wait(list(self._letting_go))
-
-
-def _remove_now(group: FreezerGroup, memory: MemoryGroup | None) -> None:
-    """The cgroups of a standby whose process could not be made: empty, removed at once."""
-    for path in (getattr(group, "path", None), memory.path if memory is not None else None):
-        if path is not None:
-            try:
-                path.rmdir()
-            except OSError:
-                pass
