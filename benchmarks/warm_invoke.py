@@ -43,6 +43,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -286,42 +287,74 @@ def bench_new_env(kind: str, args: argparse.Namespace) -> dict[str, object]:
     return {**_new_env_figures(kind, samples, inits), "freezer": server.freezer}
 
 
+_PYTEST_SESSION = """
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+CODE = Path(os.environ["BENCH_CODE"])
+OUT = Path(os.environ["BENCH_OUT"])
+
+
+def _record(figure, started_ns):
+    with OUT.open("a") as out:
+        out.write(json.dumps({"figure": figure, "ns": time.perf_counter_ns() - started_ns}) + "\\n")
+
+
+@pytest.mark.parametrize("n", range(int(os.environ["BENCH_TESTS"])))
+def test_one_invoke(lambda_freeze, n):
+    started = time.perf_counter_ns()
+    fn = lambda_freeze.function(CODE, "app.handler")
+    assert fn.invoke({"ping": 1}).payload == {"ok": True}
+    _record("first_response", started)
+
+
+@pytest.mark.parametrize("n", range(int(os.environ["BENCH_TESTS"])))
+def test_no_invoke(lambda_freeze, n):
+    lambda_freeze.function(CODE, "app.handler")
+"""
+
+_PYTEST_TIMES = """
+import json
+import os
+from pathlib import Path
+
+
+def pytest_runtest_logreport(report):
+    with Path(os.environ["BENCH_OUT"]).open("a") as out:
+        out.write(json.dumps({"figure": report.when, "test": report.nodeid, "ns": int(report.duration * 1e9)}) + "\\n")
+"""
+
+
 def bench_pytest(args: argparse.Namespace) -> dict[str, object]:
-    """What a test pays in this process: ``function(...)`` then the first invoke; and setup + teardown alone."""
-    import inspect
-
-    from emulator import harness as harnesses
-    from emulator.harness import LambdaFreeze
-
-    # As the plugin's fixture makes it: each test's closing starts the next one's emulator (a tree before that has no
-    # ``spare``); the first run finds none, as a session's first test does.
-    kind = {"spare": True} if "spare" in inspect.signature(LambdaFreeze).parameters else {}
+    """What a test pays, in a real pytest session of the plugin's ``lambda_freeze`` fixture (one process, tests one
+    after another): ``function(...)`` then the first invoke; the whole test (setup, call, teardown, as pytest times
+    them); and a test that starts a function and invokes nothing. The session's first test apart: nothing was started
+    ahead of it."""
     code = Path(__file__).resolve().parent / "functions" / "trivial"
-    first: list[int] = []
-    whole: list[int] = []
-    overhead: list[int] = []
-    for _ in range(args.cold_runs):
-        started = time.perf_counter_ns()
-        harness = LambdaFreeze(freezer="auto", **kind)
-        try:
-            t0 = time.perf_counter_ns()
-            fn = harness.function(code, "app.handler")
-            result = fn.invoke({"ping": 1})
-            first.append(time.perf_counter_ns() - t0)
-            if result.payload != {"ok": True}:
-                raise RuntimeError(f"pytest-style invoke answered {result.payload!r}")
-        finally:
-            harness.close()  # the fixture's teardown
-        whole.append(time.perf_counter_ns() - started)
-        t0 = time.perf_counter_ns()
-        harness = LambdaFreeze(freezer="auto", **kind)  # the fixture's setup
-        harness.function(code, "app.handler")
-        harness.close()  # the fixture's teardown
-        overhead.append(time.perf_counter_ns() - t0)
-    if kind:
-        harnesses.spares.close()  # as at the session's end
-    return {"runs": len(first), "function_to_first_response_ms": _median_ms(first),
-            "test_with_one_invoke_ms": _median_ms(whole), "setup_function_teardown_ms": _median_ms(overhead)}
+    with tempfile.TemporaryDirectory(prefix="lambda-freeze-bench-") as tmp:
+        (Path(tmp) / "test_bench.py").write_text(_PYTEST_SESSION)
+        (Path(tmp) / "conftest.py").write_text(_PYTEST_TIMES)
+        out = Path(tmp) / "times.jsonl"
+        env = {**os.environ, "BENCH_CODE": str(code), "BENCH_OUT": str(out), "BENCH_TESTS": str(args.cold_runs + 1)}
+        if args.src:
+            env["PYTHONPATH"] = str(args.src)
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+                        "-p", "no:xdist", "test_bench.py"], cwd=tmp, env=env, check=True, capture_output=True)
+        records = [json.loads(line) for line in out.read_text().splitlines()]
+    first = [r["ns"] for r in records if r["figure"] == "first_response"]
+    whole: dict[str, int] = {}
+    for r in records:
+        if r["figure"] in ("setup", "call", "teardown"):
+            whole[r["test"]] = whole.get(r["test"], 0) + r["ns"]
+    one = [ns for test, ns in whole.items() if "test_one_invoke" in test]
+    none = [ns for test, ns in whole.items() if "test_no_invoke" in test]
+    return {"runs": len(first) - 1, "first_test_function_to_first_response_ms": first[0] / 1e6,
+            "function_to_first_response_ms": _median_ms(first[1:]), "test_with_one_invoke_ms": _median_ms(one[1:]),
+            "setup_function_teardown_ms": _median_ms(none)}
 
 
 def bench_serve_start(args: argparse.Namespace) -> dict[str, object]:
@@ -468,9 +501,10 @@ def print_starts(starts: dict[str, object]) -> None:
     pytest_figures = starts.get("pytest")
     if pytest_figures:
         p: dict[str, float] = pytest_figures  # type: ignore[assignment]
-        print("\npytest, in-process, median (ms)")
-        print(f"  function(...) → first response   {p['function_to_first_response_ms']:8.1f}")
-        print(f"  a test with one invoke (setup + function(...) + invoke + teardown)   "
+        print("\npytest, a session of the lambda_freeze fixture, median of its tests but the first (ms)")
+        print(f"  function(...) → first response   {p['function_to_first_response_ms']:8.1f}"
+              f"   (the session's first test: {p['first_test_function_to_first_response_ms']:.1f})")
+        print(f"  a test with one invoke (setup + call + teardown, as pytest times them)   "
               f"{p['test_with_one_invoke_ms']:8.1f}")
         print(f"  per-test overhead (setup + function(...) + teardown, no invoke)   "
               f"{p['setup_function_teardown_ms']:8.1f}   ({p['runs']} runs)")
@@ -536,6 +570,50 @@ def print_new_env_rounds(rounds: list[dict[str, object]]) -> None:
     print(summary)
 
 
+def bench_pytest_rounds(args: argparse.Namespace, progress: Callable[[str], None]) -> list[dict[str, object]]:
+    """The pytest figures alone, ``--rounds`` rounds: within a round a pytest session of ``--cold-runs`` + 1 tests and
+    as many RIE launches (who goes first alternating), so that both see the machine's same moments."""
+    rounds: list[dict[str, object]] = []
+    for i in range(args.rounds):
+        progress(f"pytest, round {i + 1}/{args.rounds} ...")
+        figures: dict[str, object] = {"loadavg": os.getloadavg()[0]}
+        for side in (("pytest", "rie") if i % 2 == 0 else ("rie", "pytest")):
+            if side == "pytest":
+                figures["pytest"] = bench_pytest(args)
+            elif args.rie is not None:
+                cold = bench_cold("rie", args)["median"]
+                figures["rie_launch_to_first_response_ms"] = cold["launch_to_first_response_ms"]  # type: ignore[index]
+        rounds.append(figures)
+    return rounds
+
+
+def print_pytest_rounds(rounds: list[dict[str, object]]) -> None:
+    print("\npytest, a session of the lambda_freeze fixture, medians of its tests but the first, ms")
+    print(f"  {'round':<6} {'first':>7} {'test':>7} {'no inv.':>8} {'1st test':>9} {'RIE':>7} {'ratio':>7} {'load':>6}")
+    columns: dict[str, list[float]] = {"first": [], "test": [], "none": [], "cold": [], "rie": [], "ratio": []}
+    for i, r in enumerate(rounds, 1):
+        p: dict[str, float] = r["pytest"]  # type: ignore[assignment]
+        rie: float | None = r.get("rie_launch_to_first_response_ms")  # type: ignore[assignment]
+        values = {"first": p["function_to_first_response_ms"], "test": p["test_with_one_invoke_ms"],
+                  "none": p["setup_function_teardown_ms"], "cold": p["first_test_function_to_first_response_ms"]}
+        line = (f"  {i:<6} {values['first']:7.1f} {values['test']:7.1f} {values['none']:8.1f} "
+                f"{values['cold']:9.1f}")
+        if rie is not None:
+            values["rie"], values["ratio"] = rie, values["first"] / rie
+            line += f" {rie:7.1f} {values['ratio']:6.2f}×"
+        for key, value in values.items():
+            columns[key].append(value)
+        print(f"{line} {r['loadavg']:6.2f}")
+    median = {key: statistics.median(v) for key, v in columns.items() if v}
+    summary = (f"  medians of the rounds: function(...) → first response {median['first']:.1f}, a whole test "
+               f"{median['test']:.1f}, a test with no invoke {median['none']:.1f}, the session's first test "
+               f"{median['cold']:.1f}")
+    if columns["ratio"]:
+        summary += (f"; RIE launch → first response {median['rie']:.1f}, ratio {median['ratio']:.2f}× "
+                    f"({min(columns['ratio']):.2f}-{max(columns['ratio']):.2f})")
+    print(summary)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 200 invokes, 20 × 1 MB, 3 cold starts")
@@ -553,9 +631,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="only the new-environment, pytest and serve-start figures")
     parser.add_argument("--only-new-env", action="store_true",
                         help="only the new-environment figure (with the standby, and RIE's with --rie)")
+    parser.add_argument("--only-pytest", action="store_true",
+                        help="only the pytest figures (a real pytest session), beside RIE's launch with --rie")
     parser.add_argument("--rounds", type=int, default=1,
                         help="with --only-new-env: rounds of --cold-runs each, ours and RIE's taking turns run by run; "
-                        "the figures are the medians of the rounds' medians, each ratio taken within its round")
+                        "with --only-pytest: rounds of one session and as many RIE launches; the figures are the "
+                        "medians of the rounds' medians, each ratio taken within its round")
     parser.add_argument(
         "--rie",
         type=Path,
@@ -604,6 +685,14 @@ def main(argv: list[str] | None = None) -> int:
             print()
         else:
             print_new_env_rounds(rounds)
+        return 0
+    if args.only_pytest:
+        report["pytest_rounds"] = pytest_rounds = bench_pytest_rounds(args, progress)
+        if args.json:
+            json.dump(report, sys.stdout, indent=2)
+            print()
+        else:
+            print_pytest_rounds(pytest_rounds)
         return 0
     if args.only_starts:
         args.skip = ["floor", "warm", "echo", "cold"]

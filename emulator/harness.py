@@ -18,6 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,11 +76,18 @@ class InvokeResult:
 class LambdaFunction:
     """One function served by a harness emulator."""
 
-    def __init__(self, emulator: EmulatorThread, config: FunctionConfig, sink: CollectingSink):
+    def __init__(
+        self,
+        emulator: EmulatorThread,
+        config: FunctionConfig,
+        sink: CollectingSink,
+        after_first_answer: Callable[[], None] | None = None,
+    ):
         self._emulator = emulator
         self.config = config
         self.name = config.name
         self._sink = sink
+        self._after_first_answer = after_first_answer  # once, when the first synchronous invocation has returned
         self._client: Any = None
         self.aws: Any = None  # the AwsResources whose endpoint the function reaches, when it came from one
 
@@ -159,7 +167,11 @@ class LambdaFunction:
             headers["X-Amz-Log-Type"] = "Tail"
         if client_context is not None:
             headers["X-Amz-Client-Context"] = base64.b64encode(json.dumps(client_context).encode()).decode()
-        return self._post(event, headers)
+        result = self._post(event, headers)
+        if self._after_first_answer is not None:
+            after, self._after_first_answer = self._after_first_answer, None
+            after()
+        return result
 
     def invoke_async(self, event: Any = None) -> str:
         """``InvocationType=Event``: queued, retried on failure; returns the request id."""
@@ -318,9 +330,9 @@ _Started = concurrent.futures.Future[tuple[EmulatorThread, CollectingSink]]
 
 class _Spares:
     """Emulators started ahead, each with a spare process parked in its cgroups (``Emulator.keep_spare``), for the
-    next ``LambdaFreeze`` asking for the same kind: started as one closes (the pytest plugin's next test's), so that
-    its first ``function(...)`` finds the emulator serving and the kernel's first ``cgroup.procs`` write paid. At
-    most one per kind; those never taken stop when the process exits (or ``close()``)."""
+    next ``LambdaFreeze`` asking for the same kind (the pytest plugin's next test's), started while one is in use, so
+    that its first ``function(...)`` finds the emulator serving and the kernel's first ``cgroup.procs`` write paid.
+    At most one per kind; those never taken stop when the process exits (or ``close()``)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -392,8 +404,9 @@ def _server_config(freezer: str, aws_endpoint: str | None) -> ServerConfig:
 class LambdaFreeze:
     """Starts functions in emulators of its own (one per freezer backend asked for); ``close()`` stops them all.
 
-    With ``spare=True`` (the pytest plugin's fixture), ``close()`` starts the next emulator of each kind it used in
-    the background, and the next ``LambdaFreeze(spare=True)`` takes it (``_Spares``)."""
+    With ``spare=True`` (the pytest plugin's fixture), the next emulator of each kind it uses starts in the background
+    once a function's first invocation has returned (off that answer's way), or at ``close()``, and the next
+    ``LambdaFreeze(spare=True)`` takes it (``_Spares``)."""
 
     def __init__(
         self,
@@ -446,7 +459,9 @@ class LambdaFreeze:
             emu.add_function(config)
 
         emulator.call(add)
-        function = LambdaFunction(emulator, config, sink)
+        # The next test's emulator starts once this test's first answer is in (``spare``): by its end it is ready.
+        after = (lambda: spares.start(freezer or self.freezer, self.aws_endpoint)) if self.spare else None
+        function = LambdaFunction(emulator, config, sink, after)
         self.functions.append(function)
         return function
 

@@ -307,7 +307,7 @@ def _lambda_paths_or_not(lambda_paths: bool) -> None:
 
 @pytest.mark.parametrize("lambda_paths", [True, False], ids=["lambda-paths", "real-paths"])
 def test_the_next_tests_first_function_starts_in_the_spare_process(tmp_path, lambda_paths):
-    from emulator.harness import LambdaFreeze
+    from emulator.harness import LambdaFreeze, spares
 
     _lambda_paths_or_not(lambda_paths)
     emulator, spare = _spare()
@@ -322,8 +322,10 @@ def test_the_next_tests_first_function_starts_in_the_spare_process(tmp_path, lam
         assert _standby_of(fn) == spare and _parked(spare)  # its standby is the spare: nothing of it ran yet
         assert not init_log.exists()
         assert _memory_limit(spare) == 256 * 1024 * 1024  # the function's size, written when it was taken
+        assert ("auto", None) not in spares._started  # taken
         result = fn.invoke({})
         assert result.payload == {"pid": spare} and "Init Duration" in result.log  # INIT, then the handler
+        assert ("auto", None) in spares._started  # the next test's, started once this first answer was in
         assert init_log.read_text().splitlines() == [f"init {spare}"]
         assert cgroup_dirs(spare) == spare_dirs  # the cgroups it was parked in
         other = harness.function(FUNCTIONS / "python/basic", lambda_paths=lambda_paths)
