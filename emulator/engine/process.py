@@ -116,9 +116,6 @@ class Parked:
     popen: subprocess.Popen[bytes]
     read_fd: int
     script_fd: int
-    # Lambda's paths still to make at the release (a spare parked before its function was known): the runtime is
-    # exec'd through park.c, which makes them, instead of at once.
-    mounts_at_release: Mounts | None = None
 
     @property
     def pid(self) -> int:
@@ -150,14 +147,33 @@ class Parked:
         lines = [f"cd -- {shlex.quote(str(cwd))} || exit 126"] if cwd is not None else []
         lines += [f"unset {name}" for name in ("PWD", "OLDPWD") if name not in env]  # the shell's own, not Lambda's
         lines += [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
-        if self.mounts_at_release is not None:
-            argv = [*_mount_then_exec(self.mounts_at_release), *argv]
         lines.append("exec " + " ".join(map(shlex.quote, argv)) + " </dev/null")
         fd, self.script_fd = self.script_fd, -1
         try:
             os.write(fd, ("\n".join(lines) + "\n").encode())  # far below a pipe's 64 KiB: one write, no blocking
         finally:
             os.close(fd)
+
+    def enter(self, mounts: Mounts) -> None:
+        """Give a process parked without mounts (a spare) its mount namespace with Lambda's paths: its shell execs
+        park.c, which makes the mounts and execs a waiting shell again; blocking until that one waits (for a
+        spawner thread). Raises OSError when park.c could not be built or a mount was refused (the process is then
+        gone: ``discard`` it)."""
+        helper = _park_helper()
+        if helper is None:
+            raise OSError(errno.ENOEXEC, "no parking helper to make Lambda's paths with")
+        argv = [helper, str(os.getpid()), *mounts.helper_arguments(), "--", *_SAY_THEN_PARK]
+        os.write(self.script_fd, ("exec " + " ".join(map(shlex.quote, argv)) + "\n").encode())
+        self.wait_parked()
+
+    def wait_parked(self) -> None:
+        """Until the parked shell says it waits; OSError with what it said instead if it ended."""
+        said = b""
+        while not said.endswith(_PARKED):
+            chunk = os.read(self.read_fd, 256)
+            said += chunk
+            if not chunk or len(said) > 4096:  # it ended: a cgroup it could not join, a mount refused, and why
+                raise OSError(f"the parked process could not be set up: {said.decode(errors='replace')}")
 
     def discard(self) -> None:
         """Never used: killed (the shell alone runs in it), reaped, its pipes closed."""
@@ -189,20 +205,6 @@ def _park_helper() -> str | None:
     except (LambdaFreezeError, OSError) as exc:
         log.info("parked processes with Lambda's paths are forked with a preexec_fn (%s)", exc)
         return None
-
-
-def _mount_then_exec(mounts: Mounts) -> list[str]:
-    """park.c's command line that makes ``mounts`` (and the working directory ``/var/task``), then execs what
-    follows; raises OSError where park.c could not be built (``can_mount_at_release`` says it beforehand)."""
-    helper = _park_helper()
-    if helper is None:
-        raise OSError(errno.ENOEXEC, "no parking helper to make Lambda's paths with")
-    return [helper, str(os.getpid()), *mounts.helper_arguments(), "--"]
-
-
-def can_mount_at_release() -> bool:
-    """Whether a parked process without Lambda's paths can still be given them at its release (park.c is built)."""
-    return _park_helper() is not None
 
 
 def _park_command(attach_paths: Sequence[Path], mounts: Mounts | None) -> list[str] | None:
@@ -263,13 +265,11 @@ def park(cwd: Path, attach_paths: Sequence[Path], mounts: Mounts | None = None) 
         os.close(script_r)
     parked = Parked(popen, read_fd, script_w)
     if argv is not None:
-        said = b""
-        while not said.endswith(_PARKED):
-            chunk = os.read(read_fd, 256)
-            said += chunk
-            if not chunk or len(said) > 4096:  # it ended: a cgroup it could not join, a mount refused, and why
-                parked.discard()
-                raise OSError(f"the parked process could not be set up: {said.decode(errors='replace')}")
+        try:
+            parked.wait_parked()
+        except OSError:
+            parked.discard()
+            raise
     return parked
 
 

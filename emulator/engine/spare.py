@@ -1,7 +1,8 @@
 """A spare: a process parked in cgroups of its own before any function is known (``Emulator.keep_spare``), for an
 emulator started ahead of its functions (the pytest plugin's next test's). The first function that wants a standby
-makes it of the spare (``StandbyKeeper``): its memory limit written then, Lambda's paths made at the release. The
-kernel's first ``cgroup.procs`` write, an RCU grace period of 1-10 ms, is then paid before the function is known.
+makes it of the spare (``StandbyKeeper``): its memory limit written then, and its shell given Lambda's paths
+(``Parked.enter``). The kernel's first ``cgroup.procs`` write, an RCU grace period of 1-10 ms, is then paid before
+the function is known.
 """
 
 from __future__ import annotations

@@ -9,15 +9,16 @@ Duration`` counts from the environment's creation, so the time a standby spent p
 
 An emulator that serves functions not known yet (the pytest plugin's next test's) may keep a ``Spare``: a process
 parked the same way in cgroups of no function yet, with no memory limit below Lambda's largest and no mounts. The
-first keeper that wants a standby makes it from the spare (the function's memory limit written, its mounts left to
-the release), so that the kernel's first ``cgroup.procs`` write, an RCU grace period of 1-10 ms, is paid before the
-function is known.
+first keeper that wants a standby makes it from the spare (the function's memory limit written, its shell moved into
+the function's mount namespace), so that the kernel's first ``cgroup.procs`` write, an RCU grace period of 1-10 ms,
+is paid before the function is known.
 
 The keeper holds at most one standby per function, made once serving has begun and again after each adoption once
 the adopting environment is idle or gone (off its first invocation's critical path). A standby is made under the id of
-the environment that will adopt it (cgroup v2 cannot rename a cgroup): a new environment ``claim``s that id at
-once, then ``take``s the standby, waiting for it if it is still being made. One made for settings that no longer
-hold, or not adopted, is let go. Closing the keeper kills its standby and removes its cgroups.
+the environment that will adopt it (cgroup v2 cannot rename a cgroup; a spare keeps the name it was made with): a
+new environment ``claim``s that id at once, then ``take``s the standby, waiting for it if it is still being made.
+One made for settings that no longer hold, or not adopted, is let go. Closing the keeper kills its standby and
+removes its cgroups.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from .context import EngineContext
 from .freezer import FreezerGroup
 from .lambda_paths import Mounts
 from .memory_limit import MemoryGroup
-from .process import _SPAWNER, Parked, can_mount_at_release, park
+from .process import _SPAWNER, Parked, park
 from .spare import Spare, remove_now
 
 log = logging.getLogger("lambda_freeze.standby")
@@ -173,8 +174,8 @@ class StandbyKeeper:
         return standby
 
     async def _from_spare(self, spare: Spare, config: FunctionConfig, generation: int) -> Standby | None:
-        """The standby made of the emulator's spare: the function's memory limit written, its mounts (if any) made
-        when it is released. None (and the spare let go) if it cannot be: a standby is then made as usual."""
+        """The standby made of the emulator's spare: the function's memory limit written, its shell given the
+        function's mounts (if any). None (and the spare let go) if it cannot be: a standby is then made as usual."""
         made = await spare.take()
         if made is None:
             return None
@@ -186,11 +187,10 @@ class StandbyKeeper:
             mounts = lambda_paths.for_function(
                 config, argv, runtimes.completed_environment(config, base_env, runtime_api="")
             )
-            if mounts is not None and not can_mount_at_release():
-                raise OSError("no parking helper to make Lambda's paths at the release with")
             if memory is not None:
                 memory.set_limit(config.memory_mb * 1024 * 1024)
-            parked.mounts_at_release = mounts
+            if mounts is not None:
+                parked.enter(mounts)
             return Standby(spare.name, _settings(config), group, memory, mounts, parked, generation, argv, base_env)
 
         try:
