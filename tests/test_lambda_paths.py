@@ -219,6 +219,34 @@ def test_a_parked_process_has_lambdas_paths_made_either_way(project, monkeypatch
     assert said.split("\n") == ["/var/task", "the code's own file", "data", "python", ""]
 
 
+def test_a_process_parked_without_mounts_enters_them_later(project, tmp_path):
+    """A spare: parked before its function was known (no mounts, the working directory /), then given the function's
+    view with two layers, as a keeper does when it takes it; the release runs in that view."""
+    from emulator.engine import process
+
+    require(lambda_paths.available(), "needs a private mount namespace (root, or CAP_SYS_ADMIN)")
+    require(process._park_helper() is not None, "needs a C compiler for park.c")
+    parked = process.park(Path("/"), [])
+    host_namespace = os.readlink("/proc/self/ns/mnt")
+    assert os.readlink(f"/proc/{parked.pid}/ns/mnt") == host_namespace
+    parked.enter(Mounts(project / "code", (project / "first", project / "second")))
+    assert os.readlink(f"/proc/{parked.pid}/ns/mnt") != host_namespace  # the same process, in its own namespace now
+    said = _run_parked(parked, "pwd; cat /var/task/data.txt; echo; cat /opt/data/shared.txt; echo; ls /opt/data")
+    assert said.split("\n") == ["/var/task", "the code's own file", "second layer", "first.txt", "shared.txt", ""]
+
+
+def test_a_mount_a_spare_cannot_enter_is_an_error_and_leaves_nothing(project):
+    from emulator.engine import process
+
+    require(lambda_paths.available(), "needs a private mount namespace (root, or CAP_SYS_ADMIN)")
+    require(process._park_helper() is not None, "needs a C compiler for park.c")
+    parked = process.park(Path("/"), [])
+    with pytest.raises(OSError, match="bind the layer on /opt"):
+        parked.enter(Mounts(project / "code", (project / "no-such-layer",)))
+    parked.discard()
+    assert parked.popen.returncode is not None  # the process (park.c, which said why) ended and was reaped
+
+
 def test_a_mount_the_parked_process_cannot_make_is_an_error_and_leaves_nothing(project):
     from emulator.engine import process
     from emulator.harness import spares
