@@ -412,3 +412,23 @@ def test_a_retired_environment_leaves_no_file_open(serve, freezer):
     assert any(f.startswith(runtime) for f in held())  # measured while it lives
     fn.wait_envs(lambda envs: envs == [])
     assert held() == []
+
+
+def test_an_instance_is_made_while_other_emulators_remove_the_shared_root(tmp_path):
+    """Every emulator removes the shared root directory as it closes if it is empty; another one starting meanwhile
+    (the pytest plugin's next test's emulator starts as the last one closes) must still make its instance, not find
+    the root gone between creating it and creating its own directory in it and give up on its freezer or memory
+    limit. A process removing the root in a loop, on the other core, races each of 500 starts."""
+    from emulator.engine.freezer import make_instance
+
+    root = tmp_path / "lambda-freeze"
+    remover = subprocess.Popen(["/bin/sh", "-c", f'while :; do rmdir "{root}" 2>/dev/null; done'])
+    try:
+        for n in range(500):
+            instance = root / f"i{n}"
+            make_instance(root, instance)
+            assert instance.is_dir()
+            instance.rmdir()
+    finally:
+        remover.kill()
+        remover.wait()

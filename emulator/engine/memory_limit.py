@@ -22,6 +22,7 @@ from .freezer import (
     _start_watchdog,
     _stop_watchdog,
     instance_name,
+    make_instance,
     rmdir_when_empty,
 )
 
@@ -79,8 +80,8 @@ class MemoryLimiter:
         self.root = hierarchy / ROOT_NAME
         self.instance = self.root / instance_name()
         self.limit_file = limit_file
-        self.root.mkdir(exist_ok=True)
-        for stale in self.root.glob("i*"):  # left by an emulator that died: its processes are gone by now
+        # Left by an emulator that died: its processes are gone by now (a root not made yet holds nothing).
+        for stale in self.root.glob("i*"):
             if stale.is_dir() and not _instance_alive(stale.name):
                 for group in stale.iterdir():
                     if group.is_dir():
@@ -92,7 +93,7 @@ class MemoryLimiter:
                     stale.rmdir()
                 except OSError:
                     pass
-        self.instance.mkdir(exist_ok=True)
+        make_instance(self.root, self.instance)
         self._watchdog: subprocess.Popen[bytes] | None = None
 
     @property

@@ -39,6 +39,7 @@ from .instances import (
     _stop_watchdog,
     _watch_also,
     instance_name,
+    make_instance,
     process_start_time,
 )
 from .signals import NoFreezeBackend, NoFreezeGroup, SigstopBackend, SigstopGroup, _killpg
@@ -75,6 +76,7 @@ __all__ = [
     "create_freezer",
     "destroy_instance",
     "instance_name",
+    "make_instance",
     "process_start_time",
     "rmdir_when_empty",
 ]

@@ -17,7 +17,15 @@ from pathlib import Path
 from ...errors import FreezerUnavailable
 from ..cgroupfs import _kill, _read_pids, _write, destroy_instance
 from .base import FreezerBackend, FreezerGroup
-from .instances import ROOT_NAME, _instance_alive, _start_watchdog, _stop_watchdog, _watch_also, instance_name
+from .instances import (
+    ROOT_NAME,
+    _instance_alive,
+    _start_watchdog,
+    _stop_watchdog,
+    _watch_also,
+    instance_name,
+    make_instance,
+)
 
 log = logging.getLogger("lambda_freeze.freezer")
 
@@ -161,9 +169,8 @@ class CgroupBackend(FreezerBackend):
         self.root = hierarchy / ROOT_NAME
         self.instance = self.root / instance_name()
         try:
-            self.root.mkdir(exist_ok=True)
-            cleanup_stale(self.root, self.group_class)
-            self.instance.mkdir(exist_ok=True)
+            cleanup_stale(self.root, self.group_class)  # (a root not made yet holds nothing)
+            make_instance(self.root, self.instance)
         except OSError as exc:
             raise FreezerUnavailable(f"{self.name}: cannot create cgroups under {self.root}: {exc.strerror}") from None
         self._probe()

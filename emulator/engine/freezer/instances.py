@@ -39,6 +39,25 @@ def instance_name() -> str:
     return f"i{pid}.{process_start_time(pid)}.{next(_instances)}"
 
 
+def make_instance(root: Path, instance: Path) -> None:
+    """Create the instance's directory ``instance`` in ``root``. Every emulator on the machine shares ``root`` and
+    removes it as it closes when it is empty, so another's close may remove it between its creation here and the
+    instance's: it is made again then (an emulator closing as the next one starts, the pytest plugin's spare)."""
+    for _ in range(100):
+        try:
+            os.mkdir(root)
+        except FileExistsError:  # (pathlib's exist_ok would look again, and find it removed since)
+            pass
+        try:
+            os.mkdir(instance)
+        except FileExistsError:
+            return
+        except FileNotFoundError:
+            continue
+        return
+    os.mkdir(instance)  # removed a hundred times over: what the kernel says
+
+
 def _instance_alive(name: str) -> bool:
     try:
         pid_s, start = name[1:].split(".")[:2]
