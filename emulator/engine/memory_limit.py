@@ -83,7 +83,11 @@ class MemoryLimiter:
         # Left by an emulator that died: its processes are gone by now (a root not made yet holds nothing).
         for stale in self.root.glob("i*"):
             if stale.is_dir() and not _instance_alive(stale.name):
-                for group in stale.iterdir():
+                try:
+                    groups = list(stale.iterdir())
+                except OSError:  # removed meanwhile by another emulator starting
+                    continue
+                for group in groups:
                     if group.is_dir():
                         try:
                             group.rmdir()
