@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import base64
 import concurrent.futures
+import functools
 import itertools
 import json
 import threading
@@ -76,18 +77,11 @@ class InvokeResult:
 class LambdaFunction:
     """One function served by a harness emulator."""
 
-    def __init__(
-        self,
-        emulator: EmulatorThread,
-        config: FunctionConfig,
-        sink: CollectingSink,
-        after_first_answer: Callable[[], None] | None = None,
-    ):
+    def __init__(self, emulator: EmulatorThread, config: FunctionConfig, sink: CollectingSink):
         self._emulator = emulator
         self.config = config
         self.name = config.name
         self._sink = sink
-        self._after_first_answer = after_first_answer  # once, when the first synchronous invocation has returned
         self._client: Any = None
         self.aws: Any = None  # the AwsResources whose endpoint the function reaches, when it came from one
 
@@ -167,11 +161,7 @@ class LambdaFunction:
             headers["X-Amz-Log-Type"] = "Tail"
         if client_context is not None:
             headers["X-Amz-Client-Context"] = base64.b64encode(json.dumps(client_context).encode()).decode()
-        result = self._post(event, headers)
-        if self._after_first_answer is not None:
-            after, self._after_first_answer = self._after_first_answer, None
-            after()
-        return result
+        return self._post(event, headers)
 
     def invoke_async(self, event: Any = None) -> str:
         """``InvocationType=Event``: queued, retried on failure; returns the request id."""
@@ -351,8 +341,9 @@ class _Spares:
         except Exception:
             return None
 
-    def start(self, freezer: str, aws_endpoint: str | None) -> None:
-        """Start one for this kind in the background, unless one is there already."""
+    def start(self, freezer: str, aws_endpoint: str | None, once: Callable[[], None] | None = None) -> None:
+        """Start one for this kind in the background, unless one is there already; ``once`` blocks until it should
+        (an exception from it starts it at once)."""
         with self._lock:
             if (freezer, aws_endpoint) in self._started:
                 return
@@ -362,11 +353,16 @@ class _Spares:
                 atexit.register(self.close)
                 self._at_exit = True
         threading.Thread(
-            target=self._start, args=(started, freezer, aws_endpoint), name="lambda-freeze-spare", daemon=True
+            target=self._start, args=(started, freezer, aws_endpoint, once), name="lambda-freeze-spare", daemon=True
         ).start()
 
     @staticmethod
-    def _start(started: _Started, freezer: str, aws_endpoint: str | None) -> None:
+    def _start(started: _Started, freezer: str, aws_endpoint: str | None, once: Callable[[], None] | None) -> None:
+        try:
+            if once is not None:
+                once()
+        except BaseException:
+            pass
         try:
             sink = CollectingSink()
             emulator = EmulatorThread(_server_config(freezer, aws_endpoint), sink=sink).start()
@@ -396,6 +392,19 @@ _SPARE_START_S = 30.0
 spares = _Spares()
 
 
+def _first_start(emulator: EmulatorThread) -> None:
+    """Until ``emulator``'s first runtime is released into its standby (or, without one, has ended its INIT), or the
+    emulator stops. The runtime's INIT then runs in a process of its own: starting the next emulator meanwhile takes
+    none of the time the test waits for (on a machine with a core for each), where starting it earlier would compete
+    with this test's own start for the interpreter's lock."""
+
+    def released(emu: Emulator) -> bool:
+        return any((e.kind == "standby" and e.detail.get("event") == "adopted")
+                   or (e.kind == "state" and e.detail.get("old") == "initializing") for e in emu.timeline.events)
+
+    emulator.wait_for(released, timeout_s=24 * 3600.0)
+
+
 def _server_config(freezer: str, aws_endpoint: str | None) -> ServerConfig:
     # The front door on a free port: fn.http serves a function's API routes and function URL.
     return ServerConfig(port=0, api_port=0, freezer=freezer, aws_endpoint=aws_endpoint)
@@ -405,7 +414,7 @@ class LambdaFreeze:
     """Starts functions in emulators of its own (one per freezer backend asked for); ``close()`` stops them all.
 
     With ``spare=True`` (the pytest plugin's fixture), the next emulator of each kind it uses starts in the background
-    once a function's first invocation has returned (off that answer's way), or at ``close()``, and the next
+    once its first environment starts (its INIT runs meanwhile), or at ``close()``, and the next
     ``LambdaFreeze(spare=True)`` takes it (``_Spares``)."""
 
     def __init__(
@@ -459,9 +468,9 @@ class LambdaFreeze:
             emu.add_function(config)
 
         emulator.call(add)
-        # The next test's emulator starts once this test's first answer is in (``spare``): by its end it is ready.
-        after = (lambda: spares.start(freezer or self.freezer, self.aws_endpoint)) if self.spare else None
-        function = LambdaFunction(emulator, config, sink, after)
+        if self.spare:  # the next test's emulator, started while this one's first INIT runs
+            spares.start(freezer or self.freezer, self.aws_endpoint, once=functools.partial(_first_start, emulator))
+        function = LambdaFunction(emulator, config, sink)
         self.functions.append(function)
         return function
 

@@ -64,7 +64,7 @@ def lambda_freeze(request: pytest.FixtureRequest) -> Iterator[LambdaFreeze]:
     from .harness import LambdaFreeze
 
     # A relative code directory is found beside the test file first, then in the working directory.
-    # The next test's emulator starts while this one runs, after its first answer (``spare``).
+    # The next test's emulator starts while this one's first INIT runs (``spare``).
     harness = LambdaFreeze(freezer=_freezer(request.config), base_dir=request.path.parent, spare=True)
     yield harness
     harness.close()

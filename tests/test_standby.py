@@ -322,10 +322,11 @@ def test_the_next_tests_first_function_starts_in_the_spare_process(tmp_path, lam
         assert _standby_of(fn) == spare and _parked(spare)  # its standby is the spare: nothing of it ran yet
         assert not init_log.exists()
         assert _memory_limit(spare) == 256 * 1024 * 1024  # the function's size, written when it was taken
-        assert ("auto", None) not in spares._started  # taken
+        following = spares._started[("auto", None)]  # the next test's: it waits for this one's first INIT
+        assert not following.done()
         result = fn.invoke({})
         assert result.payload == {"pid": spare} and "Init Duration" in result.log  # INIT, then the handler
-        assert ("auto", None) in spares._started  # the next test's, started once this first answer was in
+        assert following.result(30)[0] is not emulator  # started meanwhile
         assert init_log.read_text().splitlines() == [f"init {spare}"]
         assert cgroup_dirs(spare) == spare_dirs  # the cgroups it was parked in
         other = harness.function(FUNCTIONS / "python/basic", lambda_paths=lambda_paths)
