@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import time
 
@@ -27,6 +28,14 @@ def test_an_error_outcome_names_the_request_only_when_given_one() -> None:
     assert (named.error_type, named.ok) == ("Sandbox.Timedout", False)
     plain = Outcome.error("Runtime.ExitError", "exited")
     assert json.loads(plain.payload) == {"errorType": "Runtime.ExitError", "errorMessage": "exited"}
+
+
+def test_an_outcome_cannot_be_changed_once_made() -> None:
+    # One outcome is shared by the caller, the timeline and a retried INIT's invocations: none may alter it.
+    outcome = Outcome(b'{"ok": 1}')
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        outcome.payload = b"changed"  # type: ignore[misc]
+    assert outcome.payload == b'{"ok": 1}'
 
 
 def test_an_outcome_s_message_is_its_error_message_or_nothing() -> None:
