@@ -205,3 +205,39 @@ def test_trace_ids_carry_random_96_bit_roots(serve):
         for value in values:
             varied |= value ^ values[0]
         assert varied == (1 << bits) - 1, f"bits never random: {~varied & ((1 << bits) - 1):x}"
+
+
+ERROR_POSTER = """\
+#!/usr/bin/env python3
+# Posts to /error the body the event gives, with the Lambda-Runtime-Function-Error-Type header if it gives one.
+import json, os, urllib.request
+API = "http://%s/2018-06-01/runtime" % os.environ["AWS_LAMBDA_RUNTIME_API"]
+while True:
+    with urllib.request.urlopen(API + "/invocation/next") as response:
+        request_id = response.headers["Lambda-Runtime-Aws-Request-Id"]
+        event = json.loads(response.read())
+    headers = {"Lambda-Runtime-Function-Error-Type": event["header"]} if event.get("header") else {}
+    url = "%s/invocation/%s/error" % (API, request_id)
+    urllib.request.urlopen(urllib.request.Request(url, event["body"].encode(), headers, method="POST")).read()
+"""
+
+
+def test_a_runtime_error_that_is_not_a_json_object_reaches_the_caller_as_the_message_of_one(serve, tmp_path):
+    # A custom runtime may post any text to /error: the caller gets it as errorMessage, under the header's type
+    # (Unhandled without one), through Invoke and InvokeWithResponseStream alike.
+    bootstrap = tmp_path / "bootstrap"
+    bootstrap.write_text(ERROR_POSTER)
+    bootstrap.chmod(0o755)
+    fn = serve(str(tmp_path), runtime="provided", handler="any")
+    typed = fn.invoke({"body": "disk full", "header": "Custom.DiskFull"}, tail=False)
+    assert typed.function_error == "Unhandled"
+    assert typed.payload == {"errorType": "Custom.DiskFull", "errorMessage": "disk full"}
+    untyped = fn.invoke({"body": "[1, 2]"}, tail=False)  # JSON, but not an object
+    assert untyped.payload == {"errorType": "Unhandled", "errorMessage": "[1, 2]"}
+    # an object without errorType passes as it is; its type is the header's, as InvokeComplete's ErrorCode shows
+    streamed = fn.client.invoke_with_response_stream(
+        FunctionName=fn.name, Payload=json.dumps({"body": '{"errorMessage": "m"}', "header": "Custom.Header"}).encode()
+    )
+    (complete,) = list(streamed["EventStream"])
+    assert complete["InvokeComplete"]["ErrorCode"] == "Custom.Header"
+    assert json.loads(complete["InvokeComplete"]["ErrorDetails"]) == {"errorMessage": "m"}
