@@ -176,7 +176,9 @@ def test_request_ids_are_random_version_4_uuids(serve):
     # As Lambda's: a UUID of version 4 and the RFC 4122 variant, whose other 122 bits are random. Over 30 ids, a bit
     # that never changes is a bit the generator fixed (a random one stays the same 30 times once in 2^29).
     fn = serve("python/basic")
-    ids = [uuid.UUID(fn.invoke({"action": "echo"}, tail=False).request_id) for _ in range(30)]
+    texts = [fn.invoke({"action": "echo"}, tail=False).request_id for _ in range(30)]
+    assert all(str(uuid.UUID(text)) == text for text in texts)  # the 8-4-4-4-12 form, in lower case
+    ids = [uuid.UUID(text) for text in texts]
     assert len(set(ids)) == len(ids)
     assert all(i.version == 4 and i.variant == uuid.RFC_4122 for i in ids)
     fixed = (0xF000 << 64) | (0xC000 << 48)  # the version's and the variant's bits
@@ -188,15 +190,54 @@ def test_request_ids_are_random_version_4_uuids(serve):
 
 def test_trace_ids_carry_random_96_bit_roots(serve):
     # X-Ray's format, as the runtime sees it in _X_AMZN_TRACE_ID: Root=1-<epoch seconds, 8 hex>-<96 random bits, 24
-    # hex>;Parent=<64 random bits>. Over 30 invocations every bit of the root's random part changes at least once.
+    # hex>;Parent=<64 random bits>. Over 30 invocations every bit of the root's random part, and of the parent,
+    # changes at least once.
     fn = serve("python/basic")
     traces = [fn.invoke({"action": "env"}, tail=False).payload["_X_AMZN_TRACE_ID"] for _ in range(30)]
-    roots = []
+    roots, parents = [], []
     for trace in traces:
         match = re.fullmatch(r"Root=1-([0-9a-f]{8})-([0-9a-f]{24});Parent=([0-9a-f]{16});Sampled=0", trace)
         assert match, trace
         roots.append(int(match[2], 16))
-    varied = 0
-    for root in roots:
-        varied |= root ^ roots[0]
-    assert varied == (1 << 96) - 1, f"bits never random: {~varied & ((1 << 96) - 1):024x}"
+        parents.append(int(match[3], 16))
+    for values, bits in ((roots, 96), (parents, 64)):
+        varied = 0
+        for value in values:
+            varied |= value ^ values[0]
+        assert varied == (1 << bits) - 1, f"bits never random: {~varied & ((1 << bits) - 1):x}"
+
+
+ERROR_POSTER = """\
+#!/usr/bin/env python3
+# Posts to /error the body the event gives, with the Lambda-Runtime-Function-Error-Type header if it gives one.
+import json, os, urllib.request
+API = "http://%s/2018-06-01/runtime" % os.environ["AWS_LAMBDA_RUNTIME_API"]
+while True:
+    with urllib.request.urlopen(API + "/invocation/next") as response:
+        request_id = response.headers["Lambda-Runtime-Aws-Request-Id"]
+        event = json.loads(response.read())
+    headers = {"Lambda-Runtime-Function-Error-Type": event["header"]} if event.get("header") else {}
+    url = "%s/invocation/%s/error" % (API, request_id)
+    urllib.request.urlopen(urllib.request.Request(url, event["body"].encode(), headers, method="POST")).read()
+"""
+
+
+def test_a_runtime_error_that_is_not_a_json_object_reaches_the_caller_as_the_message_of_one(serve, tmp_path):
+    # A custom runtime may post any text to /error: the caller gets it as errorMessage, under the header's type
+    # (Unhandled without one), through Invoke and InvokeWithResponseStream alike.
+    bootstrap = tmp_path / "bootstrap"
+    bootstrap.write_text(ERROR_POSTER)
+    bootstrap.chmod(0o755)
+    fn = serve(str(tmp_path), runtime="provided", handler="any")
+    typed = fn.invoke({"body": "disk full", "header": "Custom.DiskFull"}, tail=False)
+    assert typed.function_error == "Unhandled"
+    assert typed.payload == {"errorType": "Custom.DiskFull", "errorMessage": "disk full"}
+    untyped = fn.invoke({"body": "[1, 2]"}, tail=False)  # JSON, but not an object
+    assert untyped.payload == {"errorType": "Unhandled", "errorMessage": "[1, 2]"}
+    # an object without errorType passes as it is; its type is the header's, as InvokeComplete's ErrorCode shows
+    streamed = fn.client.invoke_with_response_stream(
+        FunctionName=fn.name, Payload=json.dumps({"body": '{"errorMessage": "m"}', "header": "Custom.Header"}).encode()
+    )
+    (complete,) = list(streamed["EventStream"])
+    assert complete["InvokeComplete"]["ErrorCode"] == "Custom.Header"
+    assert json.loads(complete["InvokeComplete"]["ErrorDetails"]) == {"errorMessage": "m"}

@@ -357,3 +357,53 @@ async def test_a_caller_that_goes_away_releases_the_writer() -> None:
     assert await stream.write(b"more") is True
     stream.close(None, None)
     assert [chunk async for chunk in stream.chunks()] == []
+
+
+@pytest.mark.asyncio
+async def test_the_writer_is_held_back_once_more_than_one_mib_waits_for_the_caller() -> None:
+    stream = ResponseStream(MAX_STREAMED_RESPONSE_BYTES, "text/plain", forward=True)
+    async with asyncio.timeout(10):
+        assert await stream.write(b"x" * (1024 * 1024)) is True  # 1 MiB queued: the writer goes on
+    stream._readable.clear()
+    writer = asyncio.create_task(stream.write(b"y"))  # one byte more
+    await stream._readable.wait()  # queued: in the same step the writer went on to wait for room
+    assert not writer.done()
+    chunks = stream.chunks()
+    assert await anext(chunks) == b"x" * (1024 * 1024)
+    assert await writer is True
+    assert await anext(chunks) == b"y"
+
+
+@pytest.mark.asyncio
+async def test_a_buffered_stream_never_holds_the_writer_back() -> None:
+    # InvokeWithResponseStream not used: the whole body is kept for the caller, who reads it at the end.
+    stream = ResponseStream(MAX_STREAMED_RESPONSE_BYTES, "text/plain", forward=False)
+    async with asyncio.timeout(10):
+        for _ in range(3):
+            assert await stream.write(b"z" * (1024 * 1024)) is True
+    stream.close(None, None)
+    assert stream.body() == b"z" * (3 * 1024 * 1024)
+    assert stream.ended.result() is None
+
+
+@pytest.mark.asyncio
+async def test_a_stream_ended_by_its_trailers_carries_their_error() -> None:
+    only_type = ResponseStream(MAX_STREAMED_RESPONSE_BYTES, "text/plain", forward=True)
+    only_type.close("Custom.Failure", None)  # an Error-Type trailer without an Error-Body
+    error = only_type.ended.result()
+    assert error is not None and error.error_type == "Custom.Failure"
+    assert json.loads(error.payload) == {"errorType": "Custom.Failure", "errorMessage": ""}
+    only_body = ResponseStream(MAX_STREAMED_RESPONSE_BYTES, "text/plain", forward=True)
+    only_body.close(None, b'{"errorType": "Body.Type", "errorMessage": "m"}')
+    error = only_body.ended.result()
+    assert error is not None and error.error_type == "Body.Type"
+
+
+@pytest.mark.asyncio
+async def test_a_stream_abandoned_by_its_caller_has_nothing_more_to_read() -> None:
+    stream = ResponseStream(MAX_STREAMED_RESPONSE_BYTES, "text/plain", forward=True)
+    await stream.write(b"queued")
+    stream.abandon()
+    async with asyncio.timeout(10):  # the runtime has not ended it, and the reader is not left waiting
+        assert [chunk async for chunk in stream.chunks()] == []
+    assert not stream.ended.done()

@@ -34,8 +34,9 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "toxics": (["emulator/proxy/toxics"], ["tests/test_proxy.py", "tests/test_regressions_toxics.py"]),
     "invocation": (
         ["emulator/engine/invocation.py"],
-        ["tests/test_invoke_api.py", "tests/test_python_runtime.py", "tests/test_regressions_timing.py",
-         "tests/test_streaming.py"],
+        # Fastest first: invocation.py's parts alone, the stream (whose unit tests end the file), then the rest.
+        ["tests/test_invocation.py", "tests/test_streaming.py", "tests/test_invoke_api.py",
+         "tests/test_python_runtime.py", "tests/test_regressions_timing.py"],
     ),
     "async_invoke": (
         ["emulator/sources/async_invoke.py"],
