@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from conftest import FREEZERS, freezer_problem, require
+from emulator.engine.freeze import FreezeControl
 from emulator.engine.freezer import create_freezer
 
 pytestmark = pytest.mark.timeout(60)
@@ -119,3 +123,36 @@ def test_cgroup1_keeps_a_frozen_anchor_for_the_instance_and_removes_it():
     finally:
         backend.close()
     assert not anchor.exists() and not backend.instance.exists()
+
+
+@pytest.mark.parametrize("freezer", FREEZERS)
+@pytest.mark.asyncio
+async def test_the_freeze_control_lists_every_process_of_the_environment_and_sees_them_frozen(freezer):
+    """The Runtime API accepts connections from these processes alone: the runtime's children count too."""
+    problem = freezer_problem(freezer)
+    require(problem is None, f"freezer {freezer}: {problem}")
+    backend = create_freezer(freezer)
+    control = FreezeControl(backend, "e1")
+    assert control.process_ids() == []  # no process started yet
+    group = control.open()
+
+    def join() -> None:  # as the environment's processes do before they exec
+        for path in group.attach_paths:
+            path.write_text(str(os.getpid()))
+
+    runtime = await asyncio.create_subprocess_exec(
+        "sh", "-c", "sleep 60 & echo $!; wait", stdout=subprocess.PIPE, preexec_fn=join, start_new_session=True
+    )
+    try:
+        assert runtime.stdout is not None
+        child = int(await runtime.stdout.readline())
+        group.attached(runtime.pid)
+        assert sorted(control.process_ids()) == sorted([runtime.pid, child])
+        control.freeze()
+        assert await control.wait_kernel_frozen(lambda: True, 10.0) is True
+        control.thaw()
+    finally:
+        group.kill()
+        await runtime.communicate()
+        await group.remove()
+        backend.close()

@@ -8,6 +8,7 @@ import os
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -277,3 +278,33 @@ def test_proactive_init_leaves_the_reserved_concurrency_to_invocations_that_came
     spawned = [e.detail.get("reason") for e in _timeline(fn) if e.kind == "spawn"]
     assert len(fn.environments()) == reserved and len(spawned) == reserved, spawned
     assert spawned.count("prewarm") == at_once  # the last wave's one was the invocation's
+
+
+ANSWERS_THEN_LINGERS = """\
+#!/usr/bin/env python3
+import json, os, time, urllib.request
+
+API = f"http://{os.environ['AWS_LAMBDA_RUNTIME_API']}/2018-06-01/runtime"
+while True:
+    with urllib.request.urlopen(f"{API}/invocation/next") as event:
+        request_id = event.headers["Lambda-Runtime-Aws-Request-Id"]
+    answer = json.dumps({"pid": os.getpid()}).encode()
+    urllib.request.urlopen(urllib.request.Request(f"{API}/invocation/{request_id}/response", data=answer)).read()
+    time.sleep(4)  # wait-ok: answered, and back in next only long after the wait for it has passed
+"""
+
+
+def test_an_invocation_waits_a_second_for_a_runtime_that_answered_then_runs_elsewhere(serve, tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "bootstrap").write_text(ANSWERS_THEN_LINGERS)
+    (code / "bootstrap").chmod(0o755)
+    fn = serve(str(code), runtime="provided", handler="x")
+    first = fn.invoke({}, tail=False)  # answered at once; its runtime comes back to `next` 4 s later
+    sent = time.monotonic()
+    second = fn.invoke({}, tail=False)  # waits for the environment that answered, as Lambda does for a moment
+    waited_s = time.monotonic() - sent
+    assert first.function_error is None and second.function_error is None, second.payload
+    assert second.payload["pid"] != first.payload["pid"]  # given back after the wait: a new environment ran it
+    # the wait is 1 s from the answer (a moment before `sent`), then the new environment's cold start (~0.2 s)
+    assert 0.8 <= waited_s < 1.8, f"answered {waited_s:.2f} s after it was sent"

@@ -87,14 +87,16 @@ class FreezeControl:
         soon as ``still_wanted()`` no longer holds.
 
         The kernel offers no notification for this under cgroup v1 or SIGSTOP, so the state is re-read with a
-        growing pause, starting at 100 µs.
-        """
-        delay_s = 0.0001
-        async with asyncio.timeout(timeout_s):
-            while True:
-                if self.group is None or not still_wanted():
-                    return False
-                if self.group.kernel_frozen():
-                    return True
-                await asyncio.sleep(delay_s)
-                delay_s = min(delay_s * 2, 0.02)
+        growing pause, starting at 100 µs."""
+        try:
+            delay_s = 0.0001
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    if self.group is None or not still_wanted():
+                        return False
+                    if self.group.kernel_frozen():
+                        return True
+                    await asyncio.sleep(delay_s)
+                    delay_s = min(delay_s * 2, 0.02)
+        except TimeoutError:  # asyncio.timeout's own expiry; a cancellation from outside goes on as CancelledError
+            return False
