@@ -330,14 +330,16 @@ class _Spares:
         self._at_exit = False
 
     def take(self, freezer: str, aws_endpoint: str | None) -> tuple[EmulatorThread, CollectingSink] | None:
-        """The one started for this kind (waited for if it is still starting); None if there is none or it failed
-        to start (the caller starts its own, which says why)."""
+        """The one started for this kind, if it is serving; None if there is none, it is still starting (it stays
+        for the next taker: a start of one's own is no slower than waiting for it) or it failed to start (the
+        caller starts its own, which says why)."""
         with self._lock:
-            started = self._started.pop((freezer, aws_endpoint), None)
-        if started is None:
-            return None
+            started = self._started.get((freezer, aws_endpoint))
+            if started is None or not started.done():
+                return None
+            del self._started[(freezer, aws_endpoint)]
         try:
-            return started.result(timeout=_SPARE_START_S)
+            return started.result()
         except Exception:
             return None
 

@@ -370,3 +370,29 @@ def test_a_spare_nobody_takes_is_stopped_with_its_cgroups(freezer):
     spares.close()  # as at the end of the test session
     assert wait_gone(spare, 5.0)
     assert dirs and not any(d.exists() for d in dirs)
+
+
+def test_a_spare_still_starting_is_left_for_the_next_test(tmp_path):
+    """A test does not wait for the next test's emulator to finish starting (back-to-back tests that invoke nothing
+    would each wait for it): it starts its own, and the spare stays for the test after."""
+    import threading
+
+    from emulator.harness import LambdaFreeze, spares
+
+    spares.close()
+    may_start = threading.Event()
+    spares.start("auto", None, once=may_start.wait)  # held back, as one still starting
+    first = LambdaFreeze(spare=True)
+    try:
+        fn = first.function(FUNCTIONS / "python/basic")
+        assert not spares._started[("auto", None)].done()  # still there, untouched
+        may_start.set()
+        following, _ = spares._started[("auto", None)].result(30)
+        assert fn.url != following.url  # this test started its own
+    finally:
+        first.close()
+    second = LambdaFreeze(spare=True)
+    try:
+        assert second.function(FUNCTIONS / "python/basic").url == following.url  # the next test takes it
+    finally:
+        second.close()
