@@ -104,8 +104,6 @@ class Emulator:
             count_environments=lambda: sum(pool.live_count() for pool in self.functions.values()),
             memory=MemoryLimiter.discover(),
         )
-        if self._ctx.memory is not None:
-            self._ctx.memory.watched_by(self.freezer)
         sock = socket.socket(socket.AF_INET6 if ":" in self.config.host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

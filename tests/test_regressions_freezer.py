@@ -432,3 +432,79 @@ def test_an_instance_is_made_while_other_emulators_remove_the_shared_root(tmp_pa
     finally:
         remover.kill()
         remover.wait()
+
+
+# Two emulators' freezers in one process, one environment frozen in each, and a third emulator that starts and closes
+# meanwhile: it prints both environments' processes, both instances' directories, both freezers' watchdogs and the
+# third's, then waits to be killed.
+HOLDING_TWO = """
+import signal, subprocess, sys
+from emulator.engine.freezer import BACKENDS
+printed = []
+backends = [BACKENDS[sys.argv[1]]() for _ in range(2)]
+passing = BACKENDS[sys.argv[1]]()
+passing.close()
+for backend in backends:
+    group = backend.group("env")
+    member = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"], start_new_session=True)
+    group.attach_paths[0].write_text(str(member.pid))
+    group.attached(member.pid)
+    group.freeze()
+    printed += [member.pid, backend.instance, backend._watchdog.pid]
+print(*printed, passing._watchdog.pid, passing.instance, flush=True)
+signal.pause()
+"""
+
+
+@pytest.mark.parametrize("freezer", ["cgroup2", "cgroup1"])
+def test_one_watchdog_serves_every_emulator_of_a_process_and_destroys_all_they_left(freezer):
+    # The pytest plugin starts an emulator per test: each starting an interpreter of its own for its watchdog cost
+    # about 7 ms of CPU per test. One serves them all, each instance named to it as it is made.
+    problem = freezer_problem(freezer)
+    require(problem is None, f"freezer {freezer}: {problem}")
+    emulator = subprocess.Popen(
+        [sys.executable, "-c", HOLDING_TWO, freezer], cwd=Path(__file__).parents[1], stdout=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )
+    assert emulator.stdout is not None
+    said = emulator.stdout.readline().split()
+    members, instances = [int(said[0]), int(said[3])], [Path(said[1]), Path(said[4])]
+    watchdogs = {int(said[2]), int(said[5]), int(said[6])}
+    try:
+        assert len(watchdogs) == 1  # one process for the three emulators
+        assert not Path(said[7]).exists()  # the one that closed removed its own directory
+        for instance in instances:
+            deadline = time.monotonic() + 10
+            while not _frozen(instance / "env", freezer):  # the kernel freezes asynchronously: await its word
+                assert time.monotonic() < deadline, "the environment did not freeze"
+                time.sleep(0.01)  # wait-ok: polling the kernel's state, which has no event to await here
+        emulator.kill()
+        assert emulator.wait(timeout=10) == -signal.SIGKILL
+        assert wait_gone(watchdogs.pop(), 10.0), "the watchdog did not finish"
+        for member in members:
+            assert wait_gone(member, 1.0), "a frozen environment outlived its emulator"
+        assert not any(instance.exists() for instance in instances)
+    finally:
+        emulator.kill()
+        emulator.wait()
+        emulator.stdout.close()
+        for instance in instances:
+            if instance.exists():
+                destroy_instance(instance, freezer == "cgroup1")
+
+
+@pytest.mark.parametrize("freezer", ["cgroup2", "cgroup1"])
+def test_an_emulator_closing_with_a_frozen_leftover_destroys_it_and_the_watchdog_serves_on(freezer):
+    problem = freezer_problem(freezer)
+    require(problem is None, f"freezer {freezer}: {problem}")
+    other = BACKENDS[freezer]()  # another emulator of this process, still running
+    closing = BACKENDS[freezer]()
+    try:
+        assert closing._watchdog is other._watchdog
+        member = _freeze_member(closing.instance / "env", freezer)  # not stopped by an environment: left over
+        closing.close()
+        assert member.wait(timeout=10) == -signal.SIGKILL  # killed, frozen as it was
+        assert not closing.instance.exists()
+        assert other._watchdog.poll() is None  # still there for the emulator that runs on
+    finally:
+        other.close()

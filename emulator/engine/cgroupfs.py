@@ -85,9 +85,9 @@ def _rmdir_when_empty(path: _Path) -> None:
 
 
 def watch(argv: list[str]) -> int:
-    """The watchdog: ``<instance cgroup dir> v1|v2``; waits for its emulator to go away (EOF on stdin), then destroys
-    what the emulator left. Each line read meanwhile, ``v1|v2 <dir>``, names an instance directory of another
-    hierarchy (the memory limit's) to destroy after it."""
+    """The watchdog: ``<instance cgroup dir> v1|v2``; waits for its process to go away (EOF on stdin), then destroys
+    what its emulators left. Each line read meanwhile, ``v1|v2 <dir>``, names another instance directory to destroy
+    after it: the memory limit's (often in another hierarchy), another emulator's of the same process."""
     watched = [(argv[0], argv[1] == "v1")]
     _signal.signal(_signal.SIGINT, _signal.SIG_IGN)  # only the emulator's end ends the watch
     for line in sys.stdin.buffer:

@@ -9,21 +9,19 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 from .freezer import (
     ROOT_NAME,
-    FreezerBackend,
     _instance_alive,
     _mountinfo,
     _own_cgroup,
-    _start_watchdog,
-    _stop_watchdog,
+    destroy_instance,
     instance_name,
     make_instance,
     rmdir_when_empty,
+    watch,
 )
 
 log = logging.getLogger("lambda_freeze.memory")
@@ -98,17 +96,10 @@ class MemoryLimiter:
                 except OSError:
                     pass
         make_instance(self.root, self.instance)
-        self._watchdog: subprocess.Popen[bytes] | None = None
 
     @property
     def v1(self) -> bool:
         return self.limit_file == "memory.limit_in_bytes"
-
-    def watched_by(self, freezer: FreezerBackend) -> None:
-        """If the emulator dies, its memory cgroups go with it: destroyed by the freezer's watchdog, or, with a
-        freezer that has none (``sigstop``, ``none``), by a watchdog of their own."""
-        if not freezer.watch_also(self.instance, self.v1):
-            self._watchdog = _start_watchdog(self.instance, self.v1)
 
     @classmethod
     def discover(cls) -> MemoryLimiter | None:
@@ -132,6 +123,7 @@ class MemoryLimiter:
                 limiter = cls(hierarchy, limit_file)
                 probe = limiter.group("probe", 1 << 30)
                 probe.path.rmdir()
+                watch(limiter.instance, limiter.v1)  # if the emulator dies, its memory cgroups go with it
                 return limiter
             except OSError as exc:
                 reasons.append(f"{hierarchy}: {exc.strerror}")
@@ -145,14 +137,15 @@ class MemoryLimiter:
         return MemoryGroup(self.instance / env_id, self.limit_file, limit_bytes)
 
     def close(self) -> None:
-        for path in (self.instance, self.root):
-            try:
-                path.rmdir()
-            except OSError:
-                pass
-        if self._watchdog is not None:
-            _stop_watchdog(self._watchdog, leftovers=self.instance.is_dir())
-            self._watchdog = None
+        try:
+            self.instance.rmdir()
+        except OSError:
+            if self.instance.is_dir():  # something is left: destroyed as the watchdog would
+                destroy_instance(self.instance, self.v1)
+        try:
+            self.root.rmdir()  # shared by every instance: stays while another one runs
+        except OSError:
+            pass
 
 
 def _below(mount_point: str, mount_root: str, own: str | None) -> Path:

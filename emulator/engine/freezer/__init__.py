@@ -35,12 +35,10 @@ from .cgroup import (
 from .instances import (
     ROOT_NAME,
     _instance_alive,
-    _start_watchdog,
-    _stop_watchdog,
-    _watch_also,
     instance_name,
     make_instance,
     process_start_time,
+    watch,
 )
 from .signals import NoFreezeBackend, NoFreezeGroup, SigstopBackend, SigstopGroup, _killpg
 
@@ -68,9 +66,6 @@ __all__ = [
     "_own_cgroup",
     "_read_pids",
     "_rmdir_when_empty",
-    "_start_watchdog",
-    "_stop_watchdog",
-    "_watch_also",
     "_write",
     "cleanup_stale",
     "create_freezer",
@@ -79,6 +74,7 @@ __all__ = [
     "make_instance",
     "process_start_time",
     "rmdir_when_empty",
+    "watch",
 ]
 
 log = logging.getLogger("lambda_freeze.freezer")

@@ -51,10 +51,5 @@ class FreezerBackend(ABC):
     @abstractmethod
     def group(self, env_id: str) -> FreezerGroup: ...
 
-    def watch_also(self, instance: Path, v1: bool) -> bool:
-        """Have the backend's watchdog destroy ``instance`` (this emulator's cgroups in another hierarchy) if the
-        emulator dies; False when the backend has no watchdog (it makes no cgroups)."""
-        return False
-
     def close(self) -> None:  # noqa: B027 - signal-based backends create nothing
         """Remove what the backend created for this emulator instance."""

@@ -17,15 +17,7 @@ from pathlib import Path
 from ...errors import FreezerUnavailable
 from ..cgroupfs import _kill, _read_pids, _write, destroy_instance
 from .base import FreezerBackend, FreezerGroup
-from .instances import (
-    ROOT_NAME,
-    _instance_alive,
-    _start_watchdog,
-    _stop_watchdog,
-    _watch_also,
-    instance_name,
-    make_instance,
-)
+from .instances import ROOT_NAME, _instance_alive, instance_name, make_instance, watch
 
 log = logging.getLogger("lambda_freeze.freezer")
 
@@ -174,7 +166,7 @@ class CgroupBackend(FreezerBackend):
         except OSError as exc:
             raise FreezerUnavailable(f"{self.name}: cannot create cgroups under {self.root}: {exc.strerror}") from None
         self._probe()
-        self._watchdog = _start_watchdog(self.instance, self.group_class is Cgroup1Group)
+        self._watchdog = watch(self.instance, self.group_class is Cgroup1Group)
         self._prepare()
 
     def _prepare(self) -> None:
@@ -197,17 +189,12 @@ class CgroupBackend(FreezerBackend):
     def group(self, env_id: str) -> FreezerGroup:
         return self.group_class(self.instance / env_id)
 
-    def watch_also(self, instance: Path, v1: bool) -> bool:
-        _watch_also(self._watchdog, instance, v1)
-        return True
-
     def close(self) -> None:
         self._release()
-        if not _removed(self.instance, warn=False):  # something is left for the watchdog to destroy
-            _stop_watchdog(self._watchdog)
+        if not _removed(self.instance, warn=False):  # something is left: destroyed as the watchdog would
+            destroy_instance(self.instance, self.group_class is Cgroup1Group)
             _removed(self.instance)
             return
-        _stop_watchdog(self._watchdog, leftovers=False)
         try:
             self.root.rmdir()  # shared by every instance: stays while another one runs
         except OSError:

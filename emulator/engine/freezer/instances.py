@@ -1,14 +1,17 @@
 """An emulator instance's cgroups as a whole: the name of its directory (``i<pid>.<start time>.<n>``, under
 ``ROOT_NAME`` in each hierarchy), whether the instance that made a directory still runs, the watchdog process that
-destroys the directory when the emulator dies (the destruction itself is ``emulator.cgroupfs.destroy_instance``).
+destroys the directories of every emulator of a process when the process dies (``watch``; the destruction itself is
+``emulator.cgroupfs.destroy_instance``).
 """
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from ..process import exited_within
@@ -82,10 +85,49 @@ def _start_watchdog(instance: Path, v1: bool) -> subprocess.Popen[bytes]:
 
 
 def _watch_also(watchdog: subprocess.Popen[bytes], instance: Path, v1: bool) -> None:
-    """The watchdog destroys ``instance`` (of another hierarchy) too when the emulator dies."""
+    """The watchdog destroys ``instance`` too when the emulator dies."""
     assert watchdog.stdin is not None
     watchdog.stdin.write((b"v1 " if v1 else b"v2 ") + os.fsencode(instance) + b"\n")
     watchdog.stdin.flush()
+
+
+# The process's watchdog, shared by all its emulators (the pytest plugin starts one per test, and the next one's
+# while a test runs): an interpreter's start is about 7 ms of CPU, which every emulator's start would pay again.
+_watch_lock = threading.Lock()
+_watchdog: subprocess.Popen[bytes] | None = None
+_watchdog_of = 0  # the pid of the process it watches: a forked child starts its own
+_watched: list[tuple[Path, bool]] = []  # every instance told to it, for a watchdog started anew
+
+
+def watch(instance: Path, v1: bool) -> subprocess.Popen[bytes]:
+    """Have the process's watchdog destroy ``instance`` (an instance directory of a cgroup hierarchy, ``v1`` or not)
+    when the process dies: started with the first instance, told of each later one on its stdin. Instance names are
+    unique to their process, and what an emulator removed when it closed is no longer there to destroy."""
+    global _watchdog, _watchdog_of
+    with _watch_lock:
+        if _watchdog_of != os.getpid():  # the first emulator of this process
+            _watchdog, _watchdog_of, _watched[:] = None, os.getpid(), []
+            atexit.register(_stop_at_exit)
+        _watched.append((instance, v1))
+        if _watchdog is not None and _watchdog.poll() is None:
+            try:
+                _watch_also(_watchdog, instance, v1)
+                return _watchdog
+            except OSError:  # it ended meanwhile (killed from outside): another one, told of every instance
+                pass
+        _watchdog = _start_watchdog(*_watched[0])
+        for other, other_v1 in _watched[1:]:
+            _watch_also(_watchdog, other, other_v1)
+        return _watchdog
+
+
+def _stop_at_exit() -> None:
+    """The process ends: EOF, and the watchdog destroys whatever an emulator left (nothing, if each one closed), then
+    exits; awaited, so that nothing outlives the process."""
+    with _watch_lock:
+        watchdog = _watchdog if _watchdog_of == os.getpid() else None
+    if watchdog is not None and watchdog.returncode is None:
+        _stop_watchdog(watchdog)
 
 
 def _stop_watchdog(watchdog: subprocess.Popen[bytes], *, leftovers: bool = True) -> None:
