@@ -122,22 +122,15 @@ def watch(instance: Path, v1: bool) -> subprocess.Popen[bytes]:
 
 
 def _stop_at_exit() -> None:
-    """The process ends: EOF, and the watchdog destroys whatever an emulator left (nothing, if each one closed), then
-    exits; awaited, so that nothing outlives the process."""
+    """The process ends: EOF, and the watchdog destroys whatever an emulator left (nothing, if each one closed) and
+    exits; awaited (killed after 5 s), so that nothing outlives the process."""
     with _watch_lock:
         watchdog = _watchdog if _watchdog_of == os.getpid() else None
-    if watchdog is not None and watchdog.returncode is None:
-        _stop_watchdog(watchdog)
-
-
-def _stop_watchdog(watchdog: subprocess.Popen[bytes], *, leftovers: bool = True) -> None:
-    """With ``leftovers`` (cgroups the emulator could not remove), EOF: the watchdog destroys them and exits. Without,
-    it is killed: nothing to wait for, where a watchdog still starting its interpreter would hold the stop as long."""
-    if not leftovers:
-        watchdog.kill()
+    if watchdog is None or watchdog.returncode is not None:
+        return
     if watchdog.stdin is not None:
-        watchdog.stdin.close()  # EOF: the watchdog cleans what is left and exits
-    if leftovers and not _exits_within(watchdog, 5.0):
+        watchdog.stdin.close()
+    if not _exits_within(watchdog, 5.0):
         watchdog.kill()
     watchdog.wait()
 
