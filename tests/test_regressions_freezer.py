@@ -74,11 +74,15 @@ def _freeze_member(env_dir: Path, freezer: str) -> subprocess.Popen[bytes]:
     (env_dir / ("cgroup.freeze" if freezer == "cgroup2" else "freezer.state")).write_text(
         "1" if freezer == "cgroup2" else "FROZEN"
     )
+    _await_frozen(env_dir, freezer)
+    return member
+
+
+def _await_frozen(env_dir: Path, freezer: str) -> None:
     deadline = time.monotonic() + 10
     while not _frozen(env_dir, freezer):  # the kernel freezes asynchronously: await its word
         assert time.monotonic() < deadline, f"{env_dir} did not freeze"
         time.sleep(0.01)  # wait-ok: polling the kernel's state, which has no event to await here
-    return member
 
 
 @pytest.mark.parametrize("freezer", ["cgroup2", "cgroup1"])
@@ -301,10 +305,7 @@ def test_a_hang_up_of_the_emulators_terminal_leaves_no_frozen_environment(freeze
     member_s, instance_s, watchdog_s = emulator.stdout.readline().split()
     member, instance, watchdog = int(member_s), Path(instance_s), int(watchdog_s)
     try:
-        deadline = time.monotonic() + 10
-        while not _frozen(instance / "env", freezer):  # the kernel freezes asynchronously: await its word
-            assert time.monotonic() < deadline, "the environment did not freeze"
-            time.sleep(0.01)  # wait-ok: polling the kernel's state, which has no event to await here
+        _await_frozen(instance / "env", freezer)
         os.killpg(emulator.pid, signal.SIGHUP)
         assert emulator.wait(timeout=10) == -signal.SIGHUP
         assert wait_gone(watchdog, 10.0), "the watchdog did not finish"
@@ -474,10 +475,7 @@ def test_one_watchdog_serves_every_emulator_of_a_process_and_destroys_all_they_l
         assert len(watchdogs) == 1  # one process for the three emulators
         assert not Path(said[7]).exists()  # the one that closed removed its own directory
         for instance in instances:
-            deadline = time.monotonic() + 10
-            while not _frozen(instance / "env", freezer):  # the kernel freezes asynchronously: await its word
-                assert time.monotonic() < deadline, "the environment did not freeze"
-                time.sleep(0.01)  # wait-ok: polling the kernel's state, which has no event to await here
+            _await_frozen(instance / "env", freezer)
         emulator.kill()
         assert emulator.wait(timeout=10) == -signal.SIGKILL
         assert wait_gone(watchdogs.pop(), 10.0), "the watchdog did not finish"
