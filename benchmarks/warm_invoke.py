@@ -40,6 +40,7 @@ import json
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -342,8 +343,10 @@ def bench_pytest(args: argparse.Namespace) -> dict[str, object]:
         env = {**os.environ, "BENCH_CODE": str(code), "BENCH_OUT": str(out), "BENCH_TESTS": str(args.cold_runs + 1)}
         if args.src:
             env["PYTHONPATH"] = str(args.src)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
                         "-p", "no:xdist", "test_bench.py"], cwd=tmp, env=env, check=True, capture_output=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the session and every process it started and reaped
         records = [json.loads(line) for line in out.read_text().splitlines()]
     first = [r["ns"] for r in records if r["figure"] == "first_response"]
     whole: dict[str, int] = {}
@@ -352,9 +355,10 @@ def bench_pytest(args: argparse.Namespace) -> dict[str, object]:
             whole[r["test"]] = whole.get(r["test"], 0) + r["ns"]
     one = [ns for test, ns in whole.items() if "test_one_invoke" in test]
     none = [ns for test, ns in whole.items() if "test_no_invoke" in test]
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"runs": len(first) - 1, "first_test_function_to_first_response_ms": first[0] / 1e6,
             "function_to_first_response_ms": _median_ms(first[1:]), "test_with_one_invoke_ms": _median_ms(one[1:]),
-            "setup_function_teardown_ms": _median_ms(none)}
+            "setup_function_teardown_ms": _median_ms(none), "cpu_ms_per_test": cpu_s * 1000 / len(whole)}
 
 
 def bench_serve_start(args: argparse.Namespace) -> dict[str, object]:
@@ -590,12 +594,14 @@ def bench_pytest_rounds(args: argparse.Namespace, progress: Callable[[str], None
 def print_pytest_rounds(rounds: list[dict[str, object]]) -> None:
     print("\npytest, a session of the lambda_freeze fixture, medians of its tests but the first, ms")
     print(f"  {'round':<6} {'first':>7} {'test':>7} {'no inv.':>8} {'1st test':>9} {'RIE':>7} {'ratio':>7} {'load':>6}")
-    columns: dict[str, list[float]] = {"first": [], "test": [], "none": [], "cold": [], "rie": [], "ratio": []}
+    columns: dict[str, list[float]] = {"first": [], "test": [], "none": [], "cold": [], "cpu": [], "rie": [],
+                                       "ratio": []}
     for i, r in enumerate(rounds, 1):
         p: dict[str, float] = r["pytest"]  # type: ignore[assignment]
         rie: float | None = r.get("rie_launch_to_first_response_ms")  # type: ignore[assignment]
         values = {"first": p["function_to_first_response_ms"], "test": p["test_with_one_invoke_ms"],
-                  "none": p["setup_function_teardown_ms"], "cold": p["first_test_function_to_first_response_ms"]}
+                  "none": p["setup_function_teardown_ms"], "cold": p["first_test_function_to_first_response_ms"],
+                  "cpu": p["cpu_ms_per_test"]}
         line = (f"  {i:<6} {values['first']:7.1f} {values['test']:7.1f} {values['none']:8.1f} "
                 f"{values['cold']:9.1f}")
         if rie is not None:
@@ -607,7 +613,7 @@ def print_pytest_rounds(rounds: list[dict[str, object]]) -> None:
     median = {key: statistics.median(v) for key, v in columns.items() if v}
     summary = (f"  medians of the rounds: function(...) → first response {median['first']:.1f}, a whole test "
                f"{median['test']:.1f}, a test with no invoke {median['none']:.1f}, the session's first test "
-               f"{median['cold']:.1f}")
+               f"{median['cold']:.1f}, CPU per test {median['cpu']:.1f} (the session and all it started)")
     if columns["ratio"]:
         summary += (f"; RIE launch → first response {median['rie']:.1f}, ratio {median['ratio']:.2f}× "
                     f"({min(columns['ratio']):.2f}-{max(columns['ratio']):.2f})")
