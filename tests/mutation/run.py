@@ -57,15 +57,13 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
          "tests/test_regressions_timing.py::test_a_throttled_queue_waits_without_burning_cpu"],
     ),
     # The smaller parts of the environment alone (the slot and the runtime's answers, the deadline, the freeze
-    # control, the bound owner): their unit tests first, then the tests that drive them through real runtimes; last,
-    # an extension's INIT (the runtime is not in `next` until it calls it, though the extension is already there).
+    # control, the bound owner): their unit tests first, then the tests that drive them through real runtimes.
     "environment_parts": (
         ["emulator/engine/slot.py", "emulator/engine/deadline.py", "emulator/engine/freeze.py",
          "emulator/engine/owner.py"],
         ["tests/test_environment_parts.py", "tests/test_invoke_api.py", "tests/test_regressions_start.py",
          "tests/test_streaming.py", "tests/test_python_runtime.py", "tests/test_regressions_pool.py",
-         "tests/test_misbehaving.py", "tests/test_pool.py", "tests/test_freezing.py",
-         "tests/test_extensions.py::test_extension_gets_invoke_events_and_delays_the_freeze"],
+         "tests/test_misbehaving.py", "tests/test_pool.py", "tests/test_freezing.py"],
     ),
     "freezer": (
         ["emulator/engine/freezer", "emulator/engine/cgroupfs.py", "emulator/engine/memory.py"],
