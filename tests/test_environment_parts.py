@@ -67,9 +67,7 @@ async def test_the_runtime_s_content_type_reaches_the_caller_and_json_is_the_def
     invocation = _invoking(slot, lifecycle)
     slot.respond(invocation.request_id, b"plain words", "text/plain; charset=utf-8")
     assert invocation.result.result().content_type == "text/plain; charset=utf-8"
-    lifecycle.on_next()
-    lifecycle.on_invoke()
-    slot.current = second = Invocation(b"{}", "arn:aws:lambda:us-east-1:000000000000:function:fn")
+    second = _invoking(slot, lifecycle)
     slot.respond(second.request_id, b"{}", None)  # the runtime said nothing: JSON, as Lambda answers
     assert second.result.result().content_type == "application/json"
 
@@ -83,9 +81,7 @@ async def test_a_response_too_large_says_its_size_when_the_runtime_sent_one():
     outcome = invocation.result.result()
     assert outcome.error_type == "Function.ResponseSizeTooLarge" and lifecycle.history[-1].event == "error"
     assert outcome.message.startswith("Response payload size (7000000 bytes) exceeded maximum allowed payload size")
-    lifecycle.on_next()
-    lifecycle.on_invoke()
-    slot.current = unsized = Invocation(b"{}", "arn:aws:lambda:us-east-1:000000000000:function:fn")
+    unsized = _invoking(slot, lifecycle)
     slot.respond_too_large(unsized.request_id, None)  # a chunked body: its size is not known
     assert unsized.result.result().message.startswith("Response payload size exceeded maximum allowed payload size")
 

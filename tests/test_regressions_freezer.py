@@ -275,18 +275,25 @@ def test_auto_takes_the_first_freezer_the_host_allows(host):
         assert reason in said
 
 
-# An emulator's freezer with one environment frozen: it prints the environment's process, its instance's directory
-# and its watchdog, then waits to be signalled.
-HOLDING = """
+# How the scripts below freeze one environment in an emulator's freezer, as an environment's start and freeze do.
+FREEZE_ONE = """
 import signal, subprocess, sys
 from emulator.engine.freezer import BACKENDS
+
+
+def freeze_one(backend):
+    group = backend.group("env")
+    member = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"], start_new_session=True)
+    group.attach_paths[0].write_text(str(member.pid))
+    group.attached(member.pid)
+    group.freeze()
+    return member.pid
+"""
+# An emulator's freezer with one environment frozen: it prints the environment's process, its instance's directory
+# and its watchdog, then waits to be signalled.
+HOLDING = FREEZE_ONE + """
 backend = BACKENDS[sys.argv[1]]()
-group = backend.group("env")
-member = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"], start_new_session=True)
-group.attach_paths[0].write_text(str(member.pid))
-group.attached(member.pid)
-group.freeze()
-print(member.pid, backend.instance, backend._watchdog.pid, flush=True)
+print(freeze_one(backend), backend.instance, backend._watchdog.pid, flush=True)
 signal.pause()
 """
 
@@ -438,20 +445,13 @@ def test_an_instance_is_made_while_other_emulators_remove_the_shared_root(tmp_pa
 # Two emulators' freezers in one process, one environment frozen in each, and a third emulator that starts and closes
 # meanwhile: it prints both environments' processes, both instances' directories, both freezers' watchdogs and the
 # third's, then waits to be killed.
-HOLDING_TWO = """
-import signal, subprocess, sys
-from emulator.engine.freezer import BACKENDS
+HOLDING_TWO = FREEZE_ONE + """
 printed = []
 backends = [BACKENDS[sys.argv[1]]() for _ in range(2)]
 passing = BACKENDS[sys.argv[1]]()
 passing.close()
 for backend in backends:
-    group = backend.group("env")
-    member = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"], start_new_session=True)
-    group.attach_paths[0].write_text(str(member.pid))
-    group.attached(member.pid)
-    group.freeze()
-    printed += [member.pid, backend.instance, backend._watchdog.pid]
+    printed += [freeze_one(backend), backend.instance, backend._watchdog.pid]
 print(*printed, passing._watchdog.pid, passing.instance, flush=True)
 signal.pause()
 """
