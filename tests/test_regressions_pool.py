@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from test_regressions_start import code_dir
 
 from emulator import FunctionConfig
 
@@ -202,11 +203,7 @@ os._exit(1)
 
 
 def test_an_invocation_waiting_for_a_runtime_that_exits_instead_of_coming_back_runs_elsewhere(serve, tmp_path):
-    code = tmp_path / "code"
-    code.mkdir()
-    (code / "bootstrap").write_text(ANSWERS_THEN_EXITS)
-    (code / "bootstrap").chmod(0o755)
-    fn = serve(str(code), runtime="provided", handler="x")
+    fn = serve(str(code_dir(tmp_path, ANSWERS_THEN_EXITS, 0o755)), runtime="provided", handler="x")
     first = fn.invoke({}, tail=False)  # answered at once (a tail would wait for the REPORT: once the runtime exits)
     second = fn.invoke({})  # assigned to the environment that answered, which then exits: placed elsewhere
     assert first.function_error is None and second.function_error is None, second.payload
@@ -295,11 +292,7 @@ while True:
 
 
 def test_an_invocation_waits_a_second_for_a_runtime_that_answered_then_runs_elsewhere(serve, tmp_path):
-    code = tmp_path / "code"
-    code.mkdir()
-    (code / "bootstrap").write_text(ANSWERS_THEN_LINGERS)
-    (code / "bootstrap").chmod(0o755)
-    fn = serve(str(code), runtime="provided", handler="x")
+    fn = serve(str(code_dir(tmp_path, ANSWERS_THEN_LINGERS, 0o755)), runtime="provided", handler="x")
     first = fn.invoke({}, tail=False)  # answered at once; its runtime comes back to `next` 4 s later
     sent = time.monotonic()
     second = fn.invoke({}, tail=False)  # waits for the environment that answered, as Lambda does for a moment
