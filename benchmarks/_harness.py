@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -479,3 +480,13 @@ def cpu_ns(pid: int) -> int | None:
         except (OSError, ValueError, IndexError):
             continue
     return total
+
+
+def emit(report: dict[str, object], as_json: bool, print_text: Callable[[], None]) -> int:
+    """A benchmark's end: its report as one JSON document (``--json``), or ``print_text()``'s tables; exit status 0."""
+    if as_json:
+        json.dump(report, sys.stdout, indent=2)
+        print()
+    else:
+        print_text()
+    return 0

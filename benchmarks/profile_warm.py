@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from _harness import CLIENTS, INVOKE_PATH, Server, cpu_ns, timed_posts
+from _harness import CLIENTS, INVOKE_PATH, Server, cpu_ns, emit, timed_posts
 
 # (category, regex over one frame "function (path:line)"); a sample goes to the first category any frame of its stack
 # matches, frames below the event loop's ``run`` only (everything above it is the same for every sample).
@@ -473,12 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         report["micro"] = micro(args)
     if "floor" not in args.skip:
         report["floors"] = floors(args)
-    if args.json:
-        json.dump(report, sys.stdout, indent=2)
-        print()
-    else:
-        print_text(report)
-    return 0
+    return emit(report, args.json, lambda: print_text(report))
 
 
 if __name__ == "__main__":

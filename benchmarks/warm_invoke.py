@@ -56,6 +56,7 @@ from _harness import (
     RieServer,
     Server,
     cpu_ns,
+    emit,
     timed_posts,
 )
 
@@ -686,20 +687,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.only_new_env:
         report["new_environment_rounds"] = rounds = bench_new_env_rounds(args, progress)
-        if args.json:
-            json.dump(report, sys.stdout, indent=2)
-            print()
-        else:
-            print_new_env_rounds(rounds)
-        return 0
+        return emit(report, args.json, lambda: print_new_env_rounds(rounds))
     if args.only_pytest:
         report["pytest_rounds"] = pytest_rounds = bench_pytest_rounds(args, progress)
-        if args.json:
-            json.dump(report, sys.stdout, indent=2)
-            print()
-        else:
-            print_pytest_rounds(pytest_rounds)
-        return 0
+        return emit(report, args.json, lambda: print_pytest_rounds(pytest_rounds))
     if args.only_starts:
         args.skip = ["floor", "warm", "echo", "cold"]
         freezers = ["rie"] if args.rie is not None else []
@@ -733,12 +724,7 @@ def main(argv: list[str] | None = None) -> int:
     report["reference_rie"] = reference
     report["targets"] = _targets(results, reference)
     report["config"]["loadavg_at_end"] = os.getloadavg()  # type: ignore[index]
-    if args.json:
-        json.dump(report, sys.stdout, indent=2)
-        print()
-    else:
-        print_text(report)
-    return 0
+    return emit(report, args.json, lambda: print_text(report))
 
 
 if __name__ == "__main__":
