@@ -68,12 +68,17 @@ class Spare:
         self._taken = True
         made = await asyncio.shield(self._making)
         if made is not None:
-            group, memory, parked = made
-            parked.discard()  # on the loop (a shell killed and reaped): also at the process's exit, with no executor
-            group.kill()
-            await group.remove()
-            if memory is not None:
-                await memory.remove()
+            await discard(*made)
+
+
+async def discard(group: FreezerGroup, memory: MemoryGroup | None, parked: Parked) -> None:
+    """A spare's process killed and its cgroups removed; its process on the loop (a shell killed and reaped), so this
+    works at the process's exit too, when executors take no more work."""
+    parked.discard()
+    group.kill()
+    await group.remove()
+    if memory is not None:
+        await memory.remove()
 
 
 def remove_now(group: FreezerGroup, memory: MemoryGroup | None) -> None:

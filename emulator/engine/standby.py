@@ -37,6 +37,7 @@ from .lambda_paths import Mounts
 from .memory_limit import MemoryGroup
 from .process import _SPAWNER, Parked, park
 from .spare import Spare, remove_now
+from .spare import discard as discard_spare
 
 log = logging.getLogger("lambda_freeze.standby")
 
@@ -65,6 +66,16 @@ class Standby:
         await self.group.remove()
         if self.memory is not None:
             await self.memory.remove()
+
+
+def _worked_out(config: FunctionConfig) -> tuple[list[str], dict[str, str], Mounts | None]:
+    """What a standby's environment would work out after the caller's request from the function's settings alone: the
+    runtime's command line, its environment but for the environment's own part, and its view of the paths
+    (lambda_paths decides on the runtime's command; its first call probes the kernel with a child process)."""
+    argv = runtimes.command(config)
+    base_env = runtimes.base_environment(config)
+    mounts = lambda_paths.for_function(config, argv, runtimes.completed_environment(config, base_env, runtime_api=""))
+    return argv, base_env, mounts
 
 
 def _settings(config: FunctionConfig) -> tuple[object, ...]:
@@ -142,13 +153,7 @@ class StandbyKeeper:
                 return standby
         memory_limiter = self._ctx.memory
         def make() -> Standby:  # off the loop: cgroup directories, the fork, the kernel's first cgroup.procs writes
-            # The view of the paths its environment will have (lambda_paths decides on the runtime's command; its
-            # first call probes the kernel with a child process).
-            argv = runtimes.command(config)
-            base_env = runtimes.base_environment(config)
-            mounts = lambda_paths.for_function(
-                config, argv, runtimes.completed_environment(config, base_env, runtime_api="")
-            )
+            argv, base_env, mounts = _worked_out(config)
             group = self._ctx.freezer.group(name)
             memory = None
             try:
@@ -182,11 +187,7 @@ class StandbyKeeper:
         group, memory, parked = made
 
         def adapt() -> Standby:
-            argv = runtimes.command(config)
-            base_env = runtimes.base_environment(config)
-            mounts = lambda_paths.for_function(
-                config, argv, runtimes.completed_environment(config, base_env, runtime_api="")
-            )
+            argv, base_env, mounts = _worked_out(config)
             if memory is not None:
                 memory.set_limit(config.memory_mb * 1024 * 1024)
             if mounts is not None:
@@ -197,7 +198,7 @@ class StandbyKeeper:
             standby = await asyncio.get_running_loop().run_in_executor(_SPAWNER, adapt)
         except (LambdaFreezeError, OSError) as exc:
             log.info("%s: the spare process is not used (%s)", config.name, getattr(exc, "message", exc))
-            await Standby(spare.name, (), group, memory, None, parked, 0, [], {}).discard()
+            await discard_spare(group, memory, parked)
             return None
         self.made += 1
         log.info("%s: standby process %d (the spare) in %s", config.name, parked.pid, spare.name)
